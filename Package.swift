@@ -1,0 +1,111 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "AeroCache",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "aerocache-node", targets: ["aerocache-node"]),
+        .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure logic, no sockets: limits, the in-memory store.
+        .target(
+            name: "AeroCacheCore",
+            swiftSettings: strict
+        ),
+        // Generated protobuf messages (scripts/generate-proto.sh) plus the method descriptors.
+        .target(
+            name: "AeroCacheProto",
+            dependencies: ["AeroCacheTransport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["generated-from.sha256"],
+            swiftSettings: strict
+        ),
+        // Debian's libnghttp2-dev.
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        // The gRPC wire protocol on libnghttp2, driven by swift-nio.
+        .target(
+            name: "AeroCacheTransport",
+            dependencies: [
+                "CNghttp2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // One cluster node: the Cache and Health services over the transport.
+        .target(
+            name: "AeroCacheNode",
+            dependencies: [
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The Swift client library.
+        .target(
+            name: "AeroCacheClient",
+            dependencies: [
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // In-process nodes on loopback for tests.
+        .target(
+            name: "AeroCacheTestKit",
+            dependencies: [
+                "AeroCacheNode", "AeroCacheClient", "AeroCacheTransport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aerocache-node",
+            dependencies: [
+                "AeroCacheNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AeroCacheCoreTests",
+            dependencies: ["AeroCacheCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AeroCacheTransportTests",
+            dependencies: [
+                "AeroCacheTransport", "AeroCacheProto", "AeroCacheTestKit", "AeroCacheClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

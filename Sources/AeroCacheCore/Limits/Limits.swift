@@ -1,0 +1,55 @@
+/// The size limits every write is checked against before anything is stored.
+///
+/// The defaults are the contract's: keys of 1…512 UTF-8 bytes, values up to 1 MiB,
+/// metadata up to 1 KiB (keys plus values), TTLs not negative.
+public struct Limits: Sendable, Equatable {
+    /// Longest key, in UTF-8 bytes.
+    public var maxKeyBytes: Int
+    /// Largest value, in bytes.
+    public var maxValueBytes: Int
+    /// Largest metadata map, counting the UTF-8 bytes of every key and value.
+    public var maxMetadataBytes: Int
+
+    public init(maxKeyBytes: Int = 512, maxValueBytes: Int = 1 << 20, maxMetadataBytes: Int = 1024) {
+        self.maxKeyBytes = maxKeyBytes
+        self.maxValueBytes = maxValueBytes
+        self.maxMetadataBytes = maxMetadataBytes
+    }
+
+    /// Checks a key: not empty, at most ``maxKeyBytes`` UTF-8 bytes.
+    public func validate(key: String) throws(ValidationError) {
+        let count = key.utf8.count
+        if count == 0 { throw ValidationError("key must not be empty") }
+        if count > maxKeyBytes {
+            throw ValidationError("key is \(count) bytes, over the limit of \(maxKeyBytes) bytes")
+        }
+    }
+
+    /// Checks a value's size against ``maxValueBytes``.
+    public func validate(valueCount: Int) throws(ValidationError) {
+        if valueCount > maxValueBytes {
+            throw ValidationError("value is \(valueCount) bytes, over the limit of \(maxValueBytes) bytes")
+        }
+    }
+
+    /// Checks the metadata's total size against ``maxMetadataBytes``.
+    public func validate(metadata: [String: String]) throws(ValidationError) {
+        var total = 0
+        for (name, value) in metadata { total += name.utf8.count + value.utf8.count }
+        if total > maxMetadataBytes {
+            throw ValidationError("metadata is \(total) bytes, over the limit of \(maxMetadataBytes) bytes")
+        }
+    }
+
+    /// Checks a TTL in milliseconds: zero (no expiry) or positive.
+    public func validate(ttlMilliseconds: Int64) throws(ValidationError) {
+        if ttlMilliseconds < 0 { throw ValidationError("ttl must not be negative (got \(ttlMilliseconds) ms)") }
+    }
+}
+
+/// Input that breaks a ``Limits`` rule; the message names the rule.
+public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,20 @@
+import AeroCacheTransport
+
+/// The methods of `aerocache.v1.Cache`, as fixed in `proto/aerocache/v1/cache.proto`.
+public enum CacheMethods {
+    public static let service = "aerocache.v1.Cache"
+    public static let get = MethodDescriptor<Aerocache_V1_GetRequest, Aerocache_V1_GetResponse>(service: service, method: "Get")
+    public static let set = MethodDescriptor<Aerocache_V1_SetRequest, Aerocache_V1_SetResponse>(service: service, method: "Set")
+    public static let delete = MethodDescriptor<Aerocache_V1_DeleteRequest, Aerocache_V1_DeleteResponse>(service: service, method: "Delete")
+    public static let has = MethodDescriptor<Aerocache_V1_HasRequest, Aerocache_V1_HasResponse>(service: service, method: "Has")
+    public static let increment = MethodDescriptor<Aerocache_V1_IncrementRequest, Aerocache_V1_IncrementResponse>(service: service, method: "Increment")
+    public static let touch = MethodDescriptor<Aerocache_V1_TouchRequest, Aerocache_V1_TouchResponse>(service: service, method: "Touch")
+    public static let batchGet = MethodDescriptor<Aerocache_V1_BatchGetRequest, Aerocache_V1_BatchGetResponse>(service: service, method: "BatchGet")
+    public static let batchSet = MethodDescriptor<Aerocache_V1_BatchSetRequest, Aerocache_V1_BatchSetResponse>(service: service, method: "BatchSet")
+}
+
+/// The standard `grpc.health.v1.Health` service (unary Check only).
+public enum HealthMethods {
+    public static let service = "grpc.health.v1.Health"
+    public static let check = MethodDescriptor<Grpc_Health_V1_HealthCheckRequest, Grpc_Health_V1_HealthCheckResponse>(service: service, method: "Check")
+}

@@ -1,0 +1,196 @@
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+import Synchronization
+
+/// A gRPC client for one peer: one HTTP/2 connection, many concurrent calls multiplexed on it.
+///
+/// The connection is opened on the first call and re-opened after it drops. When connecting
+/// fails, calls fail fast with `UNAVAILABLE` until an exponential backoff has passed, then the
+/// next call tries again.
+///
+/// ```swift
+/// let peer = GRPCClientConnection(host: "127.0.0.1", port: 7400, eventLoopGroup: group)
+/// let reply = try await peer.unary(Cache.get, .with { $0.key = "user:1" }, timeout: .milliseconds(200))
+/// ```
+///
+/// Every failure is thrown as an ``RPCError``.
+public final class GRPCClientConnection: Sendable {
+    public struct Configuration: Sendable {
+        public var connectTimeout: TimeAmount = .seconds(2)
+        public var initialBackoff: TimeAmount = .milliseconds(100)
+        public var maximumBackoff: TimeAmount = .seconds(5)
+        public var backoffMultiplier: Double = 1.6
+        public var maxResponseMessageBytes: Int = 64 << 20
+        public init() {}
+    }
+
+    private struct Connected: Sendable {
+        let channel: any Channel
+        let handler: NIOLoopBound<ClientConnectionHandler>
+    }
+
+    private enum State {
+        case idle(failures: Int)
+        case connecting(EventLoopFuture<Connected>, failures: Int)
+        case ready(Connected)
+        case backingOff(until: NIODeadline, error: RPCError, failures: Int)
+        case closed
+    }
+
+    public let host: String
+    public let port: Int
+    private let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let state = Mutex(State.idle(failures: 0))
+
+    public init(host: String, port: Int, eventLoopGroup: any EventLoopGroup, configuration: Configuration = .init()) {
+        self.host = host
+        self.port = port
+        self.group = eventLoopGroup
+        self.configuration = configuration
+    }
+
+    /// Calls a unary method; `timeout` becomes the call's deadline (sent as `grpc-timeout`).
+    public func unary<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil
+    ) async throws -> Response {
+        let payload = try encode(request)
+        let bytes = try await unary(path: method.path, payload: payload, timeout: timeout)
+        do {
+            return try Response(serializedBytes: bytes)
+        } catch {
+            throw RPCError(.internalError, "\(host):\(port) sent an invalid \(Response.protoMessageName): \(error)")
+        }
+    }
+
+    /// Calls a unary method with an already serialized request; returns the serialized response.
+    public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
+        let connected = try await readyConnection()
+        let timeoutNanoseconds = timeout.map { Self.nanoseconds($0) }
+        return try await withCheckedThrowingContinuation { continuation in
+            connected.handler.eventLoop.execute {
+                connected.handler.value.startCall(path: path, payload: payload,
+                                                  timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
+            }
+        }
+    }
+
+    /// Closes the connection; later calls fail with `UNAVAILABLE`.
+    public func close() async {
+        let channel: (any Channel)? = state.withLock { state in
+            defer { state = .closed }
+            if case .ready(let connected) = state { return connected.channel }
+            return nil
+        }
+        try? await channel?.close()
+    }
+
+    private enum NextStep {
+        case use(Connected)
+        case wait(EventLoopFuture<Connected>)
+        case connect(EventLoopPromise<Connected>, failures: Int)
+        case fail(RPCError)
+    }
+
+    private func readyConnection() async throws -> Connected {
+        let step: NextStep = state.withLock { state in
+            switch state {
+            case .ready(let connected):
+                return .use(connected)
+            case .connecting(let future, _):
+                return .wait(future)
+            case .backingOff(let until, let error, let failures):
+                if NIODeadline.now() < until { return .fail(error) }
+                let promise = group.next().makePromise(of: Connected.self)
+                state = .connecting(promise.futureResult, failures: failures)
+                return .connect(promise, failures: failures)
+            case .idle(let failures):
+                let promise = group.next().makePromise(of: Connected.self)
+                state = .connecting(promise.futureResult, failures: failures)
+                return .connect(promise, failures: failures)
+            case .closed:
+                return .fail(RPCError(.unavailable, "connection to \(host):\(port) was closed by this client"))
+            }
+        }
+        switch step {
+        case .use(let connected):
+            return connected
+        case .wait(let future):
+            return try await future.get()
+        case .fail(let error):
+            throw error
+        case .connect(let promise, let failures):
+            connect(promise, failures: failures)
+            return try await promise.futureResult.get()
+        }
+    }
+
+    private func connect(_ promise: EventLoopPromise<Connected>, failures: Int) {
+        let authority = "\(host):\(port)"
+        let maxResponse = configuration.maxResponseMessageBytes
+        ClientBootstrap(group: promise.futureResult.eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port)
+            .flatMapThrowing { [self] channel -> Connected in
+                let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse) {
+                    [weak self, channel] in self?.connectionBecameUnusable(channel)
+                }
+                try channel.pipeline.syncOperations.addHandler(handler)
+                return Connected(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            }
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let connected):
+                    let keep = self.state.withLock { state -> Bool in
+                        if case .closed = state { return false }
+                        state = .ready(connected)
+                        return true
+                    }
+                    if keep {
+                        promise.succeed(connected)
+                    } else {
+                        connected.channel.close(promise: nil)
+                        promise.fail(RPCError(.unavailable, "connection to \(authority) was closed by this client"))
+                    }
+                case .failure(let error):
+                    let rpcError = RPCError(.unavailable, "cannot connect to \(authority): \(error)")
+                    let delay = self.backoff(afterFailures: failures + 1)
+                    self.state.withLock { state in
+                        if case .closed = state { return }
+                        state = .backingOff(until: .now() + delay, error: rpcError, failures: failures + 1)
+                    }
+                    promise.fail(rpcError)
+                }
+            }
+    }
+
+    /// The connection on `channel` takes no new calls: the next call opens a new one.
+    private func connectionBecameUnusable(_ channel: any Channel) {
+        state.withLock { state in
+            if case .ready(let connected) = state, connected.channel === channel {
+                state = .idle(failures: 0)
+            }
+        }
+    }
+
+    private func backoff(afterFailures failures: Int) -> TimeAmount {
+        let base = Double(configuration.initialBackoff.nanoseconds)
+            * pow(configuration.backoffMultiplier, Double(max(failures - 1, 0)))
+        let capped = min(base, Double(configuration.maximumBackoff.nanoseconds))
+        let jittered = capped * Double.random(in: 0.8...1.2)
+        return .nanoseconds(Int64(jittered))
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,151 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A gRPC server (h2c with prior knowledge) answering unary ``ServerMethod``s.
+///
+/// ```swift
+/// let server = GRPCServer(configuration: .init(host: "127.0.0.1", port: 7400),
+///                         methods: [.sync(Cache.get) { request, _ in ... }],
+///                         eventLoopGroup: group, logger: logger)
+/// try await server.run()          // returns after initiateGracefulShutdown() completes
+/// ```
+///
+/// Graceful shutdown stops accepting, sends GOAWAY on every connection, lets in-flight calls
+/// finish, and force-closes what is left after ``Configuration/shutdownGracePeriod``.
+public final class GRPCServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        /// The port to listen on; 0 picks a free one (read it from ``localAddress``).
+        public var port: Int
+        /// Largest request message accepted; larger ones get `RESOURCE_EXHAUSTED` before buffering.
+        public var maxRequestMessageBytes: Int
+        public var maxConcurrentStreams: UInt32
+        /// How long graceful shutdown waits for in-flight calls before closing connections.
+        public var shutdownGracePeriod: TimeAmount
+
+        public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
+                    maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10)) {
+            self.host = host
+            self.port = port
+            self.maxRequestMessageBytes = maxRequestMessageBytes
+            self.maxConcurrentStreams = maxConcurrentStreams
+            self.shutdownGracePeriod = shutdownGracePeriod
+        }
+    }
+
+    private struct State {
+        var listener: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var isShuttingDown = false
+    }
+
+    private let configuration: Configuration
+    private let router: ServerRouter
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let address: EventLoopPromise<SocketAddress>
+    private let jobs: AsyncStream<@Sendable () async -> Void>
+    private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
+
+    public init(configuration: Configuration, methods: [ServerMethod], eventLoopGroup: any EventLoopGroup,
+                logger: Logger = Logger(label: "aerocache.transport")) {
+        self.configuration = configuration
+        self.router = ServerRouter(methods)
+        self.group = eventLoopGroup
+        self.logger = logger
+        self.address = eventLoopGroup.next().makePromise()
+        (self.jobs, self.jobsContinuation) = AsyncStream.makeStream()
+    }
+
+    /// The address the server listens on, once bound.
+    public var localAddress: SocketAddress {
+        get async throws { try await address.futureResult.get() }
+    }
+
+    /// Binds, then serves until a graceful shutdown has completed.
+    public func run() async throws {
+        let settings = ServerConnectionHandler.Settings(
+            maxRequestMessageBytes: configuration.maxRequestMessageBytes,
+            maxConcurrentStreams: configuration.maxConcurrentStreams,
+            initialWindowSize: 1 << 20,
+            connectionWindowSize: 16 << 20)
+        let listener: any Channel
+        do {
+            listener = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { [self] channel in
+                    self.register(channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(
+                            router: self.router, settings: settings, jobs: self.jobsContinuation, logger: self.logger))
+                    }
+                }
+                .bind(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            address.fail(error)
+            jobsContinuation.finish()
+            throw error
+        }
+        let shutDownAlready = state.withLock { state in
+            state.listener = listener
+            return state.isShuttingDown
+        }
+        address.succeed(listener.localAddress!)
+        logger.info("gRPC server listening", metadata: ["address": "\(listener.localAddress!)"])
+        if shutDownAlready { initiateGracefulShutdown() }
+
+        await withDiscardingTaskGroup { group in
+            for await job in jobs {
+                group.addTask(operation: job)
+            }
+        }
+        try? await listener.closeFuture.get()
+    }
+
+    /// Stops accepting, lets in-flight calls finish, then makes ``run()`` return.
+    public func initiateGracefulShutdown() {
+        let (listener, connections) = state.withLock { state in
+            state.isShuttingDown = true
+            return (state.listener, Array(state.connections.values))
+        }
+        guard let listener else { return }  // run() finishes the job once bound
+        listener.close(promise: nil)
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(ServerConnectionHandler.GracefulShutdownEvent())
+        }
+        finishIfIdle()
+        let grace = configuration.shutdownGracePeriod
+        group.next().scheduleTask(in: grace) { [self] in
+            let stragglers = self.state.withLock { Array($0.connections.values) }
+            for connection in stragglers { connection.close(promise: nil) }
+        }
+    }
+
+    private func register(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let refuse = state.withLock { state in
+            if state.isShuttingDown { return true }
+            state.connections[id] = channel
+            return false
+        }
+        if refuse {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            self.state.withLock { _ = $0.connections.removeValue(forKey: id) }
+            self.finishIfIdle()
+        }
+    }
+
+    private func finishIfIdle() {
+        let done = state.withLock { $0.isShuttingDown && $0.listener != nil && $0.connections.isEmpty }
+        if done { jobsContinuation.finish() }
+    }
+}

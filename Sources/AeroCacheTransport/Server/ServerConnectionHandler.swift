@@ -1,0 +1,413 @@
+import CNghttp2
+import Logging
+import NIOCore
+
+/// One server-side HTTP/2 connection: bytes in, gRPC calls dispatched, bytes out.
+///
+/// libnghttp2 does the HTTP/2 framing, HPACK and flow control; this handler feeds it what
+/// the socket reads, turns its callbacks into calls on ``ServerMethod``s, and writes what it
+/// has to send once per read cycle, in one buffer and one flush.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Fired down the pipeline to start a graceful close: GOAWAY, finish in-flight calls, close.
+    struct GracefulShutdownEvent: Sendable {}
+
+    struct Settings: Sendable {
+        var maxRequestMessageBytes: Int
+        var maxConcurrentStreams: UInt32
+        var initialWindowSize: UInt32
+        var connectionWindowSize: Int32
+    }
+
+    private let router: ServerRouter
+    private let settings: Settings
+    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let logger: Logger
+    private var session: OpaquePointer!
+    private var streams: [Int32: ServerStream] = [:]
+    private var context: ChannelHandlerContext?
+    private var isOpen = true
+    private var inReadCycle = false
+
+    init(router: ServerRouter, settings: Settings,
+         jobs: AsyncStream<@Sendable () async -> Void>.Continuation, logger: Logger) {
+        self.router = router
+        self.settings = settings
+        self.jobs = jobs
+        self.logger = logger
+        self.session = Self.makeSession(userData: Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                                   value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                                   value: settings.initialWindowSize),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
+                                              settings.connectionWindowSize)
+        flush()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        inReadCycle = true
+        let result = buffer.withUnsafeReadableBytes { bytes in
+            nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        if result < 0 {
+            logger.debug("closing connection: \(String(cString: nghttp2_strerror(Int32(result))))")
+            flush()
+            close()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
+        flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isOpen = false
+        for stream in streams.values { stream.finish() }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error: \(error)")
+        close()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is GracefulShutdownEvent {
+            nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                                  nghttp2_session_get_last_proc_stream_id(session),
+                                  NGHTTP2_NO_ERROR.rawValue, nil, 0)
+            flush()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func close() {
+        guard isOpen else { return }
+        isOpen = false
+        context?.close(promise: nil)
+    }
+
+    /// Sends everything nghttp2 has queued as one write, then closes if the session is over.
+    private func flush() {
+        guard isOpen, let context else { return }
+        var buffer: ByteBuffer?
+        while true {
+            var chunk: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &chunk)
+            if count < 0 {
+                logger.debug("nghttp2 send failed: \(String(cString: nghttp2_strerror(Int32(count))))")
+                close()
+                return
+            }
+            guard count > 0, let chunk else { break }
+            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: Swift.max(count, 1024)) }
+            buffer!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: count))
+        }
+        if let buffer {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+            close()
+        }
+    }
+
+    /// Flushes unless a read cycle is under way (its end flushes everything at once).
+    private func flushSoon() {
+        if !inReadCycle { flush() }
+    }
+
+    // MARK: Request side (nghttp2 callbacks)
+
+    fileprivate func onBeginHeaders(streamID: Int32) {
+        streams[streamID] = ServerStream(id: streamID, maxMessageBytes: settings.maxRequestMessageBytes)
+    }
+
+    fileprivate func onHeader(streamID: Int32, name: UnsafePointer<UInt8>, nameLength: Int,
+                              value: UnsafePointer<UInt8>, valueLength: Int) {
+        guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
+        guard nameLength > 0 else { return }
+        if name[0] == UInt8(ascii: ":") {
+            if headerEquals(name, nameLength, ":path") {
+                stream.method = router.method(forPath: UnsafeRawBufferPointer(start: value, count: valueLength))
+                if stream.method == nil {
+                    stream.unknownPath = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+                }
+            } else if headerEquals(name, nameLength, ":method") {
+                stream.isPOST = headerEquals(value, valueLength, "POST")
+            }
+        } else if headerEquals(name, nameLength, "content-type") {
+            stream.isGRPCContentType = headerHasPrefix(value, valueLength, "application/grpc")
+        } else if headerEquals(name, nameLength, "grpc-timeout") {
+            stream.timeoutNanoseconds = GRPCTimeout.parseNanoseconds(UnsafeBufferPointer(start: value, count: valueLength))
+            if stream.timeoutNanoseconds == nil { stream.badTimeout = true }
+        } else if headerEquals(name, nameLength, "grpc-encoding") {
+            stream.unsupportedEncoding = !headerEquals(value, valueLength, "identity")
+                ? String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self) : nil
+        }
+    }
+
+    /// The request's headers are complete: refuse it at once if it cannot be served.
+    fileprivate func onRequestHeaders(streamID: Int32, endStream: Bool) {
+        guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
+        stream.phase = .receivingMessage
+        if !stream.isPOST {
+            return respondHTTPError(stream, status: .status405, RPCError(.internalError, "gRPC requires the POST method"))
+        }
+        if !stream.isGRPCContentType {
+            return respondHTTPError(stream, status: .status415, RPCError(.internalError, "content-type must be application/grpc"))
+        }
+        if stream.badTimeout {
+            return respond(stream, .failure(RPCError(.internalError, "malformed grpc-timeout header")))
+        }
+        if let encoding = stream.unsupportedEncoding {
+            return respond(stream, .failure(RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported; use identity")))
+        }
+        guard stream.method != nil else {
+            return respond(stream, .failure(RPCError(.unimplemented, "unknown method \(stream.unknownPath ?? "")")))
+        }
+        if let timeout = stream.timeoutNanoseconds {
+            let deadline = NIODeadline.now() + .nanoseconds(timeout)
+            stream.deadline = deadline
+            if !endStream, let context {
+                stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak stream] in
+                    guard let self, let stream else { return }
+                    self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                    self.flushSoon()
+                }
+            }
+        }
+    }
+
+    fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
+        guard let stream = streams[streamID], stream.phase == .receivingMessage else { return }
+        do {
+            try stream.collector.append(UnsafeRawBufferPointer(start: data, count: length))
+        } catch {
+            respond(stream, .failure(error))
+        }
+    }
+
+    /// The client half-closed the stream: the request is complete, run it.
+    fileprivate func onRequestEnd(streamID: Int32) {
+        guard let stream = streams[streamID], stream.phase == .receivingMessage, let method = stream.method else { return }
+        let request: [UInt8]
+        do {
+            request = try stream.collector.finish()
+        } catch {
+            return respond(stream, .failure(error))
+        }
+        if let deadline = stream.deadline, deadline < .now() {
+            return respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call started")))
+        }
+        let callContext = ServerCallContext(deadline: stream.deadline)
+        switch method.body {
+        case .sync(let body):
+            respond(stream, body(request, callContext))
+        case .async(let body):
+            stream.phase = .running
+            guard let eventLoop = context?.eventLoop else { return }
+            let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
+            jobs.yield {
+                let result = await body(request, callContext)
+                eventLoop.execute {
+                    let (handler, stream) = loopBound.value
+                    handler.respond(stream, result)
+                    handler.flushSoon()
+                }
+            }
+        }
+    }
+
+    fileprivate func onStreamClose(streamID: Int32) {
+        streams.removeValue(forKey: streamID)?.finish()
+    }
+
+    // MARK: Response side
+
+    /// Answers a call once: a message then `grpc-status: 0`, or a Trailers-Only error.
+    private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
+        guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
+        stream.phase = .responding
+        stream.deadlineTimer?.cancel()
+        stream.deadlineTimer = nil
+        switch result {
+        case .success(let payload):
+            stream.response = payload
+            var provider = nghttp2_data_provider()
+            provider.read_callback = serverReadResponseData
+            var fields = [StaticHeader.status200.field, StaticHeader.contentTypeGRPC.field]
+            nghttp2_submit_response(session, stream.id, &fields, fields.count, &provider)
+        case .failure(let error):
+            submitTrailersOnly(stream, httpStatus: StaticHeader.status200, error)
+        }
+    }
+
+    private func respondHTTPError(_ stream: ServerStream, status: StaticHeader, _ error: RPCError) {
+        guard stream.phase != .responding, stream.phase != .closed else { return }
+        stream.phase = .responding
+        submitTrailersOnly(stream, httpStatus: status, error)
+    }
+
+    private func submitTrailersOnly(_ stream: ServerStream, httpStatus: StaticHeader, _ error: RPCError) {
+        var extra = DynamicHeaders()
+        extra.append("grpc-message", PercentEncoding.encode(error.message))
+        var prefix = [httpStatus.field, StaticHeader.contentTypeGRPC.field, StaticHeader.grpcStatus[error.code.rawValue].field]
+        if error.code == .unimplemented { prefix.append(StaticHeader.grpcAcceptEncoding.field) }
+        extra.withFields(after: prefix) { fields, count in
+            _ = nghttp2_submit_response(session, stream.id, fields, count, nil)
+        }
+    }
+
+    /// nghttp2 asks for up to `length` body bytes: the 5-byte prefix, then the message.
+    fileprivate func readResponseData(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                                      flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let payloadCount = stream.response.count
+        let total = MessageFrame.prefixLength + payloadCount
+        var written = 0
+        var offset = stream.responseOffset
+        if offset < MessageFrame.prefixLength {
+            let prefix = MessageFrame.prefix(length: payloadCount)
+            withUnsafeBytes(of: prefix) { prefixBytes in
+                let n = Swift.min(MessageFrame.prefixLength - offset, length)
+                (buffer).update(from: prefixBytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + offset, count: n)
+                written = n
+                offset += n
+            }
+        }
+        if written < length && offset < total {
+            let start = offset - MessageFrame.prefixLength
+            let n = Swift.min(length - written, payloadCount - start)
+            stream.response.withUnsafeBufferPointer { payload in
+                (buffer + written).update(from: payload.baseAddress! + start, count: n)
+            }
+            written += n
+            offset += n
+        }
+        stream.responseOffset = offset
+        if offset == total {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            var trailer = [StaticHeader.grpcStatusOK.field]
+            nghttp2_submit_trailer(session, streamID, &trailer, 1)
+            stream.response = []
+        }
+        return written
+    }
+
+    // MARK: Session set-up
+
+    private static func makeSession(userData: UnsafeMutableRawPointer) -> OpaquePointer {
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            guard let frame, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+            handler(userData).onBeginHeaders(streamID: frame.pointee.hd.stream_id)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+            guard let frame, let name, let value else { return 0 }
+            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength,
+                                       value: value, valueLength: valueLength)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            let streamID = frame.pointee.hd.stream_id
+            let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            let this = handler(userData)
+            switch UInt32(frame.pointee.hd.type) {
+            case NGHTTP2_HEADERS.rawValue:
+                if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                    this.onRequestHeaders(streamID: streamID, endStream: endStream)
+                }
+                if endStream { this.onRequestEnd(streamID: streamID) }
+            case NGHTTP2_DATA.rawValue:
+                if endStream { this.onRequestEnd(streamID: streamID) }
+            default:
+                break
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+            guard let data else { return 0 }
+            handler(userData).onDataChunk(streamID: streamID, data: data, length: length)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, _, userData in
+            handler(userData).onStreamClose(streamID: streamID)
+            return 0
+        }
+        var session: OpaquePointer?
+        let rv = nghttp2_session_server_new(&session, callbacks, userData)
+        precondition(rv == 0 && session != nil, "nghttp2_session_server_new failed: \(rv)")
+        return session!
+    }
+}
+
+@inline(__always)
+private func handler(_ userData: UnsafeMutableRawPointer?) -> ServerConnectionHandler {
+    Unmanaged<ServerConnectionHandler>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private let serverReadResponseData: nghttp2_data_source_read_callback = { _, streamID, buffer, length, flags, _, userData in
+    guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    return handler(userData).readResponseData(streamID: streamID, into: buffer, length: length, flags: flags)
+}
+
+/// The state of one call on a server connection.
+final class ServerStream {
+    enum Phase { case receivingHeaders, receivingMessage, running, responding, closed }
+
+    let id: Int32
+    var phase = Phase.receivingHeaders
+    var method: ServerMethod?
+    var unknownPath: String?
+    var isPOST = false
+    var isGRPCContentType = false
+    var timeoutNanoseconds: Int64?
+    var badTimeout = false
+    var unsupportedEncoding: String?
+    var deadline: NIODeadline?
+    var deadlineTimer: Scheduled<Void>?
+    var collector: UnaryMessageCollector
+    var response: [UInt8] = []
+    var responseOffset = 0
+
+    init(id: Int32, maxMessageBytes: Int) {
+        self.id = id
+        self.collector = UnaryMessageCollector(maxMessageBytes: maxMessageBytes)
+    }
+
+    /// The stream is gone: drop its timer; a late async answer finds it closed.
+    func finish() {
+        phase = .closed
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+    }
+}

@@ -1,0 +1,106 @@
+import NIOCore
+import SwiftProtobuf
+
+/// What a server handler knows about the call it answers.
+public struct ServerCallContext: Sendable {
+    /// When the caller stops waiting (from `grpc-timeout`), if it said.
+    public var deadline: NIODeadline?
+}
+
+/// One routed unary method: its path and the function that answers it.
+///
+/// Methods are either synchronous, answered on the connection's event loop in the same
+/// read cycle (the fast path for in-memory calls), or asynchronous, run in the server's
+/// task group with the answer carried back to the event loop.
+public struct ServerMethod: Sendable {
+    /// A synchronous handler of serialized request bytes.
+    public typealias SyncBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) -> Result<[UInt8], RPCError>
+    /// An asynchronous handler of serialized request bytes.
+    public typealias AsyncBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) async -> Result<[UInt8], RPCError>
+
+    enum Body: Sendable {
+        case sync(SyncBody)
+        case async(AsyncBody)
+    }
+
+    public let path: String
+    let body: Body
+    let pathBytes: [UInt8]
+
+    init(path: String, body: Body) {
+        self.path = path
+        self.body = body
+        self.pathBytes = Array(path.utf8)
+    }
+
+    /// A method answered on the event loop; `handler` must not block.
+    public static func sync<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Response
+    ) -> ServerMethod {
+        ServerMethod(path: method.path, body: .sync({ bytes, context in
+            do throws(RPCError) {
+                let request = try decode(Request.self, from: bytes)
+                let response = try handler(request, context)
+                return .success(try encode(response))
+            } catch {
+                return .failure(error)
+            }
+        }))
+    }
+
+    /// A method that may suspend (forward to peers, wait for replicas).
+    public static func async<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ handler: @escaping @Sendable (Request, ServerCallContext) async throws -> Response
+    ) -> ServerMethod {
+        ServerMethod(path: method.path, body: .async({ bytes, context in
+            do {
+                let request = try decode(Request.self, from: bytes)
+                let response = try await handler(request, context)
+                return .success(try encode(response))
+            } catch let error as RPCError {
+                return .failure(error)
+            } catch {
+                return .failure(RPCError(.internalError, "handler failed: \(error)"))
+            }
+        }))
+    }
+}
+
+/// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.
+func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(RPCError) -> Request {
+    do {
+        return try Request(serializedBytes: bytes)
+    } catch BinaryDecodingError.invalidUTF8 {
+        throw RPCError(.invalidArgument, "request has a string field that is not valid UTF-8")
+    } catch {
+        throw RPCError(.invalidArgument, "request is not a valid \(Request.protoMessageName): \(error)")
+    }
+}
+
+func encode<Response: SwiftProtobuf.Message>(_ response: Response) throws(RPCError) -> [UInt8] {
+    do {
+        return try response.serializedBytes()
+    } catch {
+        throw RPCError(.internalError, "response could not be encoded: \(error)")
+    }
+}
+
+/// The methods a server answers, looked up by raw `:path` bytes without allocating.
+public struct ServerRouter: Sendable {
+    private let methods: [ServerMethod]
+
+    public init(_ methods: [ServerMethod]) {
+        var seen = Set<String>()
+        for method in methods { precondition(seen.insert(method.path).inserted, "duplicate method \(method.path)") }
+        self.methods = methods
+    }
+
+    func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+        for method in methods where method.pathBytes.count == path.count {
+            if method.pathBytes.withUnsafeBytes({ $0.elementsEqual(path) }) { return method }
+        }
+        return nil
+    }
+}

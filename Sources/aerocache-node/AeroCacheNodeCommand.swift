@@ -1,0 +1,85 @@
+import AeroCacheCore
+import AeroCacheNode
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `aerocache-node`: runs one cluster node until SIGTERM or SIGINT.
+@main
+struct AeroCacheNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aerocache-node",
+        abstract: "Run one AeroCache node.",
+        discussion: "Every flag can also be set in the environment as AEROCACHE_<FLAG> (e.g. AEROCACHE_LISTEN).")
+
+    @Option(help: "gRPC address to listen on (HOST:PORT).")
+    var listen: String = environment("listen") ?? "127.0.0.1:7400"
+
+    @Option(help: "Largest value accepted (bytes, or with KiB/MiB/GiB).")
+    var maxValueSize: String = environment("max-value-size") ?? "1MiB"
+
+    @Option(help: "Largest gRPC request message accepted (bytes, or with KiB/MiB/GiB).")
+    var maxRequestSize: String = environment("max-request-size") ?? "4MiB"
+
+    @Option(help: "Event-loop threads serving connections.")
+    var eventLoopThreads: Int = environment("event-loop-threads").flatMap { Int($0) } ?? 1
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = environment("log-level") ?? "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ArgumentParser.ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "aerocache.node")
+        var configuration = CacheNode.Configuration()
+        do {
+            let address = try HostPort(parsing: listen)
+            configuration.host = address.host
+            configuration.port = address.port
+            configuration.limits.maxValueBytes = try ByteSize.parse(maxValueSize)
+            configuration.maxRequestBytes = try ByteSize.parse(maxRequestSize)
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
+        configuration.eventLoopThreads = eventLoopThreads
+
+        let node = CacheNode(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("aerocache-node stopped: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// The value of `AEROCACHE_<FLAG>` for a flag name such as `max-value-size`.
+private func environment(_ flag: String) -> String? {
+    let name = "AEROCACHE_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+    return getenv(name).map { String(cString: $0) }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: Character, with replacement: Character) -> String {
+        String(map { $0 == target ? replacement : $0 })
+    }
+}
