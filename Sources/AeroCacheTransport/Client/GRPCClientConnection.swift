@@ -155,7 +155,7 @@ public final class GRPCClientConnection: Sendable {
                         promise.fail(RPCError(.unavailable, "connection to \(authority) was closed by this client"))
                     }
                 case .failure(let error):
-                    let rpcError = RPCError(.unavailable, "cannot connect to \(authority): \(error)")
+                    let rpcError = RPCError(.unavailable, "cannot connect to \(authority): \(Self.describe(connectError: error))")
                     let delay = self.backoff(afterFailures: failures + 1)
                     self.state.withLock { state in
                         if case .closed = state { return }
@@ -181,6 +181,19 @@ public final class GRPCClientConnection: Sendable {
         let capped = min(base, Double(configuration.maximumBackoff.nanoseconds))
         let jittered = capped * Double.random(in: 0.8...1.2)
         return .nanoseconds(Int64(jittered))
+    }
+
+    /// The root cause of a failed connect in a few words (`Connection refused`).
+    private static func describe(connectError error: any Error) -> String {
+        var root: any Error = error
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            root = first.error
+        } else if let connection = error as? NIOConnectionError, let dns = connection.dnsAAAAError ?? connection.dnsAError {
+            root = dns
+        }
+        if let io = root as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if root is ChannelError, case .connectTimeout = root as! ChannelError { return "connect timed out" }
+        return "\(root)"
     }
 
     private static func nanoseconds(_ duration: Duration) -> Int64 {

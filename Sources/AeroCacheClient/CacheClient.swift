@@ -1,0 +1,98 @@
+import AeroCacheCore
+import AeroCacheProto
+import AeroCacheTransport
+import Foundation
+import NIOCore
+
+/// A value read from the cache, with what was stored alongside it.
+public struct CacheEntry: Sendable, Equatable {
+    public var value: [UInt8]
+    public var metadata: [String: String]
+    /// Absolute expiry in Unix milliseconds; nil when the entry never expires.
+    public var expiresAtUnixMilliseconds: Int64?
+}
+
+/// A client for one AeroCache node: `set`, `get`, `delete`, `has`, `increment`.
+///
+/// Every call goes to the one endpoint it was made with (the ring-aware smart client
+/// builds on it). Failures are thrown as ``RPCError`` (`INVALID_ARGUMENT` for bad input,
+/// `UNAVAILABLE` when the node cannot be reached).
+///
+/// ```swift
+/// let cache = CacheClient(endpoint: HostPort(host: "127.0.0.1", port: 7400), eventLoopGroup: group)
+/// try await cache.set("user:profile:123", Array(json.utf8), ttl: .seconds(3600))
+/// if let cached = try await cache.get("user:profile:123") { ... }
+/// ```
+public final class CacheClient: Sendable {
+    public let endpoint: HostPort
+    public let connection: GRPCClientConnection
+    /// Deadline applied to every call.
+    public let timeout: Duration?
+
+    public init(endpoint: HostPort, eventLoopGroup: any EventLoopGroup, timeout: Duration? = .seconds(5)) {
+        self.endpoint = endpoint
+        self.connection = GRPCClientConnection(host: endpoint.host, port: endpoint.port, eventLoopGroup: eventLoopGroup)
+        self.timeout = timeout
+    }
+
+    /// Stores `value` under `key`; `ttl` nil means no expiry. Returns the absolute expiry (Unix ms, 0 = never).
+    @discardableResult
+    public func set(_ key: String, _ value: [UInt8], ttl: Duration? = nil, metadata: [String: String] = [:]) async throws -> Int64 {
+        var request = Aerocache_V1_SetRequest()
+        request.key = key
+        request.value = Data(value)
+        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        request.metadata = metadata
+        return try await connection.unary(CacheMethods.set, request, timeout: timeout).expiresAtUnixMs
+    }
+
+    /// The entry under `key`, or nil when it is missing or expired.
+    public func get(_ key: String) async throws -> CacheEntry? {
+        var request = Aerocache_V1_GetRequest()
+        request.key = key
+        let response = try await connection.unary(CacheMethods.get, request, timeout: timeout)
+        guard response.found else { return nil }
+        return CacheEntry(value: Array(response.value), metadata: response.metadata,
+                          expiresAtUnixMilliseconds: response.expiresAtUnixMs == 0 ? nil : response.expiresAtUnixMs)
+    }
+
+    /// Removes `key`; returns whether a live entry was removed.
+    @discardableResult
+    public func delete(_ key: String) async throws -> Bool {
+        var request = Aerocache_V1_DeleteRequest()
+        request.key = key
+        return try await connection.unary(CacheMethods.delete, request, timeout: timeout).deleted
+    }
+
+    /// Whether a live entry exists under `key`.
+    public func has(_ key: String) async throws -> Bool {
+        var request = Aerocache_V1_HasRequest()
+        request.key = key
+        return try await connection.unary(CacheMethods.has, request, timeout: timeout).exists
+    }
+
+    /// Adds `delta` to the counter at `key` (created at 0 with `ttl` when missing); returns the new value.
+    public func increment(_ key: String, by delta: Int64 = 1, ttl: Duration? = nil) async throws -> Int64 {
+        var request = Aerocache_V1_IncrementRequest()
+        request.key = key
+        request.delta = delta
+        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        return try await connection.unary(CacheMethods.increment, request, timeout: timeout).value
+    }
+
+    /// Whether the node reports itself serving (`grpc.health.v1.Health/Check`).
+    public func isServing() async throws -> Bool {
+        let response = try await connection.unary(HealthMethods.check, Grpc_Health_V1_HealthCheckRequest(), timeout: timeout)
+        return response.status == .serving
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await connection.close()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,119 @@
+import AeroCacheProto
+import AeroCacheTransport
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Deadlines, reconnects and graceful shutdown, on a server with methods made for the purpose.
+@Suite struct TransportBehaviourTests {
+    static let echo = MethodDescriptor<Grpc_Health_V1_HealthCheckRequest, Grpc_Health_V1_HealthCheckResponse>(
+        service: "test.Slow", method: "Echo")
+
+    /// Answers after sleeping the number of milliseconds named in `service`.
+    static let slowEcho = ServerMethod.async(echo) { request, _ in
+        try await Task.sleep(for: .milliseconds(Int(request.service) ?? 0))
+        var response = Grpc_Health_V1_HealthCheckResponse()
+        response.status = .serving
+        return response
+    }
+
+    static func request(sleepMilliseconds: Int) -> Grpc_Health_V1_HealthCheckRequest {
+        var request = Grpc_Health_V1_HealthCheckRequest()
+        request.service = String(sleepMilliseconds)
+        return request
+    }
+
+    /// Runs a server on a free (or the given) port around `body`, then shuts it down gracefully.
+    static func withServer<R: Sendable>(port: Int = 0, _ body: (GRPCServer, Int) async throws -> R) async throws -> R {
+        let server = GRPCServer(
+            configuration: .init(host: "127.0.0.1", port: port, shutdownGracePeriod: .seconds(5)),
+            methods: [slowEcho], eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { server.initiateGracefulShutdown() }
+            let bound = try await server.localAddress.port ?? 0
+            return try await body(server, bound)
+        }
+    }
+
+    @Test func asyncHandlersAnswer() async throws {
+        try await Self.withServer { _, port in
+            let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            let response = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 10))
+            #expect(response.status == .serving)
+            await client.close()
+        }
+    }
+
+    @Test func clientDeadlineFailsTheCallAndTheConnectionLivesOn() async throws {
+        try await Self.withServer { _, port in
+            let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            let start = ContinuousClock.now
+            try await expectStatus(.deadlineExceeded, containing: "deadline") {
+                _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 3_000), timeout: .milliseconds(100))
+            }
+            #expect(ContinuousClock.now - start < .seconds(2))
+            #expect(try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0)).status == .serving)
+            await client.close()
+        }
+    }
+
+    @Test func serverEnforcesGRPCTimeout() async throws {
+        try await Self.withServer { _, port in
+            // Send grpc-timeout 100 ms but wait longer on the client side, so the server's answer arrives.
+            let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            let result = await Task {
+                try await client.unary(Self.echo, Self.request(sleepMilliseconds: 3_000), timeout: .milliseconds(100))
+            }.result
+            #expect((result.failure as? RPCError)?.code == .deadlineExceeded)
+            await client.close()
+        }
+    }
+
+    @Test func aStoppedPeerIsUnavailableAndARestartedOneIsReachedAgain() async throws {
+        let port = try await Self.withServer { _, port in port }
+        let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        try await expectStatus(.unavailable, containing: "cannot connect to 127.0.0.1:\(port): Connection refused") {
+            _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0))
+        }
+        try await Self.withServer(port: port) { _, _ in
+            // Bounded retry: the client backs off after the failed connect, then reconnects.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while true {
+                do {
+                    #expect(try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0)).status == .serving)
+                    break
+                } catch let error as RPCError where error.code == .unavailable && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        await client.close()
+    }
+
+    @Test func gracefulShutdownFinishesInFlightCalls() async throws {
+        try await Self.withServer { server, port in
+            let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0))
+            async let slow = client.unary(Self.echo, Self.request(sleepMilliseconds: 500))
+            try await Task.sleep(for: .milliseconds(100))
+            server.initiateGracefulShutdown()
+            #expect(try await slow.status == .serving, "the call in flight at shutdown completes")
+            // New calls find no server: the GOAWAY made the client drop the connection.
+            try await expectStatus(.unavailable, containing: "cannot connect") {
+                _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0))
+            }
+            await client.close()
+        }
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
