@@ -1,0 +1,94 @@
+"""Fixtures for the process-level tests: a real aerocache-node started per test module."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+sys.path.insert(0, os.environ.get("AEROCACHE_PYGEN", os.path.join(os.path.dirname(__file__), "gen")))
+
+from aerocache.v1 import cache_pb2, cache_pb2_grpc  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402  (grpcio-health-checking: the standard client)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    """One aerocache-node process on a loopback port; stopped by its pid."""
+
+    def __init__(self, binary, *args):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [binary, "--listen", self.address, *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.wait_serving()
+
+    def wait_serving(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"node exited: {self.process.stderr.read().decode()}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"node on {self.address} did not start within {timeout}s")
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        """SIGTERM (graceful shutdown); returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def node():
+    binary = os.environ["AEROCACHE_NODE"]
+    n = Node(binary)
+    yield n
+    assert n.stop() == 0, "graceful shutdown exits 0"
+
+
+@pytest.fixture(scope="module")
+def channel(node):
+    ch = grpc.insecure_channel(node.address)
+    grpc.channel_ready_future(ch).result(timeout=10)
+    yield ch
+    ch.close()
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return cache_pb2_grpc.CacheStub(channel)
+
+
+@pytest.fixture(scope="module")
+def health(channel):
+    return health_pb2_grpc.HealthStub(channel)
+
+
+def assert_serving(address):
+    """A fresh client on a fresh connection gets an answer: the node still serves others."""
+    with grpc.insecure_channel(address) as ch:
+        reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        stub = cache_pb2_grpc.CacheStub(ch)
+        stub.Set(cache_pb2.SetRequest(key="still-serving", value=b"yes"), timeout=5)
+        assert stub.Get(cache_pb2.GetRequest(key="still-serving"), timeout=5).value == b"yes"

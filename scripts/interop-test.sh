@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Process-level tests with standard gRPC clients: Python grpcio (client code generated from
+# proto/ here) for interop, python-hyper h2 on raw sockets for hostile and broken clients.
+#
+#   scripts/interop-test.sh [PATH_TO_aerocache-node]     (default: .build/debug/aerocache-node)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node_bin=$(realpath "${1:-.build/debug/aerocache-node}")
+venv=.venv-interop
+if [[ ! -x $venv/bin/python ]]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check \
+  grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 h2==4.4.1 pytest
+
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+"$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$gen" --grpc_python_out="$gen" aerocache/v1/cache.proto
+
+AEROCACHE_NODE=$node_bin AEROCACHE_PYGEN=$gen "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/interop "${@:2}"
