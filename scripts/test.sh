@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with the Swift toolchain (run as root):
+# installs what is missing, builds once (debug), then runs every layer:
+#   1. generated protobuf code is current (scripts/generate-proto.sh --check)
+#   2. Swift tests: core, framing, real nodes over loopback (swift test)
+#   3. process level: Python grpcio interop and raw-HTTP/2 robustness against aerocache-node
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for package in libnghttp2-dev pkg-config; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "== generated code"
+scripts/generate-proto.sh --check
+
+echo "== build"
+swift build --build-tests
+
+echo "== swift tests"
+swift test --skip-build
+
+echo "== interop and robustness (grpcio, h2) against .build/debug/aerocache-node"
+scripts/interop-test.sh .build/debug/aerocache-node
