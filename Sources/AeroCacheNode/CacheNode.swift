@@ -16,18 +16,24 @@ public final class CacheNode: Service, Sendable {
         /// Event-loop threads serving connections.
         public var eventLoopThreads: Int = 1
         public var limits = Limits()
+        /// Memory bound, eviction policy, tombstone grace.
+        public var storage = StorageEngine.Configuration()
+        /// How often the sweeper reclaims expired entries and old tombstones.
+        public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
         public var maxRequestBytes: Int = 4 << 20
         public var shutdownGracePeriod: TimeAmount = .seconds(10)
         public init() {}
     }
 
-    public let store: MemoryStore
+    public let store: StorageEngine
     private let server: GRPCServer
     private let group: MultiThreadedEventLoopGroup
+    private let sweepInterval: Duration
 
     public init(configuration: Configuration, logger: Logger) {
-        store = MemoryStore()
+        store = StorageEngine(configuration: configuration.storage)
+        sweepInterval = configuration.sweepInterval
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let cache = CacheService(store: store, limits: configuration.limits)
         server = GRPCServer(
@@ -45,19 +51,40 @@ public final class CacheNode: Service, Sendable {
         get async throws { try await server.localAddress }
     }
 
-    /// Serves until a graceful shutdown completes.
+    /// Serves (and sweeps expired entries) until a graceful shutdown completes.
     public func run() async throws {
         do {
-            try await withGracefulShutdownHandler {
-                try await server.run()
-            } onGracefulShutdown: {
-                self.server.initiateGracefulShutdown()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    try await withGracefulShutdownHandler {
+                        try await self.server.run()
+                    } onGracefulShutdown: {
+                        self.server.initiateGracefulShutdown()
+                    }
+                }
+                tasks.addTask { await self.sweepUntilCancelled() }
+                try await tasks.next()  // the server has shut down
+                tasks.cancelAll()
             }
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
         try await group.shutdownGracefully()
+    }
+
+    /// Reclaims expired entries a slice at a time; goes again at once while a pass finds
+    /// mostly garbage (as Redis's active expiry does), else waits ``Configuration/sweepInterval``.
+    private func sweepUntilCancelled() async {
+        let budget = 128
+        while !Task.isCancelled {
+            let freed = store.sweep(budgetPerShard: budget)
+            if freed * 4 < budget * store.configuration.shardCount {
+                try? await Task.sleep(for: sweepInterval)
+            } else {
+                await Task.yield()
+            }
+        }
     }
 
     /// Stops accepting connections and lets in-flight calls finish; ``run()`` then returns.

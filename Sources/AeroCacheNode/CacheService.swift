@@ -10,10 +10,10 @@ public struct CacheService: Sendable {
     /// Most keys one batch call may carry.
     public static let maxBatchKeys = 1000
 
-    public let store: MemoryStore
+    public let store: StorageEngine
     public let limits: Limits
 
-    public init(store: MemoryStore, limits: Limits) {
+    public init(store: StorageEngine, limits: Limits) {
         self.store = store
         self.limits = limits
     }
@@ -38,22 +38,45 @@ public struct CacheService: Sendable {
     }
 
     private func lookup(_ key: String) -> Aerocache_V1_GetResponse {
-        var response = Aerocache_V1_GetResponse()
-        if let entry = store.get(key) {
+        store.read(key) { entry in
+            var response = Aerocache_V1_GetResponse()
             response.found = true
-            response.value = Data(entry.value)
-            response.metadata = entry.metadata
+            if let bytes = entry.value.baseAddress { response.value = Data(bytes: bytes, count: entry.value.count) }
+            if entry.hasMetadata { response.metadata = entry.metadata }
             response.expiresAtUnixMs = entry.expiresAtMillis
-        }
-        return response
+            return response
+        } ?? Aerocache_V1_GetResponse()
     }
 
     func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Aerocache_V1_SetResponse {
         try validate { () throws(ValidationError) in try validateWrite(request) }
+        return try store(request)
+    }
+
+    /// Writes one validated entry.
+    private func store(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Aerocache_V1_SetResponse {
+        let written = request.value.withUnsafeBytes { value in
+            Result { () throws(StorageError) in
+                try store.set(request.key, value: value, metadata: request.metadata, ttlMillis: request.ttlMs)
+            }
+        }
         var response = Aerocache_V1_SetResponse()
-        response.expiresAtUnixMs = store.set(request.key, value: Array(request.value), metadata: request.metadata,
-                                             ttlMillis: request.ttlMs)
+        response.expiresAtUnixMs = try Self.status(written).expiresAtMillis
         return response
+    }
+
+    /// The gRPC status for a refused storage call.
+    static func status<Success>(_ result: Result<Success, StorageError>) throws(RPCError) -> Success {
+        switch result {
+        case .success(let value):
+            return value
+        case .failure(let error):
+            switch error {
+            case .memoryFull: throw RPCError(.resourceExhausted, error.description)
+            case .notAnInteger: throw RPCError(.failedPrecondition, error.description)
+            case .overflow: throw RPCError(.outOfRange, error.description)
+            }
+        }
     }
 
     private func validateWrite(_ request: Aerocache_V1_SetRequest) throws(ValidationError) {
@@ -66,14 +89,14 @@ public struct CacheService: Sendable {
     func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Aerocache_V1_DeleteResponse {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
         var response = Aerocache_V1_DeleteResponse()
-        response.deleted = store.delete(request.key)
+        response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
         return response
     }
 
     func has(_ request: Aerocache_V1_HasRequest) throws(RPCError) -> Aerocache_V1_HasResponse {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
         var response = Aerocache_V1_HasResponse()
-        response.exists = store.get(request.key) != nil
+        response.exists = store.contains(request.key)
         return response
     }
 
@@ -83,15 +106,13 @@ public struct CacheService: Sendable {
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
         var response = Aerocache_V1_IncrementResponse()
-        do throws(CounterError) {
-            response.value = try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs)
+        let result = Result { () throws(StorageError) in
+            try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs)
+        }
+        do throws(RPCError) {
+            response.value = try Self.status(result).value
         } catch {
-            switch error {
-            case .notAnInteger:
-                throw RPCError(.failedPrecondition, "value at key \(request.key) is not a 64-bit integer")
-            case .overflow:
-                throw RPCError(.outOfRange, "incrementing \(request.key) by \(request.delta) overflows a 64-bit integer")
-            }
+            throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
         }
         return response
     }
@@ -102,9 +123,9 @@ public struct CacheService: Sendable {
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
         var response = Aerocache_V1_TouchResponse()
-        if let expiresAt = store.touch(request.key, ttlMillis: request.ttlMs) {
+        if let stamp = store.touch(request.key, ttlMillis: request.ttlMs) {
             response.found = true
-            response.expiresAtUnixMs = expiresAt
+            response.expiresAtUnixMs = stamp.expiresAtMillis
         }
         return response
     }
@@ -126,11 +147,8 @@ public struct CacheService: Sendable {
             for entry in request.entries { try validateWrite(entry) }
         }
         var response = Aerocache_V1_BatchSetResponse()
-        response.results = request.entries.map { entry in
-            var result = Aerocache_V1_SetResponse()
-            result.expiresAtUnixMs = store.set(entry.key, value: Array(entry.value), metadata: entry.metadata, ttlMillis: entry.ttlMs)
-            return result
-        }
+        response.results.reserveCapacity(request.entries.count)
+        for entry in request.entries { response.results.append(try store(entry)) }
         return response
     }
 

@@ -25,6 +25,12 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "Largest gRPC request message accepted (bytes, or with KiB/MiB/GiB).")
     var maxRequestSize: String = environment("max-request-size") ?? "4MiB"
 
+    @Option(help: "Memory bound for stored entries (bytes, or with KiB/MiB/GiB).")
+    var maxMemory: String = environment("max-memory") ?? "1GiB"
+
+    @Option(help: "What happens at the memory bound: sampled-lru (evict) or noeviction (refuse writes).")
+    var evictionPolicy: String = environment("eviction-policy") ?? EvictionPolicy.sampledLRU.rawValue
+
     @Option(help: "Event-loop threads serving connections.")
     var eventLoopThreads: Int = environment("event-loop-threads").flatMap { Int($0) } ?? 1
 
@@ -34,6 +40,10 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ArgumentParser.ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard EvictionPolicy(rawValue: evictionPolicy) != nil else {
+            throw ArgumentParser.ValidationError(
+                "--eviction-policy must be one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
     }
@@ -53,6 +63,8 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.port = address.port
             configuration.limits.maxValueBytes = try ByteSize.parse(maxValueSize)
             configuration.maxRequestBytes = try ByteSize.parse(maxRequestSize)
+            configuration.storage.maxMemoryBytes = try ByteSize.parse(maxMemory)
+            configuration.storage.evictionPolicy = EvictionPolicy(rawValue: evictionPolicy) ?? .sampledLRU
         } catch {
             throw ArgumentParser.ValidationError(error.message)
         }

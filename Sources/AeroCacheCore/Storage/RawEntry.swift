@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@_silgen_name("malloc_usable_size")
+private func malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
+
+/// One stored entry in a single heap block: a 33-byte header, then key, metadata and value.
+///
+/// A block per entry (rather than a Swift object holding arrays and a dictionary) keeps the
+/// per-entry overhead near 60 bytes: no object headers, no reference counts, one malloc.
+/// The owning ``ShardTable`` frees it.
+///
+/// Layout (little-endian, unaligned):
+/// `expiresAt: Int64 | timestamp: UInt64 | node: UInt32 | valueLength: UInt32 |
+///  lastAccess: UInt32 | keyLength: UInt16 | metadataLength: UInt16 | flags: UInt8 |
+///  key | metadata | value`
+struct RawEntry {
+    let base: UnsafeMutableRawPointer
+
+    static let headerSize = 33
+    private static let tombstoneFlag: UInt8 = 1
+
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    /// Allocates and fills an entry.
+    static func make(key: UnsafeRawBufferPointer, metadata: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                     expiresAt: Int64, version: Version, tombstone: Bool, lastAccess: UInt32) -> RawEntry {
+        let size = headerSize + key.count + metadata.count + value.count
+        let entry = RawEntry(malloc(size)!)
+        entry.base.storeBytes(of: expiresAt, toByteOffset: 0, as: Int64.self)
+        entry.base.storeBytes(of: version.timestamp, toByteOffset: 8, as: UInt64.self)
+        entry.base.storeBytes(of: version.node, toByteOffset: 16, as: UInt32.self)
+        entry.base.storeBytes(of: UInt32(value.count), toByteOffset: 20, as: UInt32.self)
+        entry.base.storeBytes(of: lastAccess, toByteOffset: 24, as: UInt32.self)
+        entry.base.storeBytes(of: UInt16(key.count), toByteOffset: 28, as: UInt16.self)
+        entry.base.storeBytes(of: UInt16(metadata.count), toByteOffset: 30, as: UInt16.self)
+        entry.base.storeBytes(of: tombstone ? tombstoneFlag : 0, toByteOffset: 32, as: UInt8.self)
+        var offset = headerSize
+        for part in [key, metadata, value] where part.count > 0 {
+            (entry.base + offset).copyMemory(from: part.baseAddress!, byteCount: part.count)
+            offset += part.count
+        }
+        return entry
+    }
+
+    func deallocate() { free(base) }
+
+    /// Bytes the allocator really holds for this entry.
+    var allocatedBytes: Int { malloc_usable_size(base) }
+
+    var expiresAt: Int64 {
+        get { base.loadUnaligned(fromByteOffset: 0, as: Int64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 0, as: Int64.self) }
+    }
+
+    var version: Version {
+        get {
+            Version(timestamp: base.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                    node: base.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        }
+        nonmutating set {
+            base.storeBytes(of: newValue.timestamp, toByteOffset: 8, as: UInt64.self)
+            base.storeBytes(of: newValue.node, toByteOffset: 16, as: UInt32.self)
+        }
+    }
+
+    var lastAccess: UInt32 {
+        get { base.loadUnaligned(fromByteOffset: 24, as: UInt32.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 24, as: UInt32.self) }
+    }
+
+    var isTombstone: Bool { base.load(fromByteOffset: 32, as: UInt8.self) & Self.tombstoneFlag != 0 }
+
+    private var keyLength: Int { Int(base.loadUnaligned(fromByteOffset: 28, as: UInt16.self)) }
+    private var metadataLength: Int { Int(base.loadUnaligned(fromByteOffset: 30, as: UInt16.self)) }
+    private var valueLength: Int { Int(base.loadUnaligned(fromByteOffset: 20, as: UInt32.self)) }
+
+    var key: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + Self.headerSize, count: keyLength)
+    }
+
+    var metadata: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + Self.headerSize + keyLength, count: metadataLength)
+    }
+
+    var value: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + Self.headerSize + keyLength + metadataLength, count: valueLength)
+    }
+
+    /// Whether the entry is invisible to readers at `now`: a tombstone, or past its expiry.
+    func isDead(at now: Int64) -> Bool {
+        isTombstone || (expiresAt != 0 && expiresAt <= now)
+    }
+
+    func hasKey(_ other: UnsafeRawBufferPointer) -> Bool {
+        let key = self.key
+        return key.count == other.count && (key.count == 0 || memcmp(key.baseAddress!, other.baseAddress!, key.count) == 0)
+    }
+}

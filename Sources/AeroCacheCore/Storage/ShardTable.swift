@@ -1,0 +1,196 @@
+/// The entries of one shard: an open-addressing hash table over a dense array of ``RawEntry``s.
+///
+/// - `slots` (linear probing, at most 3/4 full) holds, per entry, the low 32 bits of its key
+///   hash (which also give its home slot) and its index in `entries` + 1; 0 marks a free slot.
+///   Two keys whose hashes collide are told apart by their key bytes.
+/// - `entries` is dense, so eviction can sample entries at random in O(1) and the sweep can
+///   walk them with a cursor; removal swaps the last entry into the hole.
+///
+/// Not thread-safe: a ``StorageEngine`` keeps each table behind its own `Mutex`.
+struct ShardTable: ~Copyable {
+    typealias HashFunction = @Sendable (UnsafeRawBufferPointer) -> UInt64
+
+    private var slots: UnsafeMutablePointer<UInt64>
+    private var mask: Int
+    private(set) var entries: [RawEntry] = []
+    /// Bytes held by this shard's entries (allocator sizes plus index overhead).
+    private(set) var bytes = 0
+    private(set) var tombstones = 0
+    private let hash: HashFunction
+    var clock: HybridLogicalClock
+    private var sweepCursor = 0
+    private var random: UInt64
+
+    /// Index memory charged per entry on top of its block: a slot and a dense-array pointer.
+    static let indexOverhead = 20
+
+    init(hash: @escaping HashFunction, clock: HybridLogicalClock, seed: UInt64) {
+        self.hash = hash
+        self.clock = clock
+        self.random = seed | 1
+        mask = 15
+        slots = .allocate(capacity: 16)
+        slots.initialize(repeating: 0, count: 16)
+    }
+
+    deinit {
+        for entry in entries { entry.deallocate() }
+        slots.deallocate()
+    }
+
+    var count: Int { entries.count }
+
+    static func cost(of entry: RawEntry) -> Int { entry.allocatedBytes + indexOverhead }
+
+    // MARK: Lookup
+
+    /// The slot and entry index holding `key`, if present.
+    func find(_ key: UnsafeRawBufferPointer, hash keyHash: UInt64) -> (slot: Int, index: Int)? {
+        let tag = UInt32(truncatingIfNeeded: keyHash)
+        var slot = Int(tag) & mask
+        while true {
+            let value = slots[slot]
+            if value == 0 { return nil }
+            if UInt32(truncatingIfNeeded: value >> 32) == tag {
+                let index = Int(UInt32(truncatingIfNeeded: value)) - 1
+                if entries[index].hasKey(key) { return (slot, index) }
+            }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    // MARK: Changes
+
+    /// Adds an entry whose key is not present.
+    mutating func insert(_ entry: RawEntry, hash keyHash: UInt64) {
+        if (entries.count + 1) * 4 > (mask + 1) * 3 { grow() }
+        entries.append(entry)
+        place(tag: UInt32(truncatingIfNeeded: keyHash), index: entries.count - 1)
+        bytes += Self.cost(of: entry)
+        if entry.isTombstone { tombstones += 1 }
+    }
+
+    /// Puts `entry` in place of the one at `index` (same key) and frees the old one.
+    mutating func replace(at index: Int, with entry: RawEntry) {
+        let old = entries[index]
+        bytes += Self.cost(of: entry) - Self.cost(of: old)
+        tombstones += (entry.isTombstone ? 1 : 0) - (old.isTombstone ? 1 : 0)
+        entries[index] = entry
+        old.deallocate()
+    }
+
+    /// Removes and frees the entry at `index`, whose slot is `slot`.
+    mutating func remove(slot: Int, index: Int) {
+        let removed = entries[index]
+        bytes -= Self.cost(of: removed)
+        if removed.isTombstone { tombstones -= 1 }
+        clearSlot(slot)
+        let last = entries.count - 1
+        if index != last {
+            let moved = entries[last]
+            let movedSlot = slotOf(index: last, key: moved.key)
+            slots[movedSlot] = slots[movedSlot] & 0xFFFF_FFFF_0000_0000 | UInt64(index + 1)
+            entries[index] = moved
+        }
+        entries.removeLast()
+        removed.deallocate()
+    }
+
+    /// Removes the entry at `index` (looking its slot up).
+    mutating func remove(index: Int) {
+        let key = entries[index].key
+        remove(slot: slotOf(index: index, key: key), index: index)
+    }
+
+    private func slotOf(index: Int, key: UnsafeRawBufferPointer) -> Int {
+        var slot = Int(UInt32(truncatingIfNeeded: hash(key))) & mask
+        while Int(UInt32(truncatingIfNeeded: slots[slot])) != index + 1 {
+            slot = (slot + 1) & mask
+        }
+        return slot
+    }
+
+    private mutating func place(tag: UInt32, index: Int) {
+        var slot = Int(tag) & mask
+        while slots[slot] != 0 { slot = (slot + 1) & mask }
+        slots[slot] = UInt64(tag) << 32 | UInt64(index + 1)
+    }
+
+    /// Empties a slot and shifts later members of its probe run back (no deletion markers).
+    private mutating func clearSlot(_ slot: Int) {
+        var hole = slot
+        var next = (slot + 1) & mask
+        while slots[next] != 0 {
+            let home = Int(UInt32(truncatingIfNeeded: slots[next] >> 32)) & mask
+            // The entry at `next` may fill the hole if the hole lies on its probe path [home, next].
+            if (next - home) & mask >= (next - hole) & mask {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = 0
+    }
+
+    private mutating func grow() {
+        let oldSlots = slots
+        let oldCapacity = mask + 1
+        let capacity = oldCapacity * 2
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        mask = capacity - 1
+        for slot in 0..<oldCapacity where oldSlots[slot] != 0 {
+            let value = oldSlots[slot]
+            place(tag: UInt32(truncatingIfNeeded: value >> 32), index: Int(UInt32(truncatingIfNeeded: value)) - 1)
+        }
+        oldSlots.deallocate()
+    }
+
+    // MARK: Eviction and sweeping
+
+    /// Picks an entry to evict among `samples` random ones: a dead one if seen, else the least recently used.
+    mutating func evictionCandidate(samples: Int, now: Int64) -> Int? {
+        guard !entries.isEmpty else { return nil }
+        var best = -1
+        var bestAccess = UInt32.max
+        for _ in 0..<samples {
+            let index = Int(nextRandom() % UInt64(entries.count))
+            let entry = entries[index]
+            if entry.isDead(at: now) && !entry.isTombstone { return index }
+            if entry.lastAccess <= bestAccess {
+                best = index
+                bestAccess = entry.lastAccess
+            }
+        }
+        return best
+    }
+
+    /// Examines up to `budget` entries from the sweep cursor; frees expired entries and
+    /// tombstones whose grace period is over. Returns how many it freed.
+    mutating func sweep(budget: Int, now: Int64) -> Int {
+        var freed = 0
+        var examined = 0
+        while examined < budget && !entries.isEmpty {
+            if sweepCursor >= entries.count { sweepCursor = 0 }
+            let entry = entries[sweepCursor]
+            // A tombstone's expiresAt is the end of its grace period.
+            if entry.expiresAt != 0 && entry.expiresAt <= now {
+                remove(index: sweepCursor)  // the last entry moves into the cursor's place
+                freed += 1
+            } else {
+                sweepCursor += 1
+            }
+            examined += 1
+        }
+        return freed
+    }
+
+    private mutating func nextRandom() -> UInt64 {
+        // SplitMix64: fast, good enough to sample eviction candidates.
+        random &+= 0x9E37_79B9_7F4A_7C15
+        var z = random
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,22 @@
+import Synchronization
+
+/// A settable Unix-millisecond clock, so expiry is tested without sleeping.
+final class ManualClock: Sendable {
+    private let millis = Mutex<Int64>(1_700_000_000_000)
+    var now: Int64 { millis.withLock { $0 } }
+    func advance(by delta: Int64) { millis.withLock { $0 += delta } }
+    var reader: @Sendable () -> Int64 { { self.now } }
+}
+
+/// A deterministic generator for reproducible random tests.
+struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
