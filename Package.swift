@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "aerocache-node", targets: ["aerocache-node"]),
+        .executable(name: "aerocachectl", targets: ["aerocachectl"]),
         .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
     ],
     dependencies: [
@@ -89,6 +90,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aerocachectl",
+            dependencies: [
+                "AeroCacheClient", "AeroCacheCore", "AeroCacheTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

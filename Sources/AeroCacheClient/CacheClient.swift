@@ -12,6 +12,19 @@ public struct CacheEntry: Sendable, Equatable {
     public var expiresAtUnixMilliseconds: Int64?
 }
 
+/// How many replicas must answer before a call succeeds (the server's default when nil).
+public enum Consistency: String, Sendable, CaseIterable {
+    case one, quorum, all
+
+    var proto: Aerocache_V1_Consistency {
+        switch self {
+        case .one: .one
+        case .quorum: .quorum
+        case .all: .all
+        }
+    }
+}
+
 /// A client for one AeroCache node: `set`, `get`, `delete`, `has`, `increment`.
 ///
 /// Every call goes to the one endpoint it was made with (the ring-aware smart client
@@ -37,19 +50,22 @@ public final class CacheClient: Sendable {
 
     /// Stores `value` under `key`; `ttl` nil means no expiry. Returns the absolute expiry (Unix ms, 0 = never).
     @discardableResult
-    public func set(_ key: String, _ value: [UInt8], ttl: Duration? = nil, metadata: [String: String] = [:]) async throws -> Int64 {
+    public func set(_ key: String, _ value: [UInt8], ttl: Duration? = nil, metadata: [String: String] = [:],
+                    consistency: Consistency? = nil) async throws -> Int64 {
         var request = Aerocache_V1_SetRequest()
         request.key = key
         request.value = Data(value)
         request.ttlMs = ttl.map(Self.milliseconds) ?? 0
         request.metadata = metadata
+        request.consistency = consistency?.proto ?? .default
         return try await connection.unary(CacheMethods.set, request, timeout: timeout).expiresAtUnixMs
     }
 
     /// The entry under `key`, or nil when it is missing or expired.
-    public func get(_ key: String) async throws -> CacheEntry? {
+    public func get(_ key: String, consistency: Consistency? = nil) async throws -> CacheEntry? {
         var request = Aerocache_V1_GetRequest()
         request.key = key
+        request.consistency = consistency?.proto ?? .default
         let response = try await connection.unary(CacheMethods.get, request, timeout: timeout)
         guard response.found else { return nil }
         return CacheEntry(value: Array(response.value), metadata: response.metadata,
@@ -78,6 +94,15 @@ public final class CacheClient: Sendable {
         request.delta = delta
         request.ttlMs = ttl.map(Self.milliseconds) ?? 0
         return try await connection.unary(CacheMethods.increment, request, timeout: timeout).value
+    }
+
+    /// Gives an existing key a new TTL (nil: no expiry); returns false when the key is missing.
+    @discardableResult
+    public func touch(_ key: String, ttl: Duration?) async throws -> Bool {
+        var request = Aerocache_V1_TouchRequest()
+        request.key = key
+        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        return try await connection.unary(CacheMethods.touch, request, timeout: timeout).found
     }
 
     /// Whether the node reports itself serving (`grpc.health.v1.Health/Check`).

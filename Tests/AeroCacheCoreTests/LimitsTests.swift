@@ -48,3 +48,16 @@ import Testing
         for (text, expected) in vectors { #expect(XXHash64.hash(text) == expected, "\(text)") }
     }
 }
+
+@Suite struct DurationTextTests {
+    @Test(arguments: [("0.5", Int64(500)), ("30", 30_000), ("500ms", 500), ("30s", 30_000), ("5m", 300_000),
+                      ("1h", 3_600_000), ("1.5h", 5_400_000), ("1d", 86_400_000), ("0", 0)])
+    func parses(text: String, millis: Int64) throws {
+        #expect(try DurationText.milliseconds(text) == millis)
+    }
+
+    @Test(arguments: ["", "abc", "-1", "-5s", "10x", "ms", "nan", "inf"])
+    func refuses(text: String) {
+        #expect(throws: ValidationError.self) { try DurationText.milliseconds(text) }
+    }
+}

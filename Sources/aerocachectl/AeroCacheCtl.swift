@@ -1,0 +1,81 @@
+import AeroCacheClient
+import AeroCacheCore
+import AeroCacheTransport
+import ArgumentParser
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `aerocachectl`: the data and admin command line.
+struct AeroCacheCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aerocachectl",
+        abstract: "Read and write an AeroCache cluster.",
+        discussion: """
+            Exit status: 0 success, 1 not found (get, has, ttl), 2 usage or server error.
+            TTLs are seconds (0.5, 30) or carry a unit (500ms, 30s, 5m, 1h).
+            """,
+        subcommands: [SetCommand.self, GetCommand.self, HasCommand.self, DelCommand.self,
+                      IncrCommand.self, TtlCommand.self])
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Nodes to talk to, HOST:PORT[,HOST:PORT...] (env AEROCACHE_ENDPOINTS).")
+    var endpoints: String = getenv("AEROCACHE_ENDPOINTS").map { String(cString: $0) } ?? "127.0.0.1:7400"
+
+    @Flag(help: "Print machine-readable JSON.")
+    var json = false
+
+    @Option(help: "Deadline for each call (seconds, or with a unit: 500ms, 2s).")
+    var timeout: String = "5s"
+
+    /// Runs `body` against the first endpoint that answers, moving on when one is unavailable.
+    func withClient<Result>(_ body: (CacheClient) async throws -> Result) async throws -> Result {
+        let timeoutMillis: Int64
+        let addresses: [HostPort]
+        do throws(AeroCacheCore.ValidationError) {
+            timeoutMillis = try DurationText.milliseconds(timeout)
+            var parsed: [HostPort] = []
+            for endpoint in endpoints.split(separator: ",") { parsed.append(try HostPort(parsing: String(endpoint))) }
+            addresses = parsed
+        } catch {
+            throw UsageError(error.message)
+        }
+        guard !addresses.isEmpty else { throw UsageError("--endpoints names no node") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var outcome: Swift.Result<Result, any Error> = .failure(RPCError(.unavailable, "no endpoint answered"))
+        for address in addresses {
+            let client = CacheClient(endpoint: address, eventLoopGroup: group, timeout: .milliseconds(timeoutMillis))
+            do {
+                outcome = .success(try await body(client))
+            } catch let error as RPCError where error.code == .unavailable {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(error)
+            }
+            await client.close()
+            if case .failure(let error as RPCError) = outcome, error.code == .unavailable { continue }
+            break
+        }
+        try? await group.shutdownGracefully()
+        return try outcome.get()
+    }
+}
+
+/// A `--ttl` value in milliseconds (nil when not given).
+func parseTTL(_ text: String?) throws -> Duration? {
+    guard let text else { return nil }
+    do {
+        return .milliseconds(try DurationText.milliseconds(text))
+    } catch {
+        throw UsageError("--ttl: \(error.message)")
+    }
+}
+
+extension Consistency: ExpressibleByArgument {}
+
+/// A usage mistake: exit status 2 with one line.
+typealias UsageError = ArgumentParser.ValidationError
