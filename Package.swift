@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "aerocache-node", targets: ["aerocache-node"]),
         .executable(name: "aerocachectl", targets: ["aerocachectl"]),
+        .executable(name: "aerocache-bench", targets: ["aerocache-bench"]),
         .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
     ],
     dependencies: [
@@ -19,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure logic, no sockets: limits, the in-memory store.
@@ -98,6 +100,16 @@ let package = Package(
             dependencies: [
                 "AeroCacheClient", "AeroCacheCore", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "aerocache-bench",
+            dependencies: [
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -1,0 +1,109 @@
+import AeroCacheCore
+import AeroCacheProto
+import AeroCacheTransport
+import ArgumentParser
+import Foundation
+import NIOPosix
+
+/// `aerocache-bench`: a load driver that reports throughput and HDR latency percentiles.
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aerocache-bench",
+        abstract: "Drive load at AeroCache nodes and report ops/s, errors, hit ratio and latency percentiles.",
+        discussion: """
+            Closed loop by default (--concurrency workers, each waiting for its answer); --rate OPS
+            runs an open loop where latency counts from each operation's intended start time, so
+            a stalled server shows up as latency instead of hiding as lower throughput.
+            """)
+
+    @Option(help: "Nodes to load, HOST:PORT[,HOST:PORT...] (env AEROCACHE_ENDPOINTS).")
+    var endpoints: String = ProcessInfo.processInfo.environment["AEROCACHE_ENDPOINTS"] ?? "127.0.0.1:7400"
+    @Option(help: "Measured time (seconds, or 500ms, 1m...).") var duration: String = "10s"
+    @Option(help: "Time run before measuring starts.") var warmup: String = "2s"
+    @Option(help: "Workers (calls in flight).") var concurrency: Int = 50
+    @Option(help: "HTTP/2 connections per endpoint.") var connections: Int = 1
+    @Option(help: "Size of the keyspace (keys are 16 bytes: key:000000000042).") var keys: Int = 100_000
+    @Option(help: "uniform, zipf, or zipf:S.") var keyDistribution: String = "uniform"
+    @Option(help: "Value size in bytes for sets.") var valueSize: Int = 100
+    @Option(help: "Operation weights, e.g. get=90,set=10 (get, set, has, incr, del).") var mix: String = "get=90,set=10"
+    @Option(help: "Open-loop rate in operations per second; 0 runs a closed loop.") var rate: Double = 0
+    @Option(help: "one, quorum or all.") var consistency: String?
+    @Option(help: "Deadline per call.") var timeout: String = "5s"
+    @Flag(help: "Write every key once before the run, so reads hit.") var prefill = false
+    @Option(help: "Also write the results as JSON to this file.") var json: String?
+
+    func run() async throws {
+        let addresses: [HostPort]
+        let settings: Runner.Settings
+        let workload: Workload
+        do {
+            addresses = try endpoints.split(separator: ",").map { text throws(AeroCacheCore.ValidationError) in try HostPort(parsing: String(text)) }
+            guard concurrency > 0, connections > 0, valueSize >= 0, rate >= 0 else {
+                throw BenchError("--concurrency and --connections must be at least 1; --value-size and --rate at least 0")
+            }
+            workload = try Workload(keyCount: keys, distribution: try .init(parsing: keyDistribution), mix: mix)
+            settings = Runner.Settings(
+                duration: .milliseconds(try DurationText.milliseconds(duration)),
+                warmup: .milliseconds(try DurationText.milliseconds(warmup)),
+                concurrency: concurrency, rate: rate, valueSize: valueSize,
+                consistency: try Self.consistency(consistency),
+                timeout: .milliseconds(try DurationText.milliseconds(timeout)),
+                progress: isatty(STDERR_FILENO) != 0)
+        } catch let error as AeroCacheCore.ValidationError {
+            throw ArgumentParser.ValidationError(error.message)
+        } catch let error as BenchError {
+            throw ArgumentParser.ValidationError(error.description)
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = addresses.flatMap { address in
+            (0..<connections).map { _ in GRPCClientConnection(host: address.host, port: address.port, eventLoopGroup: group) }
+        }
+        let runner = Runner(settings: settings, workload: workload, connections: pool)
+        var prefillReport: [String: Any]?
+        if prefill {
+            do {
+                let (count, seconds) = try await runner.prefill()
+                print("prefill: \(count) keys in \(String(format: "%.1f", seconds)) s")
+                prefillReport = ["keys": count, "seconds": seconds]
+            } catch {
+                throw CleanFailure("prefill failed: \(error)")
+            }
+        }
+        let (tally, seconds, cpuPerOperation) = await runner.run()
+        for connection in pool { await connection.close() }
+        try? await group.shutdownGracefully()
+
+        let report = Report(tally: tally, seconds: seconds, cpuMicrosPerOperation: cpuPerOperation)
+        print(report.text(header: "\(String(format: "%.1f", seconds)) s, \(concurrency) workers on \(pool.count) connection(s), "
+                          + "\(keys) keys (\(workload.distribution)), \(valueSize)-byte values, mix \(mix), "
+                          + (rate > 0 ? "open loop at \(Int(rate)) ops/s" : "closed loop")))
+        if let json {
+            var config: [String: Any] = [
+                "endpoints": endpoints, "duration_s": seconds, "warmup": warmup, "concurrency": concurrency,
+                "connections": connections, "keys": keys, "key_distribution": "\(workload.distribution)",
+                "value_size": valueSize, "mix": mix, "rate": rate, "consistency": consistency ?? "default",
+            ]
+            if let prefillReport { config["prefill"] = prefillReport }
+            try report.writeJSON(to: json, config: config)
+        }
+        if tally.operations == 0 { throw CleanFailure("no operation completed") }
+    }
+
+    static func consistency(_ text: String?) throws(BenchError) -> Aerocache_V1_Consistency {
+        switch text {
+        case nil: .default
+        case "one": .one
+        case "quorum": .quorum
+        case "all": .all
+        case let other?: throw BenchError("--consistency must be one, quorum or all, not \(other)")
+        }
+    }
+}
+
+/// A run-time failure: one line on stderr, exit 2.
+struct CleanFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
