@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "aerocachectl",
             dependencies: [
-                "AeroCacheClient", "AeroCacheCore", "AeroCacheTransport",
+                "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

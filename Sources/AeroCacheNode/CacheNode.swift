@@ -13,6 +13,10 @@ public final class CacheNode: Service, Sendable {
     public struct Configuration: Sendable {
         public var host: String = "127.0.0.1"
         public var port: Int = 7400
+        /// Stable identity; empty means the advertised address.
+        public var nodeID: String = ""
+        /// The address others dial; empty means the listen address.
+        public var advertise: String = ""
         /// Event-loop threads serving connections.
         public var eventLoopThreads: Int = 1
         public var limits = Limits()
@@ -27,6 +31,7 @@ public final class CacheNode: Service, Sendable {
     }
 
     public let store: StorageEngine
+    public let nodeID: String
     private let server: GRPCServer
     private let group: MultiThreadedEventLoopGroup
     private let sweepInterval: Duration
@@ -34,6 +39,7 @@ public final class CacheNode: Service, Sendable {
     public init(configuration: Configuration, logger: Logger) {
         store = StorageEngine(configuration: configuration.storage)
         sweepInterval = configuration.sweepInterval
+        nodeID = configuration.effectiveNodeID
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let cache = CacheService(store: store, limits: configuration.limits)
         server = GRPCServer(
@@ -41,7 +47,8 @@ public final class CacheNode: Service, Sendable {
                                  maxRequestMessageBytes: max(configuration.maxRequestBytes,
                                                              configuration.limits.maxValueBytes + 64 * 1024),
                                  shutdownGracePeriod: configuration.shutdownGracePeriod),
-            methods: cache.methods + HealthService().methods,
+            methods: cache.methods + HealthService().methods + AdminService(
+                nodeID: configuration.effectiveNodeID, address: configuration.effectiveAdvertise, store: store).methods,
             eventLoopGroup: group,
             logger: logger)
     }
@@ -90,5 +97,17 @@ public final class CacheNode: Service, Sendable {
     /// Stops accepting connections and lets in-flight calls finish; ``run()`` then returns.
     public func initiateGracefulShutdown() {
         server.initiateGracefulShutdown()
+    }
+}
+
+extension CacheNode.Configuration {
+    /// The address peers and clients dial.
+    public var effectiveAdvertise: String {
+        advertise.isEmpty ? HostPort(host: host, port: port).description : advertise
+    }
+
+    /// The node's identity: `--node-id`, else its advertised address.
+    public var effectiveNodeID: String {
+        nodeID.isEmpty ? effectiveAdvertise : nodeID
     }
 }

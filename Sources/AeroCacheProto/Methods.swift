@@ -18,3 +18,9 @@ public enum HealthMethods {
     public static let service = "grpc.health.v1.Health"
     public static let check = MethodDescriptor<Grpc_Health_V1_HealthCheckRequest, Grpc_Health_V1_HealthCheckResponse>(service: service, method: "Check")
 }
+
+/// The methods of `aerocache.v1.Admin`, for operators (`aerocachectl status`).
+public enum AdminMethods {
+    public static let service = "aerocache.v1.Admin"
+    public static let status = MethodDescriptor<Aerocache_V1_StatusRequest, Aerocache_V1_StatusResponse>(service: service, method: "Status")
+}

@@ -23,6 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Time run before measuring starts.") var warmup: String = "2s"
     @Option(help: "Workers (calls in flight).") var concurrency: Int = 50
     @Option(help: "HTTP/2 connections per endpoint.") var connections: Int = 1
+    @Option(help: "Event-loop threads driving the connections (workers run on them).") var threads: Int = 1
     @Option(help: "Size of the keyspace (keys are 16 bytes: key:000000000042).") var keys: Int = 100_000
     @Option(help: "uniform, zipf, or zipf:S.") var keyDistribution: String = "uniform"
     @Option(help: "Value size in bytes for sets.") var valueSize: Int = 100
@@ -39,8 +40,8 @@ struct BenchCommand: AsyncParsableCommand {
         let workload: Workload
         do {
             addresses = try endpoints.split(separator: ",").map { text throws(AeroCacheCore.ValidationError) in try HostPort(parsing: String(text)) }
-            guard concurrency > 0, connections > 0, valueSize >= 0, rate >= 0 else {
-                throw BenchError("--concurrency and --connections must be at least 1; --value-size and --rate at least 0")
+            guard concurrency > 0, connections > 0, threads > 0, valueSize >= 0, rate >= 0 else {
+                throw BenchError("--concurrency, --connections and --threads must be at least 1; --value-size and --rate at least 0")
             }
             workload = try Workload(keyCount: keys, distribution: try .init(parsing: keyDistribution), mix: mix)
             settings = Runner.Settings(
@@ -56,9 +57,12 @@ struct BenchCommand: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(error.description)
         }
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let pool = addresses.flatMap { address in
-            (0..<connections).map { _ in GRPCClientConnection(host: address.host, port: address.port, eventLoopGroup: group) }
+            (0..<connections).map { _ in
+                let executor = EventLoopTaskExecutor(eventLoop: group.next())
+                return (GRPCClientConnection(host: address.host, port: address.port, eventLoopGroup: executor.eventLoop), executor)
+            }
         }
         let runner = Runner(settings: settings, workload: workload, connections: pool)
         var prefillReport: [String: Any]?
@@ -72,7 +76,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         let (tally, seconds, cpuPerOperation) = await runner.run()
-        for connection in pool { await connection.close() }
+        for (connection, _) in pool { await connection.close() }
         try? await group.shutdownGracefully()
 
         let report = Report(tally: tally, seconds: seconds, cpuMicrosPerOperation: cpuPerOperation)

@@ -21,10 +21,12 @@ struct Runner: Sendable {
 
     let settings: Settings
     let workload: Workload
-    let connections: [GRPCClientConnection]
+    /// Connections, each with the executor of its own event loop: a worker runs on its
+    /// connection's loop, so calls and answers never change threads.
+    let connections: [(connection: GRPCClientConnection, executor: EventLoopTaskExecutor)]
     private let value: Data
 
-    init(settings: Settings, workload: Workload, connections: [GRPCClientConnection]) {
+    init(settings: Settings, workload: Workload, connections: [(connection: GRPCClientConnection, executor: EventLoopTaskExecutor)]) {
         self.settings = settings
         self.workload = workload
         self.connections = connections
@@ -40,8 +42,8 @@ struct Runner: Sendable {
         let next = SharedCounter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<max(1, min(settings.concurrency, 32)) {
-                group.addTask { [self] in
-                    let connection = connections[worker % connections.count]
+                let (connection, executor) = connections[worker % connections.count]
+                group.addTask(executorPreference: executor) { [self] in
                     while true {
                         let index = next.increment()
                         if index >= batches { return }
@@ -74,10 +76,10 @@ struct Runner: Sendable {
 
         let total = await withTaskGroup(of: Tally?.self) { group in
             for worker in 0..<settings.concurrency {
-                group.addTask { [self] in
+                let (connection, executor) = connections[worker % connections.count]
+                group.addTask(executorPreference: executor) { [self] in
                     var tally = Tally()
                     var random = FastRandom(seed: UInt64(worker) &* 0x9E37_79B9 &+ 1)
-                    let connection = connections[worker % connections.count]
                     while true {
                         let started: UInt64
                         if interval > 0 {

@@ -19,6 +19,12 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "gRPC address to listen on (HOST:PORT).")
     var listen: String = environment("listen") ?? "127.0.0.1:7400"
 
+    @Option(help: "Address other nodes and clients dial (default: the listen address).")
+    var advertise: String = environment("advertise") ?? ""
+
+    @Option(help: "Stable identity of the node (default: the advertised address).")
+    var nodeId: String = environment("node-id") ?? ""
+
     @Option(help: "Largest value accepted (bytes, or with KiB/MiB/GiB).")
     var maxValueSize: String = environment("max-value-size") ?? "1MiB"
 
@@ -61,6 +67,8 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             let address = try HostPort(parsing: listen)
             configuration.host = address.host
             configuration.port = address.port
+            if !advertise.isEmpty { configuration.advertise = try HostPort(parsing: advertise).description }
+            configuration.nodeID = nodeId
             configuration.limits.maxValueBytes = try ByteSize.parse(maxValueSize)
             configuration.maxRequestBytes = try ByteSize.parse(maxRequestSize)
             configuration.storage.maxMemoryBytes = try ByteSize.parse(maxMemory)

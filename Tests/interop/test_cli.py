@@ -119,3 +119,17 @@ def test_help_for_every_command(ctl):
     for command in ["set", "get", "has", "del", "incr", "ttl"]:
         code, out, _ = ctl(command, "--help")
         assert code == 0 and b"USAGE" in out
+
+
+def test_status(ctl, node):
+    ctl("set", "status-probe", "v")
+    code, out, _ = ctl("status", "--json")
+    assert code == 0
+    nodes = json.loads(out)["nodes"]
+    assert len(nodes) == 1
+    me = nodes[0]
+    assert set(me) >= {"id", "address", "state", "keys", "memory_bytes", "ring_epoch"}
+    assert me["address"] == node.address and me["state"] == "up"
+    assert me["keys"] >= 1 and me["memory_bytes"] > 0
+    code, out, _ = ctl("status")
+    assert code == 0 and b"ADDRESS" in out and node.address.encode() in out

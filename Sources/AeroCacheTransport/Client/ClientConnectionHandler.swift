@@ -144,8 +144,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         streams[streamID] = stream
         if let timeoutNanoseconds, let context {
-            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) { [weak self] in
-                self?.expire(streamID: streamID)
+            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) { [self] in
+                self.expire(streamID: streamID)
             }
         }
         scheduleFlush()

@@ -69,6 +69,12 @@ public final class GRPCClientConnection: Sendable {
         let connected = try await readyConnection()
         let timeoutNanoseconds = timeout.map { Self.nanoseconds($0) }
         return try await withCheckedThrowingContinuation { continuation in
+            // Already on the connection's loop (see EventLoopTaskExecutor): start the call here.
+            if connected.handler.eventLoop.inEventLoop {
+                connected.handler.value.startCall(path: path, payload: payload,
+                                                  timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
+                return
+            }
             connected.handler.eventLoop.execute {
                 connected.handler.value.startCall(path: path, payload: payload,
                                                   timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
@@ -134,8 +140,10 @@ public final class GRPCClientConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port)
             .flatMapThrowing { [self] channel -> Connected in
+                // A strong reference (a weak one would slow every retain of `self`); the cycle
+                // ends when the channel closes and its pipeline lets go of the handler.
                 let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse) {
-                    [weak self, channel] in self?.connectionBecameUnusable(channel)
+                    [self, channel] in self.connectionBecameUnusable(channel)
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
                 return Connected(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))

@@ -30,6 +30,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var isOpen = true
     private var inReadCycle = false
+    /// Calls with a deadline that started in this read cycle.
+    private var streamsWithDeadlines: [Int32] = []
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<@Sendable () async -> Void>.Continuation, logger: Logger) {
@@ -79,6 +81,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadCycle = false
+        armDeadlineTimers()
         flush()
         context.fireChannelReadComplete()
     }
@@ -191,16 +194,25 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             return respond(stream, .failure(RPCError(.unimplemented, "unknown method \(stream.unknownPath ?? "")")))
         }
         if let timeout = stream.timeoutNanoseconds {
-            let deadline = NIODeadline.now() + .nanoseconds(timeout)
-            stream.deadline = deadline
-            if !endStream, let context {
-                stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self, weak stream] in
-                    guard let self, let stream else { return }
-                    self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
-                    self.flushSoon()
-                }
+            stream.deadline = NIODeadline.now() + .nanoseconds(timeout)
+            // Most calls finish in this read cycle; a timer is armed at its end for those that do not.
+            if !endStream { streamsWithDeadlines.append(streamID) }
+        }
+    }
+
+    /// Arms deadline timers for calls still running at the end of a read cycle.
+    private func armDeadlineTimers() {
+        guard !streamsWithDeadlines.isEmpty, let context else { return }
+        for streamID in streamsWithDeadlines {
+            guard let stream = streams[streamID], let deadline = stream.deadline, stream.deadlineTimer == nil,
+                  stream.phase == .receivingMessage || stream.phase == .running else { continue }
+            stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                guard let stream = self.streams[streamID] else { return }
+                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                self.flushSoon()
             }
         }
+        streamsWithDeadlines.removeAll(keepingCapacity: true)
     }
 
     fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
