@@ -114,6 +114,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Nanoseconds per get and set on the storage engine alone (scripts/bench-memory.sh runs it).
+        .executableTarget(
+            name: "aerocache-engine-bench",
+            dependencies: ["AeroCacheCore"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AeroCacheCoreTests",
             dependencies: ["AeroCacheCore"],

@@ -40,6 +40,9 @@ struct ShardTable: ~Copyable {
 
     var count: Int { entries.count }
 
+    @inline(__always)
+    func entry(at index: Int) -> RawEntry { entries[index] }
+
     static func cost(of entry: RawEntry) -> Int { entry.allocatedBytes + indexOverhead }
 
     // MARK: Lookup
@@ -53,7 +56,7 @@ struct ShardTable: ~Copyable {
             if value == 0 { return nil }
             if UInt32(truncatingIfNeeded: value >> 32) == tag {
                 let index = Int(UInt32(truncatingIfNeeded: value)) - 1
-                if entries[index].hasKey(key) { return (slot, index) }
+                if entries.withUnsafeBufferPointer({ $0[index] }).hasKey(key) { return (slot, index) }
             }
             slot = (slot + 1) & mask
         }

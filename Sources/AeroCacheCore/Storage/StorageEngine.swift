@@ -70,15 +70,26 @@ public final class StorageEngine: Sendable {
     // MARK: Reads
 
     /// Runs `body` on the live entry for `key` inside its shard's lock; nil when missing, deleted or expired.
+    @inlinable
     public func read<Result>(_ key: String, _ body: (EntryView) -> Result) -> Result? {
+        var result: Result?
+        withEntry(key) { view in result = view.map(body) }
+        return result
+    }
+
+    /// Calls `body` once, inside the shard's lock, with the live entry for `key` or nil.
+    ///
+    /// Not generic, so a call from another module costs no generic-metadata look-ups;
+    /// ``read(_:_:)`` is the convenient form.
+    public func withEntry(_ key: String, _ body: (EntryView?) -> Void) {
         let now = now()
-        return withKey(key) { keyBytes, keyHash in
-            shard(keyHash).withLock { table -> Result? in
-                guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                let entry = table.entries[index]
-                guard !entry.isDead(at: now) else { return nil }
+        withKey(key) { keyBytes, keyHash in
+            shard(keyHash).withLock { table in
+                guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return body(nil) }
+                let entry = table.entry(at: index)
+                guard !entry.isDead(at: now) else { return body(nil) }
                 entry.lastAccess = Self.accessStamp(now)
-                return body(EntryView(entry))
+                body(EntryView(entry))
             }
         }
     }
@@ -101,7 +112,7 @@ public final class StorageEngine: Sendable {
         withKey(key) { keyBytes, keyHash in
             shard(keyHash).withLock { table -> EntryRecord? in
                 guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                let entry = table.entries[index]
+                let entry = table.entry(at: index)
                 return EntryRecord(key: key, value: Array(entry.value), metadata: MetadataCodec.decode(entry.metadata),
                                    expiresAtMillis: entry.expiresAt, version: entry.version, isTombstone: entry.isTombstone)
             }
@@ -183,7 +194,7 @@ public final class StorageEngine: Sendable {
         return withKey(key) { keyBytes, keyHash in
             shard(keyHash).withLock { table -> WriteStamp? in
                 guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                let entry = table.entries[index]
+                let entry = table.entry(at: index)
                 guard !entry.isDead(at: now) else { return nil }
                 entry.expiresAt = ttlMillis == 0 ? 0 : now &+ ttlMillis
                 entry.version = table.clock.next(nowMillis: now)
@@ -288,7 +299,7 @@ public final class StorageEngine: Sendable {
             Result { () throws(StorageError) -> (WriteStamp, Int) in
                 try shard(keyHash).withLock { table throws(StorageError) -> (WriteStamp, Int) in
                     let found = table.find(keyBytes, hash: keyHash)
-                    let existing = found.map { table.entries[$0.index] }
+                    let existing = found.map { table.entry(at: $0.index) }
                     guard let (stamp, metadata, value, expiresAt, tombstone) = try plan(&table, existing) else {
                         return (existing.map { WriteStamp(version: $0.version, expiresAtMillis: $0.expiresAt) }
                                 ?? WriteStamp(version: .zero, expiresAtMillis: 0), 0)
