@@ -31,7 +31,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Open-loop rate in operations per second; 0 runs a closed loop.") var rate: Double = 0
     @Option(help: "one, quorum or all.") var consistency: String?
     @Option(help: "Deadline per call.") var timeout: String = "5s"
-    @Flag(help: "Write every key once before the run, so reads hit.") var prefill = false
+    @Flag(help: "Write every key once before the run, so reads hit (with --duration 0: load and stop).") var prefill = false
     @Option(help: "Also write the results as JSON to this file.") var json: String?
 
     func run() async throws {
@@ -74,6 +74,11 @@ struct BenchCommand: AsyncParsableCommand {
             } catch {
                 throw CleanFailure("prefill failed: \(error)")
             }
+        }
+        if prefill && settings.duration == .zero {
+            for (connection, _) in pool { await connection.close() }
+            try? await group.shutdownGracefully()
+            return  // --prefill --duration 0: load only
         }
         let (tally, seconds, cpuPerOperation) = await runner.run()
         for (connection, _) in pool { await connection.close() }
