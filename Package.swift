@@ -85,9 +85,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Exit statuses and one-line errors shared by the executables.
+        .target(
+            name: "AeroCacheCommandLine",
+            dependencies: [
+                "AeroCacheTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "aerocache-node",
             dependencies: [
+                "AeroCacheCommandLine",
                 "AeroCacheNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,6 +108,7 @@ let package = Package(
         .executableTarget(
             name: "aerocachectl",
             dependencies: [
+                "AeroCacheCommandLine",
                 "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -107,6 +118,7 @@ let package = Package(
         .executableTarget(
             name: "aerocache-bench",
             dependencies: [
+                "AeroCacheCommandLine",
                 "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

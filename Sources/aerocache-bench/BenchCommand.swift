@@ -1,3 +1,4 @@
+import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheProto
 import AeroCacheTransport
@@ -5,8 +6,12 @@ import ArgumentParser
 import Foundation
 import NIOPosix
 
-/// `aerocache-bench`: a load driver that reports throughput and HDR latency percentiles.
 @main
+enum BenchMain {
+    static func main() async { await CommandRunner.run(BenchCommand.self) }
+}
+
+/// `aerocache-bench`: a load driver that reports throughput and HDR latency percentiles.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aerocache-bench",
@@ -72,7 +77,7 @@ struct BenchCommand: AsyncParsableCommand {
                 print("prefill: \(count) keys in \(String(format: "%.1f", seconds)) s")
                 prefillReport = ["keys": count, "seconds": seconds]
             } catch {
-                throw CleanFailure("prefill failed: \(error)")
+                throw CommandFailure("prefill failed: \(error)")
             }
         }
         if prefill && settings.duration == .zero {
@@ -97,7 +102,7 @@ struct BenchCommand: AsyncParsableCommand {
             if let prefillReport { config["prefill"] = prefillReport }
             try report.writeJSON(to: json, config: config)
         }
-        if tally.operations == 0 { throw CleanFailure("no operation completed") }
+        if tally.operations == 0 { throw CommandFailure("no operation completed") }
     }
 
     static func consistency(_ text: String?) throws(BenchError) -> Aerocache_V1_Consistency {
@@ -109,10 +114,4 @@ struct BenchCommand: AsyncParsableCommand {
         case let other?: throw BenchError("--consistency must be one, quorum or all, not \(other)")
         }
     }
-}
-
-/// A run-time failure: one line on stderr, exit 2.
-struct CleanFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

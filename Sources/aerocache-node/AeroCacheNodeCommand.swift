@@ -1,3 +1,4 @@
+import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheNode
 import ArgumentParser
@@ -8,8 +9,12 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// `aerocache-node`: runs one cluster node until SIGTERM or SIGINT.
 @main
+enum NodeMain {
+    static func main() async { await CommandRunner.run(AeroCacheNodeCommand.self) }
+}
+
+/// `aerocache-node`: runs one cluster node until SIGTERM or SIGINT.
 struct AeroCacheNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aerocache-node",
@@ -86,8 +91,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            logger.error("aerocache-node stopped: \(error)")
-            throw ExitCode(2)
+            throw CommandFailure("\(error)")
         }
     }
 }

@@ -84,12 +84,13 @@ def test_eviction_keeps_memory_under_the_bound():
         assert node.stop() == 0
 
 
-def test_bad_flags_are_one_line_and_exit_2():
-    for flags in (["--eviction-policy", "random"], ["--max-memory", "lots"], ["--listen", "nowhere"]):
+def test_bad_flags_are_one_line_and_exit_2(node):
+    for flags, fragment in ((["--eviction-policy", "random"], "noeviction"), (["--max-memory", "lots"], "size"),
+                            (["--listen", "nowhere"], "HOST:PORT"), (["--listen", node.address], "cannot listen")):
         result = subprocess.run([os.environ["AEROCACHE_NODE"], *flags], capture_output=True, timeout=20)
-        assert result.returncode != 0
+        assert result.returncode == 2, (flags, result)
         lines = result.stderr.decode().strip().splitlines()
-        assert lines and "Error" in lines[0] or "error" in lines[0].lower(), result.stderr
+        assert len(lines) == 1 and lines[0].startswith("aerocache-node: ") and fragment in lines[0], result.stderr
 
 
 def test_bench_reports_the_contract_json(node, tmp_path):

@@ -108,7 +108,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// Starts a unary call; `continuation` receives the response message or an ``RPCError``.
     func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, continuation: Continuation) {
         guard isUsable else {
-            continuation.resume(throwing: RPCError(.unavailable, "connection to \(peerDescription) is not accepting calls"))
+            continuation.resume(throwing: RPCError(.unavailable, "connection to \(peerDescription) is not accepting calls (open: \(isOpen), allowed: \(nghttp2_session_check_request_allowed(session)), want: \(nghttp2_session_want_read(session))/\(nghttp2_session_want_write(session)))"))
             return
         }
         let stream = ClientStream(request: payload, continuation: continuation,
@@ -303,4 +303,10 @@ extension Int {
         }
         self = value
     }
+}
+
+/// The connection closed or drained before the call could start: nothing was sent, so the
+/// call may go out again on a new connection.
+struct CallNotStarted: Error {
+    let peer: String
 }

@@ -66,20 +66,28 @@ public final class GRPCClientConnection: Sendable {
 
     /// Calls a unary method with an already serialized request; returns the serialized response.
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
-        let connected = try await readyConnection()
         let timeoutNanoseconds = timeout.map { Self.nanoseconds($0) }
-        return try await withCheckedThrowingContinuation { continuation in
-            // Already on the connection's loop (see EventLoopTaskExecutor): start the call here.
-            if connected.handler.eventLoop.inEventLoop {
-                connected.handler.value.startCall(path: path, payload: payload,
-                                                  timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
-                return
-            }
-            connected.handler.eventLoop.execute {
-                connected.handler.value.startCall(path: path, payload: payload,
-                                                  timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
+        // A call that found its connection closing was never sent: it is safe to send again.
+        for _ in 0..<3 {
+            let connected = try await readyConnection()
+            do {
+                return try await withCheckedThrowingContinuation { continuation in
+                    // Already on the connection's loop (see EventLoopTaskExecutor): start the call here.
+                    if connected.handler.eventLoop.inEventLoop {
+                        connected.handler.value.startCall(path: path, payload: payload,
+                                                          timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
+                        return
+                    }
+                    connected.handler.eventLoop.execute {
+                        connected.handler.value.startCall(path: path, payload: payload,
+                                                          timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
+                    }
+                }
+            } catch is CallNotStarted {
+                connectionBecameUnusable(connected.channel)
             }
         }
+        throw RPCError(.unavailable, "connection to \(host):\(port) kept closing before the call could start")
     }
 
     /// Closes the connection; later calls fail with `UNAVAILABLE`.
@@ -135,17 +143,24 @@ public final class GRPCClientConnection: Sendable {
     private func connect(_ promise: EventLoopPromise<Connected>, failures: Int) {
         let authority = "\(host):\(port)"
         let maxResponse = configuration.maxResponseMessageBytes
+        // The handler goes in before the connection opens: bytes read before it was added
+        // (the server's SETTINGS) would be lost and the session would fail.
         ClientBootstrap(group: promise.futureResult.eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port)
-            .flatMapThrowing { [self] channel -> Connected in
-                // A strong reference (a weak one would slow every retain of `self`); the cycle
-                // ends when the channel closes and its pipeline lets go of the handler.
-                let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse) {
-                    [self, channel] in self.connectionBecameUnusable(channel)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // A strong reference (a weak one would slow every retain of `self`); the cycle
+                    // ends when the channel closes and its pipeline lets go of the handler.
+                    let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse) {
+                        [self, channel] in self.connectionBecameUnusable(channel)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
-                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel -> Connected in
+                let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
                 return Connected(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             }
             .whenComplete { [self] result in

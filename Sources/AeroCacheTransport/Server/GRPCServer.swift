@@ -2,6 +2,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A gRPC server (h2c with prior knowledge) answering unary ``ServerMethod``s.
 ///
@@ -88,9 +91,11 @@ public final class GRPCServer: Sendable {
                 .bind(host: configuration.host, port: configuration.port)
                 .get()
         } catch {
-            address.fail(error)
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            let failure = ListenError(message: "cannot listen on \(configuration.host):\(configuration.port): \(reason)")
+            address.fail(failure)
             jobsContinuation.finish()
-            throw error
+            throw failure
         }
         let shutDownAlready = state.withLock { state in
             state.listener = listener
@@ -148,4 +153,10 @@ public final class GRPCServer: Sendable {
         let done = state.withLock { $0.isShuttingDown && $0.listener != nil && $0.connections.isEmpty }
         if done { jobsContinuation.finish() }
     }
+}
+
+/// The server could not bind its address.
+public struct ListenError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

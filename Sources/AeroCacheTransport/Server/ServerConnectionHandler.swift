@@ -30,6 +30,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var isOpen = true
     private var inReadCycle = false
+    private var started = false
     /// Calls with a deadline that started in this read cycle.
     private var streamsWithDeadlines: [Int32] = []
 
@@ -50,9 +51,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { start() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start()
+        context.fireChannelActive()
+    }
+
+    /// Sends the server's SETTINGS, which must be its first frame; once, whichever of
+    /// `handlerAdded` (channel already active) and `channelActive` comes first.
+    private func start() {
+        guard !started else { return }
+        started = true
         var entries = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
                                    value: settings.maxConcurrentStreams),
@@ -63,7 +74,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
                                               settings.connectionWindowSize)
         flush()
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
