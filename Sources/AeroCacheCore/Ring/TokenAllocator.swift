@@ -1,0 +1,83 @@
+/// Chooses a joining node's tokens so that every member ends up with an even share.
+///
+/// Random tokens spread each node's share by about 1/sqrt(V) (some 6% at 256), so in a
+/// large cluster the busiest node lands well past 1.1× the mean. Instead, as Cassandra's
+/// token allocation does, each new token takes a slice of a range of the currently most
+/// loaded member, sized so that after all V tokens the newcomer holds 1/(n+1) of the ring
+/// and the others have each given up their excess. The first member gets V evenly spaced
+/// tokens. Tokens are chosen once, at join, and then travel with the member's record, so
+/// the ring is a pure function of the member list.
+public enum TokenAllocator {
+    public static let defaultTokenCount = 256
+
+    /// Tokens for `newMember` joining `existing` (which must not contain it).
+    public static func tokens(for newMember: String, joining existing: [Ring.Member],
+                              count: Int = defaultTokenCount) -> [UInt64] {
+        precondition(count > 0)
+        if existing.allSatisfy({ $0.tokens.isEmpty }) {
+            let offset = XXHash64.hash(newMember)
+            let step = UInt64.max / UInt64(count)
+            return (0..<count).map { offset &+ UInt64($0) &* step }.sorted()
+        }
+        var ring: [(token: UInt64, owner: Int)] = []
+        for (index, member) in existing.enumerated() {
+            for token in member.tokens { ring.append((token, index)) }
+        }
+        ring.sort { $0.token < $1.token }
+        let space = 18_446_744_073_709_551_616.0
+        var load = [Double](repeating: 0, count: existing.count)
+        // Per owner, its ranges: the index of the token ending each. A range is (starts[i], ring[i].token].
+        var ranges = [[Int]](repeating: [], count: existing.count)
+        var widths = [Double](repeating: 0, count: ring.count)
+        var starts = [UInt64](repeating: 0, count: ring.count)
+        for (index, entry) in ring.enumerated() {
+            let previous = ring[index == 0 ? ring.count - 1 : index - 1].token
+            starts[index] = previous
+            widths[index] = ring.count == 1 ? space : Double(entry.token &- previous)
+            load[entry.owner] += widths[index]
+            ranges[entry.owner].append(index)
+        }
+
+        let target = space / Double(existing.count + 1)
+        var taken = 0.0
+        var chosen: [UInt64] = []
+        chosen.reserveCapacity(count)
+        // Which of the owner's ranges to cut is chosen pseudo-randomly (seeded by the newcomer's
+        // id): always cutting the same neighbour would line replicas up in a regular pattern
+        // and skew how many keys each node holds as a replica.
+        var random = XXHash64.hash(newMember) | 1
+        for step in 0..<count {
+            // The most loaded member gives up a slice of one of its wide ranges.
+            var owner = -1
+            for candidate in load.indices where !ranges[candidate].isEmpty && (owner < 0 || load[candidate] > load[owner]) {
+                owner = candidate
+            }
+            guard owner >= 0 else { break }
+            let wanted = (target - taken) / Double(count - step)
+            let excess = load[owner] - target
+            let slice0 = excess > 0 ? min(wanted, max(excess, wanted / 2)) : wanted
+            // Reservoir-pick one range wide enough; fall back to the widest.
+            var end = -1
+            var widest = -1
+            var seen: UInt64 = 0
+            for range in ranges[owner] {
+                if widest < 0 || widths[range] > widths[widest] { widest = range }
+                if widths[range] * 0.9 >= slice0 {
+                    seen += 1
+                    random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    if (random >> 33) % seen == 0 { end = range }
+                }
+            }
+            if end < 0 { end = widest }
+            let slice = max(min(slice0, widths[end] * 0.9), 1)
+            let token = starts[end] &+ UInt64(slice)
+            chosen.append(token)
+            taken += slice
+            load[owner] -= slice
+            // The range now starts at the new token.
+            starts[end] = token
+            widths[end] -= slice
+        }
+        return chosen.sorted()
+    }
+}
