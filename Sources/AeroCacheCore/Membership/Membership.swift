@@ -1,0 +1,172 @@
+/// Cluster membership as a pure state machine: gossip of member records with heartbeats,
+/// and a failure detector that marks a member `suspect`, then `down`, when its heartbeat
+/// stops advancing.
+///
+/// Each node owns one ``Membership/Instance``. On every tick it bumps its own heartbeat and
+/// names the peers to gossip with; a thin shell sends them the records and merges what comes
+/// back. Heartbeats spread epidemically, so every live member's heartbeat reaches every node
+/// within a few ticks; a member whose heartbeat has not advanced for
+/// ``Settings/suspectAfterMillis`` is suspect, for ``Settings/downAfterMillis`` down. A down
+/// member is still gossiped with now and then, so partitions heal by themselves.
+public enum Membership {
+    /// How a node sees a member.
+    public enum Status: String, Sendable, CaseIterable {
+        case joining, up, leaving, suspect, down
+    }
+
+    /// What nodes gossip about a member.
+    public struct Record: Sendable, Equatable {
+        public var id: String
+        public var address: String
+        public var zone: String
+        public var tokens: [UInt64]
+        /// Raised by the member itself when it restarts, so its fresh heartbeat wins.
+        public var incarnation: UInt64
+        public var heartbeat: UInt64
+        public var leaving: Bool
+
+        public init(id: String, address: String, zone: String = "", tokens: [UInt64], incarnation: UInt64,
+                    heartbeat: UInt64 = 0, leaving: Bool = false) {
+            self.id = id
+            self.address = address
+            self.zone = zone
+            self.tokens = tokens
+            self.incarnation = incarnation
+            self.heartbeat = heartbeat
+            self.leaving = leaving
+        }
+
+        /// Whether this record is newer news about its member than `other`.
+        public func supersedes(_ other: Record) -> Bool {
+            (incarnation, heartbeat) > (other.incarnation, other.heartbeat)
+        }
+
+        public var ringMember: Ring.Member { Ring.Member(id: id, address: address, zone: zone, tokens: tokens) }
+    }
+
+    public struct Settings: Sendable {
+        public var suspectAfterMillis: Int64 = 1_500
+        public var downAfterMillis: Int64 = 3_000
+        /// Peers gossiped with per tick among the live ones.
+        public var fanout = 1
+        public init() {}
+    }
+
+    public struct Instance: Sendable {
+        public let selfID: String
+        public let settings: Settings
+        public private(set) var records: [String: Record]
+        /// Local time (ms) at which each member's heartbeat last advanced.
+        private var lastAdvanced: [String: Int64]
+        private var random: UInt64
+        private var ticks: UInt64 = 0
+
+        public init(me: Record, settings: Settings = .init(), nowMillis: Int64, seed: UInt64 = 0x5EED) {
+            selfID = me.id
+            self.settings = settings
+            records = [me.id: me]
+            lastAdvanced = [me.id: nowMillis]
+            random = seed | 1
+        }
+
+        public var me: Record { records[selfID]! }
+
+        /// Advances this node's heartbeat and returns the members to gossip with now.
+        public mutating func tick(nowMillis: Int64) -> [String] {
+            ticks += 1
+            records[selfID]!.heartbeat += 1
+            lastAdvanced[selfID] = nowMillis
+            let others = records.keys.filter { $0 != selfID }.sorted()
+            let live = others.filter { status(of: $0, nowMillis: nowMillis) != .down }
+            let down = others.filter { status(of: $0, nowMillis: nowMillis) == .down }
+            var targets: [String] = []
+            for _ in 0..<min(settings.fanout, live.count) {
+                let pick = live[Int(next() % UInt64(live.count))]
+                if !targets.contains(pick) { targets.append(pick) }
+            }
+            // Now and then, a down member: when a partition heals it answers and comes back.
+            if !down.isEmpty && ticks % 5 == 0 {
+                targets.append(down[Int(next() % UInt64(down.count))])
+            }
+            return targets
+        }
+
+        /// Takes in gossiped records; returns whether the set of members or their tokens changed.
+        @discardableResult
+        public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> Bool {
+            var ringChanged = false
+            for record in incoming {
+                if record.id == selfID {
+                    // Others may hold an older incarnation of us; ours is the truth.
+                    continue
+                }
+                guard let known = records[record.id] else {
+                    records[record.id] = record
+                    lastAdvanced[record.id] = nowMillis
+                    ringChanged = true
+                    continue
+                }
+                if record.supersedes(known) {
+                    if record.tokens != known.tokens || record.address != known.address || record.zone != known.zone {
+                        ringChanged = true
+                    }
+                    records[record.id] = record
+                    lastAdvanced[record.id] = nowMillis
+                }
+            }
+            return ringChanged
+        }
+
+        /// Marks this node as leaving (decommission) in what it gossips.
+        public mutating func setLeaving() {
+            records[selfID]!.leaving = true
+            records[selfID]!.heartbeat += 1
+        }
+
+        /// Forgets a member (an operator removed it).
+        public mutating func remove(_ id: String) {
+            guard id != selfID else { return }
+            records[id] = nil
+            lastAdvanced[id] = nil
+        }
+
+        public func status(of id: String, nowMillis: Int64) -> Status {
+            guard let record = records[id] else { return .down }
+            if id == selfID { return record.leaving ? .leaving : (record.tokens.isEmpty ? .joining : .up) }
+            let silent = nowMillis - (lastAdvanced[id] ?? nowMillis)
+            if silent >= settings.downAfterMillis { return .down }
+            if silent >= settings.suspectAfterMillis { return .suspect }
+            if record.leaving { return .leaving }
+            return record.tokens.isEmpty ? .joining : .up
+        }
+
+        /// Whether `id` should be sent requests (up or leaving; suspect counts as not alive).
+        public func isAlive(_ id: String, nowMillis: Int64) -> Bool {
+            switch status(of: id, nowMillis: nowMillis) {
+            case .up, .leaving, .joining: true
+            case .suspect, .down: false
+            }
+        }
+
+        /// The ring of every member with tokens, down ones included (their replicas serve for them).
+        public var ring: Ring {
+            let members = records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
+            return Ring(members: members, epoch: Self.epoch(of: members))
+        }
+
+        /// A fingerprint of the member set and tokens: equal on every node that sees the same ring.
+        public static func epoch(of members: [Ring.Member]) -> UInt64 {
+            var text = ""
+            for member in members.sorted(by: { $0.id < $1.id }) {
+                text += member.id + "@" + member.address + "#" + member.zone + ":" + String(member.tokens.first ?? 0)
+                    + "/" + String(member.tokens.count) + ";"
+            }
+            return XXHash64.hash(text) & 0x1F_FFFF_FFFF_FFFF  // exact in JSON numbers
+        }
+
+        private mutating func next() -> UInt64 {
+            random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return random >> 33
+        }
+    }
+}

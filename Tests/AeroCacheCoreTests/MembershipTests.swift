@@ -1,0 +1,130 @@
+@testable import AeroCacheCore
+import Testing
+
+/// Several membership instances gossiping over a simulated network with a manual clock.
+struct SimulatedCluster {
+    var nodes: [String: Membership.Instance] = [:]
+    var now: Int64 = 1_000_000
+    var crashed = Set<String>()
+    /// Pairs that cannot reach each other.
+    var cut = Set<[String]>()
+
+    init(size: Int) {
+        for index in 0..<size {
+            let id = "n\(index)"
+            let me = Membership.Record(id: id, address: "10.0.0.\(index):7400", tokens: [UInt64(index) << 56], incarnation: 1)
+            var instance = Membership.Instance(me: me, nowMillis: now, seed: UInt64(index + 1))
+            if index > 0, let seed = nodes["n0"] { instance.merge([seed.me], nowMillis: now) }  // knows its seed
+            nodes[id] = instance
+        }
+    }
+
+    func reachable(_ a: String, _ b: String) -> Bool {
+        !crashed.contains(a) && !crashed.contains(b) && !cut.contains([a, b].sorted())
+    }
+
+    /// One gossip round every 200 ms: each live node ticks and exchanges records with its targets.
+    mutating func run(millis: Int64) {
+        let end = now + millis
+        while now < end {
+            now += 200
+            for id in nodes.keys.sorted() where !crashed.contains(id) {
+                let targets = nodes[id]!.tick(nowMillis: now)
+                for target in targets where reachable(id, target) {
+                    let mine = Array(nodes[id]!.records.values)
+                    nodes[target]!.merge(mine, nowMillis: now)
+                    let theirs = Array(nodes[target]!.records.values)
+                    nodes[id]!.merge(theirs, nowMillis: now)
+                }
+            }
+        }
+    }
+
+    func view(of observer: String, about member: String) -> Membership.Status {
+        nodes[observer]!.status(of: member, nowMillis: now)
+    }
+
+    func allSee(_ member: String, as status: Membership.Status, except: Set<String> = []) -> Bool {
+        nodes.keys.filter { $0 != member && !except.contains($0) && !crashed.contains($0) }
+            .allSatisfy { view(of: $0, about: member) == status }
+    }
+}
+
+@Suite struct MembershipTests {
+    @Test func joiningThroughASeedSpreadsToEveryone() {
+        var cluster = SimulatedCluster(size: 8)
+        cluster.run(millis: 3_000)
+        for (id, node) in cluster.nodes {
+            #expect(node.records.count == 8, "\(id) knows \(node.records.count)")
+        }
+        for member in cluster.nodes.keys { #expect(cluster.allSee(member, as: .up)) }
+        let epochs = Set(cluster.nodes.values.map { $0.ring.epoch })
+        #expect(epochs.count == 1, "every node computes the same ring")
+    }
+
+    @Test func aCrashedNodeIsSuspectedThenDownWithinFiveSeconds() {
+        var cluster = SimulatedCluster(size: 5)
+        cluster.run(millis: 3_000)
+        cluster.crashed.insert("n3")
+        cluster.run(millis: 1_000)
+        #expect(cluster.allSee("n3", as: .up))
+        cluster.run(millis: 1_000)
+        #expect(cluster.allSee("n3", as: .suspect))
+        cluster.run(millis: 1_600)
+        #expect(cluster.allSee("n3", as: .down), "down within 3.6 s of the crash")
+        #expect(cluster.allSee("n1", as: .up), "the others stay up")
+        #expect(cluster.nodes["n0"]!.ring.members.count == 5, "a down member keeps its place in the ring")
+    }
+
+    @Test func aBriefSilenceIsAFalseSuspicionThatClears() {
+        var cluster = SimulatedCluster(size: 4)
+        cluster.run(millis: 2_000)
+        cluster.crashed.insert("n2")  // a GC pause, say
+        cluster.run(millis: 2_000)
+        #expect(cluster.allSee("n2", as: .suspect))
+        cluster.crashed.remove("n2")
+        cluster.run(millis: 1_000)
+        #expect(cluster.allSee("n2", as: .up))
+    }
+
+    @Test func aPartitionHealsWithoutAnOperator() {
+        var cluster = SimulatedCluster(size: 5)
+        cluster.run(millis: 3_000)
+        let left = ["n0", "n1"], right = ["n2", "n3", "n4"]
+        for a in left { for b in right { cluster.cut.insert([a, b].sorted()) } }
+        cluster.run(millis: 5_000)
+        #expect(cluster.view(of: "n0", about: "n3") == .down)
+        #expect(cluster.view(of: "n4", about: "n1") == .down)
+        #expect(cluster.view(of: "n0", about: "n1") == .up)
+        cluster.cut.removeAll()
+        cluster.run(millis: 6_000)
+        for member in cluster.nodes.keys { #expect(cluster.allSee(member, as: .up), "\(member) after healing") }
+    }
+
+    @Test func aRestartedNodeWinsWithItsNewIncarnation() {
+        var cluster = SimulatedCluster(size: 3)
+        cluster.run(millis: 2_000)
+        let old = cluster.nodes["n1"]!.me
+        var restarted = Membership.Record(id: "n1", address: old.address, tokens: old.tokens, incarnation: old.incarnation + 1)
+        restarted.heartbeat = 0
+        var fresh = Membership.Instance(me: restarted, nowMillis: cluster.now, seed: 99)
+        fresh.merge([cluster.nodes["n0"]!.me], nowMillis: cluster.now)
+        cluster.nodes["n1"] = fresh
+        cluster.run(millis: 2_000)
+        #expect(cluster.nodes["n0"]!.records["n1"]?.incarnation == old.incarnation + 1)
+        #expect(cluster.allSee("n1", as: .up))
+    }
+
+    @Test func leavingAndJoiningStates() {
+        var cluster = SimulatedCluster(size: 3)
+        cluster.run(millis: 1_000)
+        cluster.nodes["n2"]!.setLeaving()
+        cluster.run(millis: 1_000)
+        #expect(cluster.allSee("n2", as: .leaving))
+        let joiner = Membership.Record(id: "n9", address: "10.0.0.9:7400", tokens: [], incarnation: 1)
+        var instance = cluster.nodes["n0"]!
+        instance.merge([joiner], nowMillis: cluster.now)
+        #expect(instance.status(of: "n9", nowMillis: cluster.now) == .joining)
+        #expect(!instance.ring.members.contains { $0.id == "n9" }, "a member without tokens owns nothing yet")
+    }
+}
