@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=Sources/AeroCacheProto
-protos=(aerocache/v1/cache.proto aerocache/v1/admin.proto grpc/health/v1/health.proto)
+protos=(aerocache/v1/cache.proto aerocache/v1/admin.proto aerocache/v1/peer.proto grpc/health/v1/health.proto)
 protobuf_version=$(sed -n 's/.*swift-protobuf.git", exact: "\([0-9.]*\)".*/\1/p' Package.swift)
 
 fingerprint() {

@@ -6,36 +6,59 @@ import AeroCacheTransport
 import Glibc
 #endif
 
-/// `aerocache.v1.Admin`: what this node holds, for `aerocachectl status`.
-public struct AdminService: Sendable {
-    public let nodeID: String
-    public let address: String
-    public let store: StorageEngine
+/// `aerocache.v1.Admin`: what this node holds and how it sees the cluster.
+struct AdminService: Sendable {
+    let store: StorageEngine
+    let coordinator: Coordinator
 
-    public init(nodeID: String, address: String, store: StorageEngine) {
-        self.nodeID = nodeID
-        self.address = address
-        self.store = store
+    var methods: [ServerMethod] {
+        [
+            .sync(AdminMethods.status) { _, _ throws(RPCError) in status() },
+            .sync(AdminMethods.ring) { _, _ throws(RPCError) in ring() },
+        ]
     }
 
-    public var methods: [ServerMethod] {
-        [.sync(AdminMethods.status) { _, _ throws(RPCError) in status() }]
-    }
-
+    /// Every member with its state as seen here; the figures of this node itself.
     func status() -> Aerocache_V1_StatusResponse {
-        let statistics = store.statistics
-        var node = Aerocache_V1_NodeStatus()
-        node.id = nodeID
-        node.address = address
-        node.state = "up"
-        node.keys = Int64(store.liveKeyCount())
-        node.entries = Int64(statistics.entries)
-        node.memoryBytes = Int64(statistics.memoryBytes)
-        node.maxMemoryBytes = Int64(store.configuration.maxMemoryBytes)
-        node.evictions = Int64(statistics.evictions)
-        node.residentBytes = Int64(Self.residentBytes())
+        let view = coordinator.cluster.view
         var response = Aerocache_V1_StatusResponse()
-        response.nodes = [node]
+        for (id, address, state) in view.statuses {
+            var node = Aerocache_V1_NodeStatus()
+            node.id = id
+            node.address = address
+            node.state = state.rawValue
+            node.ringEpoch = Int64(view.ring.epoch)
+            if id == view.selfID {
+                let statistics = store.statistics
+                node.keys = Int64(store.liveKeyCount())
+                node.entries = Int64(statistics.entries)
+                node.memoryBytes = Int64(statistics.memoryBytes)
+                node.maxMemoryBytes = Int64(store.configuration.maxMemoryBytes)
+                node.evictions = Int64(statistics.evictions)
+                node.residentBytes = Int64(Self.residentBytes())
+            }
+            response.nodes.append(node)
+        }
+        return response
+    }
+
+    func ring() -> Aerocache_V1_RingResponse {
+        let view = coordinator.cluster.view
+        var response = Aerocache_V1_RingResponse()
+        let states = Dictionary(uniqueKeysWithValues: view.statuses.map { ($0.id, $0.status) })
+        for member in view.ring.members {
+            var entry = Aerocache_V1_RingMember()
+            entry.id = member.id
+            entry.address = member.address
+            entry.zone = member.zone
+            entry.state = states[member.id]?.rawValue ?? "down"
+            entry.tokens = member.tokens
+            response.members.append(entry)
+        }
+        response.replicationFactor = UInt32(view.replicationFactor)
+        response.epoch = Int64(view.ring.epoch)
+        response.forwardedRequests = Int64(coordinator.forwardedCount)
+        response.hintsPending = Int64(coordinator.cluster.hints.count)
         return response
     }
 

@@ -22,6 +22,8 @@ public final class CacheNode: Service, Sendable {
         public var limits = Limits()
         /// Memory bound, eviction policy, tombstone grace.
         public var storage = StorageEngine.Configuration()
+        /// Seeds, replication factor, zone, repair switches.
+        public var cluster = ClusterConfiguration()
         /// How often the sweeper reclaims expired entries and old tombstones.
         public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
@@ -32,23 +34,34 @@ public final class CacheNode: Service, Sendable {
 
     public let store: StorageEngine
     public let nodeID: String
+    public let cluster: ClusterShell
     private let server: GRPCServer
     private let group: MultiThreadedEventLoopGroup
     private let sweepInterval: Duration
+    private let peers: PeerPool
+    private let background: AsyncStream<@Sendable () async -> Void>
+    private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
 
     public init(configuration: Configuration, logger: Logger) {
-        store = StorageEngine(configuration: configuration.storage)
-        sweepInterval = configuration.sweepInterval
         nodeID = configuration.effectiveNodeID
+        var storage = configuration.storage
+        storage.node = UInt32(truncatingIfNeeded: XXHash64.hash(nodeID))
+        store = StorageEngine(configuration: storage)
+        sweepInterval = configuration.sweepInterval
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let cache = CacheService(store: store, limits: configuration.limits)
+        peers = PeerPool(group: group)
+        cluster = ClusterShell(configuration: configuration.cluster, selfID: nodeID, address: configuration.effectiveAdvertise,
+                               store: store, peers: peers, logger: logger)
+        (background, backgroundContinuation) = AsyncStream.makeStream()
+        let coordinator = Coordinator(cluster: cluster, store: store, background: backgroundContinuation)
+        let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator)
         server = GRPCServer(
             configuration: .init(host: configuration.host, port: configuration.port,
                                  maxRequestMessageBytes: max(configuration.maxRequestBytes,
                                                              configuration.limits.maxValueBytes + 64 * 1024),
                                  shutdownGracePeriod: configuration.shutdownGracePeriod),
-            methods: cache.methods + HealthService().methods + AdminService(
-                nodeID: configuration.effectiveNodeID, address: configuration.effectiveAdvertise, store: store).methods,
+            methods: cache.methods + HealthService().methods + AdminService(store: store, coordinator: coordinator).methods
+                + PeerService(cluster: cluster, store: store).methods,
             eventLoopGroup: group,
             logger: logger)
     }
@@ -70,8 +83,17 @@ public final class CacheNode: Service, Sendable {
                     }
                 }
                 tasks.addTask { await self.sweepUntilCancelled() }
+                tasks.addTask { await self.cluster.run() }
+                tasks.addTask {
+                    // Replication that outlives the call that started it.
+                    await withDiscardingTaskGroup { jobs in
+                        for await job in self.background { jobs.addTask(operation: job) }
+                    }
+                }
                 try await tasks.next()  // the server has shut down
+                self.backgroundContinuation.finish()
                 tasks.cancelAll()
+                await self.peers.closeAll()
             }
         } catch {
             try? await group.shutdownGracefully()

@@ -3,38 +3,83 @@ import AeroCacheProto
 import AeroCacheTransport
 import Foundation
 
-/// The `aerocache.v1.Cache` service on one node: validates each call, then runs it on the store.
+/// The `aerocache.v1.Cache` service on one node: validates each call, then runs it.
 ///
-/// Every method is synchronous: it runs on the connection's event loop without a thread hop.
+/// On a one-node cluster every method runs on the connection's event loop without a thread
+/// hop. In a cluster, a read at consistency `one` is served locally when this node holds a
+/// replica of the key; everything else goes through the ``Coordinator`` (forwarded, or
+/// written here and replicated).
 public struct CacheService: Sendable {
     /// Most keys one batch call may carry.
     public static let maxBatchKeys = 1000
 
     public let store: StorageEngine
     public let limits: Limits
+    let coordinator: Coordinator?
 
     public init(store: StorageEngine, limits: Limits) {
+        self.init(store: store, limits: limits, coordinator: nil)
+    }
+
+    init(store: StorageEngine, limits: Limits, coordinator: Coordinator?) {
         self.store = store
         self.limits = limits
+        self.coordinator = coordinator
     }
 
     /// The routed methods, for ``GRPCServer``.
     public var methods: [ServerMethod] {
         [
-            .sync(CacheMethods.get) { request, _ throws(RPCError) in try get(request) },
-            .sync(CacheMethods.set) { request, _ throws(RPCError) in try set(request) },
-            .sync(CacheMethods.delete) { request, _ throws(RPCError) in try delete(request) },
-            .sync(CacheMethods.has) { request, _ throws(RPCError) in try has(request) },
-            .sync(CacheMethods.increment) { request, _ throws(RPCError) in try increment(request) },
-            .sync(CacheMethods.touch) { request, _ throws(RPCError) in try touch(request) },
-            .sync(CacheMethods.batchGet) { request, _ throws(RPCError) in try batchGet(request) },
-            .sync(CacheMethods.batchSet) { request, _ throws(RPCError) in try batchSet(request) },
+            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try get(request) },
+            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try set(request) },
+            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try delete(request) },
+            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try has(request) },
+            .adaptive(CacheMethods.increment) { request, _ throws(RPCError) in try increment(request) },
+            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try touch(request) },
+            .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in try batchGet(request) },
+            .adaptive(CacheMethods.batchSet) { request, _ throws(RPCError) in try batchSet(request) },
         ]
     }
 
-    func get(_ request: Aerocache_V1_GetRequest) throws(RPCError) -> Aerocache_V1_GetResponse {
+    /// The coordinator and the current view, when this node is one of several.
+    private var cluster: (Coordinator, ClusterView)? {
+        guard let coordinator else { return nil }
+        let view = coordinator.cluster.view
+        return view.isSingleNode ? nil : (coordinator, view)
+    }
+
+    // MARK: Reads
+
+    func get(_ request: Aerocache_V1_GetRequest) throws(RPCError) -> Reply<Aerocache_V1_GetResponse> {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        return lookup(request.key)
+        guard let (coordinator, view) = cluster else { return .now(lookup(request.key)) }
+        let level = request.consistency.level(default: .one)
+        let replicas = view.replicas(forKey: request.key)
+        if level == .one && replicas.contains(where: { $0.id == view.selfID }) { return .now(lookup(request.key)) }
+        switch try coordinator.route(key: request.key, forwarded: request.forwarded, view: view) {
+        case .forward(let address):
+            var forwarded = request
+            forwarded.forwarded = true
+            let call = forwarded
+            return .later {
+                try await coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
+                    try await self.get(call).value()
+                }
+            }
+        case .local(let others, let count):
+            let needed = level.required(of: count) - 1
+            return .later {
+                guard let record = try await coordinator.readNewest(key: request.key, others: others, needed: needed, view: view),
+                      !record.isTombstone, record.expiresAtMillis == 0 || record.expiresAtMillis > UnixClock.nowMillis()
+                else { return Aerocache_V1_GetResponse() }
+                var response = Aerocache_V1_GetResponse()
+                response.found = true
+                response.value = Data(record.value)
+                response.metadata = record.metadata
+                response.expiresAtUnixMs = record.expiresAtMillis
+                return response
+            }
+        }
     }
 
     private func lookup(_ key: String) -> Aerocache_V1_GetResponse {
@@ -48,12 +93,159 @@ public struct CacheService: Sendable {
         } ?? Aerocache_V1_GetResponse()
     }
 
-    func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Aerocache_V1_SetResponse {
-        try validate { () throws(ValidationError) in try validateWrite(request) }
-        return try store(request)
+    func has(_ request: Aerocache_V1_HasRequest) throws(RPCError) -> Reply<Aerocache_V1_HasResponse> {
+        var get = Aerocache_V1_GetRequest()
+        get.key = request.key
+        get.forwarded = request.forwarded
+        switch try self.get(get) {
+        case .now(let response):
+            return .now(Self.exists(response))
+        case .later(let work):
+            return .later { Self.exists(try await work()) }
+        }
     }
 
-    /// Writes one validated entry.
+    private static func exists(_ response: Aerocache_V1_GetResponse) -> Aerocache_V1_HasResponse {
+        var reply = Aerocache_V1_HasResponse()
+        reply.exists = response.found
+        return reply
+    }
+
+    func batchGet(_ request: Aerocache_V1_BatchGetRequest) throws(RPCError) -> Reply<Aerocache_V1_BatchGetResponse> {
+        try validate { () throws(ValidationError) in
+            try validateBatchSize(request.keys.count)
+            for key in request.keys { try limits.validate(key: key) }
+        }
+        if cluster == nil {
+            var response = Aerocache_V1_BatchGetResponse()
+            response.results = request.keys.map(lookup)
+            return .now(response)
+        }
+        let replies = try request.keys.map { key throws(RPCError) in
+            var get = Aerocache_V1_GetRequest()
+            get.key = key
+            get.consistency = request.consistency
+            return try self.get(get)
+        }
+        return .later {
+            var response = Aerocache_V1_BatchGetResponse()
+            for reply in replies { response.results.append(try await reply.value()) }
+            return response
+        }
+    }
+
+    // MARK: Writes
+
+    func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
+        try validate { () throws(ValidationError) in try validateWrite(request) }
+        return try write(request.key, request.consistency, forwarded: request.forwarded, method: CacheMethods.set,
+                         request: request) { () throws(RPCError) in try store(request) }
+    }
+
+    func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
+        try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
+        return try write(request.key, request.consistency, forwarded: request.forwarded, method: CacheMethods.delete,
+                         request: request) { () throws(RPCError) in
+            var response = Aerocache_V1_DeleteResponse()
+            response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
+            return response
+        }
+    }
+
+    func increment(_ request: Aerocache_V1_IncrementRequest) throws(RPCError) -> Reply<Aerocache_V1_IncrementResponse> {
+        try validate { () throws(ValidationError) in
+            try limits.validate(key: request.key)
+            try limits.validate(ttlMilliseconds: request.ttlMs)
+        }
+        return try write(request.key, .default, forwarded: request.forwarded, method: CacheMethods.increment,
+                         request: request) { () throws(RPCError) in
+            let result = Result { () throws(StorageError) in
+                try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs)
+            }
+            var response = Aerocache_V1_IncrementResponse()
+            do throws(RPCError) {
+                response.value = try Self.status(result).value
+            } catch {
+                throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
+            }
+            return response
+        }
+    }
+
+    func touch(_ request: Aerocache_V1_TouchRequest) throws(RPCError) -> Reply<Aerocache_V1_TouchResponse> {
+        try validate { () throws(ValidationError) in
+            try limits.validate(key: request.key)
+            try limits.validate(ttlMilliseconds: request.ttlMs)
+        }
+        return try write(request.key, .default, forwarded: request.forwarded, method: CacheMethods.touch,
+                         request: request) { () throws(RPCError) in
+            var response = Aerocache_V1_TouchResponse()
+            if let stamp = store.touch(request.key, ttlMillis: request.ttlMs) {
+                response.found = true
+                response.expiresAtUnixMs = stamp.expiresAtMillis
+            }
+            return response
+        }
+    }
+
+    func batchSet(_ request: Aerocache_V1_BatchSetRequest) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
+        // Validate the whole batch first so that a bad entry stores nothing.
+        try validate { () throws(ValidationError) in
+            try validateBatchSize(request.entries.count)
+            for entry in request.entries { try validateWrite(entry) }
+        }
+        if cluster == nil {
+            var response = Aerocache_V1_BatchSetResponse()
+            response.results.reserveCapacity(request.entries.count)
+            for entry in request.entries { response.results.append(try store(entry)) }
+            return .now(response)
+        }
+        let replies = try request.entries.map { entry throws(RPCError) in
+            var single = entry
+            if single.consistency == .default { single.consistency = request.consistency }
+            return try set(single)
+        }
+        return .later {
+            var response = Aerocache_V1_BatchSetResponse()
+            for reply in replies { response.results.append(try await reply.value()) }
+            return response
+        }
+    }
+
+    /// Runs a write here (one node, or as the key's coordinator, then replicates) or forwards it.
+    private func write<Request, Response>(
+        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
+        method: MethodDescriptor<Request, Response>, request: Request,
+        local: @escaping @Sendable () throws(RPCError) -> Response
+    ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest {
+        guard let (coordinator, view) = cluster else { return .now(try local()) }
+        switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
+        case .forward(let address):
+            var call = request
+            call.forwarded = true
+            let forwardedCall = call
+            return .later {
+                try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
+                    try await self.write(key, consistency, forwarded: true, method: method, request: forwardedCall,
+                                         local: local).value()
+                }
+            }
+        case .local(let others, let count):
+            let needed = consistency.level(default: .quorum).required(of: count) - 1
+            try coordinator.requireAlive(others, needed: needed, replicas: count, view: view)
+            let response = try local()
+            return coordinator.replicate(key: key, to: others, needed: needed, view: view, response: response)
+        }
+    }
+
+    private func validateWrite(_ request: Aerocache_V1_SetRequest) throws(ValidationError) {
+        try limits.validate(key: request.key)
+        try limits.validate(valueCount: request.value.count)
+        try limits.validate(metadata: request.metadata)
+        try limits.validate(ttlMilliseconds: request.ttlMs)
+    }
+
+    /// Writes one validated entry locally.
     private func store(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Aerocache_V1_SetResponse {
         let written = request.value.withUnsafeBytes { value in
             Result { () throws(StorageError) in
@@ -79,79 +271,6 @@ public struct CacheService: Sendable {
         }
     }
 
-    private func validateWrite(_ request: Aerocache_V1_SetRequest) throws(ValidationError) {
-        try limits.validate(key: request.key)
-        try limits.validate(valueCount: request.value.count)
-        try limits.validate(metadata: request.metadata)
-        try limits.validate(ttlMilliseconds: request.ttlMs)
-    }
-
-    func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Aerocache_V1_DeleteResponse {
-        try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        var response = Aerocache_V1_DeleteResponse()
-        response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
-        return response
-    }
-
-    func has(_ request: Aerocache_V1_HasRequest) throws(RPCError) -> Aerocache_V1_HasResponse {
-        try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        var response = Aerocache_V1_HasResponse()
-        response.exists = store.contains(request.key)
-        return response
-    }
-
-    func increment(_ request: Aerocache_V1_IncrementRequest) throws(RPCError) -> Aerocache_V1_IncrementResponse {
-        try validate { () throws(ValidationError) in
-            try limits.validate(key: request.key)
-            try limits.validate(ttlMilliseconds: request.ttlMs)
-        }
-        var response = Aerocache_V1_IncrementResponse()
-        let result = Result { () throws(StorageError) in
-            try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs)
-        }
-        do throws(RPCError) {
-            response.value = try Self.status(result).value
-        } catch {
-            throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
-        }
-        return response
-    }
-
-    func touch(_ request: Aerocache_V1_TouchRequest) throws(RPCError) -> Aerocache_V1_TouchResponse {
-        try validate { () throws(ValidationError) in
-            try limits.validate(key: request.key)
-            try limits.validate(ttlMilliseconds: request.ttlMs)
-        }
-        var response = Aerocache_V1_TouchResponse()
-        if let stamp = store.touch(request.key, ttlMillis: request.ttlMs) {
-            response.found = true
-            response.expiresAtUnixMs = stamp.expiresAtMillis
-        }
-        return response
-    }
-
-    func batchGet(_ request: Aerocache_V1_BatchGetRequest) throws(RPCError) -> Aerocache_V1_BatchGetResponse {
-        try validate { () throws(ValidationError) in
-            try validateBatchSize(request.keys.count)
-            for key in request.keys { try limits.validate(key: key) }
-        }
-        var response = Aerocache_V1_BatchGetResponse()
-        response.results = request.keys.map(lookup)
-        return response
-    }
-
-    func batchSet(_ request: Aerocache_V1_BatchSetRequest) throws(RPCError) -> Aerocache_V1_BatchSetResponse {
-        // Validate the whole batch first so that a bad entry stores nothing.
-        try validate { () throws(ValidationError) in
-            try validateBatchSize(request.entries.count)
-            for entry in request.entries { try validateWrite(entry) }
-        }
-        var response = Aerocache_V1_BatchSetResponse()
-        response.results.reserveCapacity(request.entries.count)
-        for entry in request.entries { response.results.append(try store(entry)) }
-        return response
-    }
-
     private func validateBatchSize(_ count: Int) throws(ValidationError) {
         if count > Self.maxBatchKeys {
             throw ValidationError("batch has \(count) keys, over the limit of \(Self.maxBatchKeys) keys")
@@ -163,6 +282,26 @@ public struct CacheService: Sendable {
             try check()
         } catch {
             throw RPCError(.invalidArgument, error.message)
+        }
+    }
+}
+
+/// Requests a node may forward to the key's coordinator.
+protocol ForwardableRequest: Sendable {
+    var forwarded: Bool { get set }
+}
+
+extension Aerocache_V1_SetRequest: ForwardableRequest {}
+extension Aerocache_V1_DeleteRequest: ForwardableRequest {}
+extension Aerocache_V1_IncrementRequest: ForwardableRequest {}
+extension Aerocache_V1_TouchRequest: ForwardableRequest {}
+
+extension Reply {
+    /// The response, awaiting it when it is not ready.
+    func value() async throws -> Response {
+        switch self {
+        case .now(let response): response
+        case .later(let work): try await work()
         }
     }
 }

@@ -23,4 +23,14 @@ public enum HealthMethods {
 public enum AdminMethods {
     public static let service = "aerocache.v1.Admin"
     public static let status = MethodDescriptor<Aerocache_V1_StatusRequest, Aerocache_V1_StatusResponse>(service: service, method: "Status")
+    public static let ring = MethodDescriptor<Aerocache_V1_RingRequest, Aerocache_V1_RingResponse>(service: service, method: "Ring")
+}
+
+/// The methods of `aerocache.v1.Peer`: node-to-node gossip, joining and replication.
+public enum PeerMethods {
+    public static let service = "aerocache.v1.Peer"
+    public static let join = MethodDescriptor<Aerocache_V1_JoinRequest, Aerocache_V1_JoinResponse>(service: service, method: "Join")
+    public static let gossip = MethodDescriptor<Aerocache_V1_GossipMessage, Aerocache_V1_GossipMessage>(service: service, method: "Gossip")
+    public static let replicate = MethodDescriptor<Aerocache_V1_ReplicateRequest, Aerocache_V1_ReplicateResponse>(service: service, method: "Replicate")
+    public static let read = MethodDescriptor<Aerocache_V1_ReadRequest, Aerocache_V1_ReadResponse>(service: service, method: "Read")
 }

@@ -84,6 +84,9 @@ public nonisolated struct Aerocache_V1_GetRequest: Sendable {
 
   public var consistency: Aerocache_V1_Consistency = .default
 
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -124,6 +127,9 @@ public nonisolated struct Aerocache_V1_SetRequest: Sendable {
 
   public var consistency: Aerocache_V1_Consistency = .default
 
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -150,6 +156,9 @@ public nonisolated struct Aerocache_V1_DeleteRequest: Sendable {
 
   public var consistency: Aerocache_V1_Consistency = .default
 
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -174,6 +183,9 @@ public nonisolated struct Aerocache_V1_HasRequest: Sendable {
   // methods supported on all messages.
 
   public var key: String = String()
+
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -204,6 +216,9 @@ public nonisolated struct Aerocache_V1_IncrementRequest: Sendable {
   /// TTL given to the counter when this call creates it; an existing counter keeps its TTL.
   public var ttlMs: Int64 = 0
 
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -229,6 +244,9 @@ public nonisolated struct Aerocache_V1_TouchRequest: Sendable {
   public var key: String = String()
 
   public var ttlMs: Int64 = 0
+
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -259,6 +277,9 @@ public nonisolated struct Aerocache_V1_BatchGetRequest: Sendable {
 
   public var consistency: Aerocache_V1_Consistency = .default
 
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -285,6 +306,9 @@ public nonisolated struct Aerocache_V1_BatchSetRequest: Sendable {
   public var entries: [Aerocache_V1_SetRequest] = []
 
   public var consistency: Aerocache_V1_Consistency = .default
+
+  /// Set by a node that forwards the call to the key's coordinator; clients leave it unset.
+  public var forwarded: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -314,7 +338,7 @@ nonisolated extension Aerocache_V1_Consistency: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Aerocache_V1_GetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}consistency\0\u{2}b\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -324,6 +348,7 @@ nonisolated extension Aerocache_V1_GetRequest: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -336,12 +361,16 @@ nonisolated extension Aerocache_V1_GetRequest: SwiftProtobuf.Message, SwiftProto
     if self.consistency != .default {
       try visitor.visitSingularEnumField(value: self.consistency, fieldNumber: 2)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_GetRequest, rhs: Aerocache_V1_GetRequest) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -394,7 +423,7 @@ nonisolated extension Aerocache_V1_GetResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Aerocache_V1_SetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{3}ttl_ms\0\u{1}metadata\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{3}ttl_ms\0\u{1}metadata\0\u{1}consistency\0\u{2}_\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -407,6 +436,7 @@ nonisolated extension Aerocache_V1_SetRequest: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -428,6 +458,9 @@ nonisolated extension Aerocache_V1_SetRequest: SwiftProtobuf.Message, SwiftProto
     if self.consistency != .default {
       try visitor.visitSingularEnumField(value: self.consistency, fieldNumber: 5)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -437,6 +470,7 @@ nonisolated extension Aerocache_V1_SetRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.ttlMs != rhs.ttlMs {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -474,7 +508,7 @@ nonisolated extension Aerocache_V1_SetResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Aerocache_V1_DeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}consistency\0\u{2}b\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -484,6 +518,7 @@ nonisolated extension Aerocache_V1_DeleteRequest: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -496,12 +531,16 @@ nonisolated extension Aerocache_V1_DeleteRequest: SwiftProtobuf.Message, SwiftPr
     if self.consistency != .default {
       try visitor.visitSingularEnumField(value: self.consistency, fieldNumber: 2)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_DeleteRequest, rhs: Aerocache_V1_DeleteRequest) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -539,7 +578,7 @@ nonisolated extension Aerocache_V1_DeleteResponse: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Aerocache_V1_HasRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HasRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{2}c\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -548,6 +587,7 @@ nonisolated extension Aerocache_V1_HasRequest: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -557,11 +597,15 @@ nonisolated extension Aerocache_V1_HasRequest: SwiftProtobuf.Message, SwiftProto
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_HasRequest, rhs: Aerocache_V1_HasRequest) -> Bool {
     if lhs.key != rhs.key {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -599,7 +643,7 @@ nonisolated extension Aerocache_V1_HasResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Aerocache_V1_IncrementRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IncrementRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}delta\0\u{3}ttl_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}delta\0\u{3}ttl_ms\0\u{2}a\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -610,6 +654,7 @@ nonisolated extension Aerocache_V1_IncrementRequest: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.delta) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -625,6 +670,9 @@ nonisolated extension Aerocache_V1_IncrementRequest: SwiftProtobuf.Message, Swif
     if self.ttlMs != 0 {
       try visitor.visitSingularInt64Field(value: self.ttlMs, fieldNumber: 3)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -632,6 +680,7 @@ nonisolated extension Aerocache_V1_IncrementRequest: SwiftProtobuf.Message, Swif
     if lhs.key != rhs.key {return false}
     if lhs.delta != rhs.delta {return false}
     if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -669,7 +718,7 @@ nonisolated extension Aerocache_V1_IncrementResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Aerocache_V1_TouchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TouchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}ttl_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}ttl_ms\0\u{2}b\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -679,6 +728,7 @@ nonisolated extension Aerocache_V1_TouchRequest: SwiftProtobuf.Message, SwiftPro
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -691,12 +741,16 @@ nonisolated extension Aerocache_V1_TouchRequest: SwiftProtobuf.Message, SwiftPro
     if self.ttlMs != 0 {
       try visitor.visitSingularInt64Field(value: self.ttlMs, fieldNumber: 2)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_TouchRequest, rhs: Aerocache_V1_TouchRequest) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -739,7 +793,7 @@ nonisolated extension Aerocache_V1_TouchResponse: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_BatchGetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BatchGetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}consistency\0\u{2}b\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -749,6 +803,7 @@ nonisolated extension Aerocache_V1_BatchGetRequest: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.keys) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -761,12 +816,16 @@ nonisolated extension Aerocache_V1_BatchGetRequest: SwiftProtobuf.Message, Swift
     if self.consistency != .default {
       try visitor.visitSingularEnumField(value: self.consistency, fieldNumber: 2)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_BatchGetRequest, rhs: Aerocache_V1_BatchGetRequest) -> Bool {
     if lhs.keys != rhs.keys {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -804,7 +863,7 @@ nonisolated extension Aerocache_V1_BatchGetResponse: SwiftProtobuf.Message, Swif
 
 nonisolated extension Aerocache_V1_BatchSetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BatchSetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}consistency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}consistency\0\u{2}b\u{1}forwarded\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -814,6 +873,7 @@ nonisolated extension Aerocache_V1_BatchSetRequest: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
+      case 100: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
       default: break
       }
     }
@@ -826,12 +886,16 @@ nonisolated extension Aerocache_V1_BatchSetRequest: SwiftProtobuf.Message, Swift
     if self.consistency != .default {
       try visitor.visitSingularEnumField(value: self.consistency, fieldNumber: 2)
     }
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_BatchSetRequest, rhs: Aerocache_V1_BatchSetRequest) -> Bool {
     if lhs.entries != rhs.entries {return false}
     if lhs.consistency != rhs.consistency {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

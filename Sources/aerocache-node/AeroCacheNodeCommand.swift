@@ -30,6 +30,21 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "Stable identity of the node (default: the advertised address).")
     var nodeId: String = environment("node-id") ?? ""
 
+    @Option(help: "Nodes to join through, HOST:PORT[,HOST:PORT...] (none: start a new cluster).")
+    var seeds: String = environment("seeds") ?? ""
+
+    @Option(help: "Copies of each key (capped by the number of nodes).")
+    var replicationFactor: Int = environment("replication-factor").flatMap { Int($0) } ?? 3
+
+    @Option(help: "This node's zone; replicas spread over zones first.")
+    var zone: String = environment("zone") ?? ""
+
+    @Option(help: "Hinted handoff: on or off.")
+    var hintedHandoff: String = environment("hinted-handoff") ?? "on"
+
+    @Option(help: "Read repair: on or off.")
+    var readRepair: String = environment("read-repair") ?? "on"
+
     @Option(help: "Largest value accepted (bytes, or with KiB/MiB/GiB).")
     var maxValueSize: String = environment("max-value-size") ?? "1MiB"
 
@@ -56,6 +71,10 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(
                 "--eviction-policy must be one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard ["on", "off"].contains(hintedHandoff), ["on", "off"].contains(readRepair) else {
+            throw ArgumentParser.ValidationError("--hinted-handoff and --read-repair take on or off")
+        }
+        guard replicationFactor > 0 else { throw ArgumentParser.ValidationError("--replication-factor must be at least 1") }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
     }
 
@@ -74,6 +93,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.port = address.port
             if !advertise.isEmpty { configuration.advertise = try HostPort(parsing: advertise).description }
             configuration.nodeID = nodeId
+            configuration.cluster.seeds = try seeds.split(separator: ",").map { text throws(AeroCacheCore.ValidationError) in
+                try HostPort(parsing: String(text))
+            }.filter { $0.description != configuration.effectiveAdvertise }
             configuration.limits.maxValueBytes = try ByteSize.parse(maxValueSize)
             configuration.maxRequestBytes = try ByteSize.parse(maxRequestSize)
             configuration.storage.maxMemoryBytes = try ByteSize.parse(maxMemory)
@@ -82,6 +104,10 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(error.message)
         }
         configuration.eventLoopThreads = eventLoopThreads
+        configuration.cluster.replicationFactor = replicationFactor
+        configuration.cluster.zone = zone
+        configuration.cluster.hintedHandoff = hintedHandoff == "on"
+        configuration.cluster.readRepair = readRepair == "on"
 
         let node = CacheNode(configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(

@@ -117,6 +117,19 @@ public enum Membership {
             return ringChanged
         }
 
+        /// Replaces this node's own record (tokens allotted at join).
+        public mutating func replaceSelf(_ record: Record) {
+            precondition(record.id == selfID)
+            records[selfID] = record
+        }
+
+        /// Takes a record as given, even when it is not newer (a seed allotting a joiner its tokens).
+        public mutating func acceptRecord(_ record: Record, nowMillis: Int64) {
+            guard record.id != selfID else { return }
+            records[record.id] = record
+            lastAdvanced[record.id] = nowMillis
+        }
+
         /// Marks this node as leaving (decommission) in what it gossips.
         public mutating func setLeaving() {
             records[selfID]!.leaving = true

@@ -42,6 +42,8 @@ public final class GRPCClientConnection: Sendable {
     public let port: Int
     private let configuration: Configuration
     private let group: any EventLoopGroup
+    /// The event loops this connection runs on.
+    public var eventLoopGroup: any EventLoopGroup { group }
     private let state = Mutex(State.idle(failures: 0))
 
     public init(host: String, port: Int, eventLoopGroup: any EventLoopGroup, configuration: Configuration = .init()) {

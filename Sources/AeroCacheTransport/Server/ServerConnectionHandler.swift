@@ -251,16 +251,33 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         case .sync(let body):
             respond(stream, body(request, callContext))
         case .async(let body):
-            stream.phase = .running
-            guard let eventLoop = context?.eventLoop else { return }
-            let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
-            jobs.yield {
-                let result = await body(request, callContext)
-                eventLoop.execute {
-                    let (handler, stream) = loopBound.value
-                    handler.respond(stream, result)
-                    handler.flushSoon()
-                }
+            runLater(stream, { await body(request, callContext) })
+        case .adaptive(let body):
+            switch body(request, callContext) {
+            case .now(let result): respond(stream, result)
+            case .later(let work): runLater(stream, work)
+            }
+        }
+    }
+
+    /// Runs `work` in the server's task group and answers `stream` on the event loop.
+    private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async -> Result<[UInt8], RPCError>) {
+        stream.phase = .running
+        guard let eventLoop = context?.eventLoop else { return }
+        if let deadline = stream.deadline, stream.deadlineTimer == nil {
+            stream.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                guard let stream = self.streams[stream.id] else { return }
+                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                self.flushSoon()
+            }
+        }
+        let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
+        jobs.yield {
+            let result = await work()
+            eventLoop.execute {
+                let (handler, stream) = loopBound.value
+                handler.respond(stream, result)
+                handler.flushSoon()
             }
         }
     }

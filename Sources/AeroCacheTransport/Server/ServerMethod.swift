@@ -18,9 +18,19 @@ public struct ServerMethod: Sendable {
     /// An asynchronous handler of serialized request bytes.
     public typealias AsyncBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) async -> Result<[UInt8], RPCError>
 
+    /// A handler that answers at once when it can and suspends only when it must.
+    public typealias AdaptiveBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) -> AdaptiveOutcome
+
+    /// What an adaptive handler did: answered, or left work to run asynchronously.
+    public enum AdaptiveOutcome: Sendable {
+        case now(Result<[UInt8], RPCError>)
+        case later(@Sendable () async -> Result<[UInt8], RPCError>)
+    }
+
     enum Body: Sendable {
         case sync(SyncBody)
         case async(AsyncBody)
+        case adaptive(AdaptiveBody)
     }
 
     public let path: String
@@ -49,6 +59,35 @@ public struct ServerMethod: Sendable {
         }))
     }
 
+    /// A method that answers on the event loop when it can (`.now`) and suspends when it
+    /// must (`.later`): a cache read served locally, or forwarded to another node.
+    public static func adaptive<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Reply<Response>
+    ) -> ServerMethod {
+        ServerMethod(path: method.path, body: .adaptive({ bytes, context in
+            do throws(RPCError) {
+                let request = try decode(Request.self, from: bytes)
+                switch try handler(request, context) {
+                case .now(let response):
+                    return .now(.success(try encode(response)))
+                case .later(let work):
+                    return .later {
+                        do {
+                            return .success(try encode(try await work()))
+                        } catch let error as RPCError {
+                            return .failure(error)
+                        } catch {
+                            return .failure(RPCError(.internalError, "handler failed: \(error)"))
+                        }
+                    }
+                }
+            } catch {
+                return .now(.failure(error))
+            }
+        }))
+    }
+
     /// A method that may suspend (forward to peers, wait for replicas).
     public static func async<Request, Response>(
         _ method: MethodDescriptor<Request, Response>,
@@ -66,6 +105,12 @@ public struct ServerMethod: Sendable {
             }
         }))
     }
+}
+
+/// An adaptive handler's answer: ready now, or work to await.
+public enum Reply<Response: Sendable>: Sendable {
+    case now(Response)
+    case later(@Sendable () async throws -> Response)
 }
 
 /// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.

@@ -1,0 +1,204 @@
+import AeroCacheCore
+import AeroCacheProto
+import AeroCacheTransport
+import Synchronization
+
+/// Routes each call to its key's coordinator and, as coordinator, replicates writes.
+///
+/// The coordinator is the first live member of the key's preference list. A node that is not
+/// it forwards the call (marked `forwarded`, so a node with a different view never bounces it
+/// back). As coordinator a node writes locally, sends the stamped record to the other
+/// replicas in parallel and answers after the consistency level's acknowledgements; a replica
+/// that is down or fails gets a hint instead.
+public final class Coordinator: Sendable {
+    public let cluster: ClusterShell
+    public let store: StorageEngine
+    private let background: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let forwardedCalls = Atomic<Int>(0)
+
+    init(cluster: ClusterShell, store: StorageEngine, background: AsyncStream<@Sendable () async -> Void>.Continuation) {
+        self.cluster = cluster
+        self.store = store
+        self.background = background
+    }
+
+    /// Calls that reached this node although it does not coordinate their key.
+    public var forwardedCount: Int { forwardedCalls.load(ordering: .relaxed) }
+
+    enum Route {
+        /// This node coordinates; `others` are the remaining replicas, `replicas` how many there are.
+        case local(others: [Ring.Member], replicas: Int)
+        case forward(address: String)
+    }
+
+    func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
+        let replicas = view.replicas(forKey: key)
+        guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
+        let others = replicas.filter { $0.id != view.selfID }
+        if forwarded && others.count < replicas.count { return .local(others: others, replicas: replicas.count) }
+        guard let coordinator = replicas.first(where: view.isAlive) else {
+            throw RPCError(.unavailable, "none of the key's \(replicas.count) replicas is alive")
+        }
+        if coordinator.id == view.selfID { return .local(others: others, replicas: replicas.count) }
+        forwardedCalls.add(1, ordering: .relaxed)
+        return .forward(address: coordinator.address)
+    }
+
+    /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of `others` are alive.
+    func requireAlive(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
+        let alive = others.filter(view.isAlive).count
+        if alive < needed {
+            throw RPCError(.unavailable, "\(alive + 1) of \(replicas) replicas are alive; the call needs \(needed + 1)")
+        }
+    }
+
+    /// Sends a call on to the node that coordinates its key.
+    ///
+    /// When that node cannot be reached at all (it died and the failure detector has not
+    /// said so yet), the call goes to the next live replica instead — or runs here through
+    /// `takeOver` when this node is next. Only unsent calls move on: a call that reached a
+    /// node and then failed is not sent twice.
+    func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
+                                    to address: String, view: ClusterView,
+                                    takeOver: @Sendable () async throws -> Response) async throws -> Response {
+        var lastError: (any Error)?
+        var candidates = [address] + view.replicas(forKey: key).filter(view.isAlive).map(\.address)
+        var tried = Set<String>()
+        while !candidates.isEmpty {
+            let next = candidates.removeFirst()
+            guard tried.insert(next).inserted else { continue }
+            if next == view.statuses.first(where: { $0.id == view.selfID })?.address { return try await takeOver() }
+            do {
+                return try await cluster.peers.connection(to: next).unary(method, request, timeout: .seconds(5))
+            } catch let error as RPCError where error.code == .unavailable && error.message.hasPrefix("cannot connect") {
+                lastError = error
+            }
+        }
+        throw lastError ?? RPCError(.unavailable, "no replica of the key could be reached")
+    }
+
+    /// After a local write of `key`: replicates it to `others`, answering `response` once
+    /// `needed` of them acknowledged (at once when `needed` is 0; the rest go on in the background).
+    func replicate<Response: Sendable>(key: String, to others: [Ring.Member], needed: Int, view: ClusterView,
+                                       response: Response) -> Reply<Response> {
+        guard !others.isEmpty, let record = store.record(key) else { return .now(response) }
+        let quorum = Quorum(needed: needed, total: others.count)
+        for member in others {
+            guard view.isAlive(member) else {
+                hint(record, for: member.id)
+                quorum.record(success: false)
+                continue
+            }
+            background.yield { [self] in
+                var request = Aerocache_V1_ReplicateRequest()
+                request.records = [record.proto]
+                do {
+                    _ = try await cluster.peers.connection(to: member.address)
+                        .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
+                    quorum.record(success: true)
+                } catch {
+                    hint(record, for: member.id)
+                    quorum.record(success: false)
+                }
+            }
+        }
+        if needed == 0 { return .now(response) }
+        return .later {
+            try await quorum.wait()
+            return response
+        }
+    }
+
+    /// Reads the newest record of `key` among this node and `others` (quorum reads), repairing stale replicas.
+    func readNewest(key: String, others: [Ring.Member], needed: Int, view: ClusterView) async throws -> EntryRecord? {
+        var newest = store.record(key)
+        var answers: [(Ring.Member, EntryRecord?)] = []
+        try await withThrowingTaskGroup(of: (Ring.Member, EntryRecord?)?.self) { group in
+            for member in others where view.isAlive(member) {
+                group.addTask { [self] in
+                    var request = Aerocache_V1_ReadRequest()
+                    request.keys = [key]
+                    guard let reply = try? await cluster.peers.connection(to: member.address)
+                        .unary(PeerMethods.read, request, timeout: cluster.configuration.peerTimeout) else { return nil }
+                    return (member, reply.found.first == true ? EntryRecord(reply.records[0]) : nil)
+                }
+            }
+            for try await answer in group {
+                if let answer { answers.append(answer) }
+            }
+        }
+        if answers.count < needed {
+            throw RPCError(.unavailable, "\(answers.count + 1) replicas answered; the read needs \(needed + 1)")
+        }
+        for (_, record) in answers {
+            if let record, record.version > (newest?.version ?? .zero) { newest = record }
+        }
+        guard let newest else { return nil }
+        if newest.version > (store.record(key)?.version ?? .zero) { _ = try? store.merge(newest) }
+        if cluster.configuration.readRepair {
+            for (member, record) in answers where (record?.version ?? .zero) < newest.version {
+                background.yield { [self] in
+                    var request = Aerocache_V1_ReplicateRequest()
+                    request.records = [newest.proto]
+                    _ = try? await cluster.peers.connection(to: member.address)
+                        .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
+                }
+            }
+        }
+        return newest
+    }
+
+    private func hint(_ record: EntryRecord, for target: String) {
+        if cluster.configuration.hintedHandoff { cluster.hints.add(record, for: target) }
+    }
+}
+
+/// Counts replica acknowledgements and wakes the waiting call once enough arrived (or cannot).
+final class Quorum: Sendable {
+    private struct State {
+        var successes = 0
+        var failures = 0
+        var waiter: CheckedContinuation<Void, any Error>?
+        var outcome: Result<Void, RPCError>?
+    }
+
+    private let needed: Int
+    private let total: Int
+    private let state = Mutex(State())
+
+    init(needed: Int, total: Int) {
+        self.needed = needed
+        self.total = total
+    }
+
+    func record(success: Bool) {
+        let resume = state.withLock { state -> (CheckedContinuation<Void, any Error>, Result<Void, RPCError>)? in
+            if success { state.successes += 1 } else { state.failures += 1 }
+            guard state.outcome == nil else { return nil }
+            if state.successes >= needed {
+                state.outcome = .success(())
+            } else if total - state.failures < needed {
+                state.outcome = .failure(RPCError(.unavailable,
+                    "only \(state.successes + 1) of the replicas acknowledged; the write needs \(needed + 1)"))
+            } else {
+                return nil
+            }
+            guard let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter, state.outcome!)
+        }
+        if let (waiter, outcome) = resume { waiter.resume(with: outcome.mapError { $0 as any Error }) }
+    }
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let ready = state.withLock { state -> Result<Void, RPCError>? in
+                if let outcome = state.outcome { return outcome }
+                if state.successes >= needed { return .success(()) }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# A local cluster on 127.0.0.1:7400, 7401, ... (so aerocachectl's default endpoint reaches it).
+#
+#   scripts/cluster.sh up [N]      install what is missing, build release, start N nodes (default 3)
+#   scripts/cluster.sh status      aerocachectl status
+#   scripts/cluster.sh down        stop every node started here (SIGTERM, by pid)
+#
+# Node logs and pid files live in run/cluster/. Extra node flags: AEROCACHE_NODE_FLAGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=run/cluster
+mkdir -p "$dir"
+
+install_missing() {
+  local missing=()
+  for package in libnghttp2-dev pkg-config; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+down() {
+  for pidfile in "$dir"/*.pid; do
+    [[ -e $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+case "${1:-}" in
+  up)
+    count=${2:-3}
+    install_missing
+    swift build -c release
+    down
+    for ((i = 0; i < count; i++)); do
+      port=$((7400 + i))
+      seeds=""
+      ((i > 0)) && seeds="--seeds 127.0.0.1:7400"
+      # shellcheck disable=SC2086
+      .build/release/aerocache-node --listen "127.0.0.1:$port" --node-id "node-$i" $seeds ${AEROCACHE_NODE_FLAGS:-} \
+        >"$dir/node-$i.log" 2>&1 &
+      echo $! >"$dir/node-$i.pid"
+    done
+    for ((i = 0; i < 100; i++)); do
+      up=$(.build/release/aerocachectl status --json 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
+      ((up == count)) && break
+      sleep 0.2
+    done
+    .build/release/aerocachectl status
+    cat <<MSG
+
+$count nodes are up (logs in $dir/). Try:
+  .build/release/aerocachectl set user:1 '{"name":"ada"}' --ttl 1h
+  .build/release/aerocachectl get user:1
+  .build/release/aerocachectl owners user:1
+  .build/release/aerocachectl ring
+Stop them with: scripts/cluster.sh down
+MSG
+    ;;
+  status)
+    .build/release/aerocachectl status
+    ;;
+  down)
+    down
+    echo "stopped"
+    ;;
+  *)
+    echo "usage: scripts/cluster.sh up [N] | status | down" >&2
+    exit 2
+    ;;
+esac
