@@ -83,7 +83,14 @@ public final class CacheNode: Service, Sendable {
                     }
                 }
                 tasks.addTask { await self.sweepUntilCancelled() }
-                tasks.addTask { await self.cluster.run() }
+                tasks.addTask {
+                    do {
+                        try await self.cluster.run()
+                    } catch {
+                        self.server.initiateGracefulShutdown()
+                        throw error
+                    }
+                }
                 tasks.addTask {
                     // Replication that outlives the call that started it.
                     await withDiscardingTaskGroup { jobs in

@@ -149,3 +149,11 @@ def test_quorum_writes_fail_when_two_of_three_replicas_are_down(cluster):
     assert "replicas" in info.value.details()
     # One replica is enough for consistency one.
     stub.Set(cache_pb2.SetRequest(key=key, value=b"y", consistency=cache_pb2.CONSISTENCY_ONE), timeout=10)
+
+
+def test_a_node_with_other_ring_settings_is_refused(cluster):
+    result = subprocess.run([cluster.binary, "--listen", f"127.0.0.1:{free_port()}", "--seeds", cluster.address(0),
+                             "--replication-factor", "2", "--log-level", "error"], capture_output=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "ring settings differ" in lines[0], result.stderr

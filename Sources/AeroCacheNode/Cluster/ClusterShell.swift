@@ -60,16 +60,17 @@ public final class ClusterShell: Sendable {
 
     // MARK: Running
 
-    /// Joins (when seeded), then gossips until cancelled.
-    public func run() async {
-        if !configuration.seeds.isEmpty { await join() }
+    /// Joins (when seeded), then gossips until cancelled. Throws ``JoinRefused`` when the
+    /// cluster's ring settings differ from this node's.
+    public func run() async throws {
+        if !configuration.seeds.isEmpty { try await join() }
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.gossipInterval)
             await gossipRound()
         }
     }
 
-    private func join() async {
+    private func join() async throws {
         var attempt = 0
         while !Task.isCancelled {
             for seed in configuration.seeds where seed.description != view.statuses.first(where: { $0.id == selfID })?.address {
@@ -88,8 +89,7 @@ public final class ClusterShell: Sendable {
                     logger.info("joined the cluster", metadata: ["seed": "\(seed)", "members": "\(instance.records.count)"])
                     return
                 } catch let error as RPCError where error.code == .failedPrecondition {
-                    logger.critical("cannot join through \(seed): \(error.message)")
-                    fatalError("aerocache-node: cannot join through \(seed): \(error.message)")
+                    throw JoinRefused(message: "cannot join the cluster through \(seed): \(error.message)")
                 } catch {
                     if attempt % 10 == 0 { logger.warning("waiting for seed \(seed): \(error)") }
                 }
@@ -196,4 +196,10 @@ extension Membership.Instance {
         me.heartbeat += 1
         replaceSelf(me)
     }
+}
+
+/// The seed refused this node: its ring settings differ from the cluster's.
+public struct JoinRefused: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
