@@ -3,7 +3,9 @@ import AeroCacheTransport
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
+
 
 /// One AeroCache node: the gRPC server with the Cache and Health services, as a `Service`.
 ///
@@ -24,6 +26,10 @@ public final class CacheNode: Service, Sendable {
         public var storage = StorageEngine.Configuration()
         /// Seeds, replication factor, zone, repair switches.
         public var cluster = ClusterConfiguration()
+        /// Where to serve Prometheus text (`GET /metrics`), and the registry the executable
+        /// bootstrapped swift-metrics with; both nil: no metrics endpoint.
+        public var metricsListen: HostPort?
+        public var metricsRegistry: PrometheusCollectorRegistry?
         /// How often the sweeper reclaims expired entries and old tombstones.
         public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
@@ -39,6 +45,7 @@ public final class CacheNode: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let sweepInterval: Duration
     private let peers: PeerPool
+    private let metricsServer: MetricsServer?
     private let background: AsyncStream<@Sendable () async -> Void>
     private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
 
@@ -53,8 +60,20 @@ public final class CacheNode: Service, Sendable {
         cluster = ClusterShell(configuration: configuration.cluster, selfID: nodeID, address: configuration.effectiveAdvertise,
                                store: store, peers: peers, logger: logger)
         (background, backgroundContinuation) = AsyncStream.makeStream()
-        let coordinator = Coordinator(cluster: cluster, store: store, background: backgroundContinuation)
-        let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator)
+        let metrics = NodeMetrics()
+        let coordinator = Coordinator(cluster: cluster, store: store, background: backgroundContinuation, metrics: metrics)
+        let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
+        if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
+            metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
+                metrics.keys.record(store.liveKeyCount())
+                metrics.memory.record(store.memoryBytes)
+                metrics.hintsPending.record(cluster.hints.count)
+                metrics.reportEvictions(total: store.statistics.evictions)
+                return registry.emitToBuffer()
+            }
+        } else {
+            metricsServer = nil
+        }
         server = GRPCServer(
             configuration: .init(host: configuration.host, port: configuration.port,
                                  maxRequestMessageBytes: max(configuration.maxRequestBytes,
@@ -73,6 +92,8 @@ public final class CacheNode: Service, Sendable {
 
     /// Serves (and sweeps expired entries) until a graceful shutdown completes.
     public func run() async throws {
+        let metricsChannel = try await metricsServer?.bind(on: group)
+        defer { metricsChannel?.close(promise: nil) }
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {

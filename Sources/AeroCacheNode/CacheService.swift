@@ -16,29 +16,55 @@ public struct CacheService: Sendable {
     public let store: StorageEngine
     public let limits: Limits
     let coordinator: Coordinator?
+    let metrics: NodeMetrics
 
     public init(store: StorageEngine, limits: Limits) {
-        self.init(store: store, limits: limits, coordinator: nil)
+        self.init(store: store, limits: limits, coordinator: nil, metrics: NodeMetrics())
     }
 
-    init(store: StorageEngine, limits: Limits, coordinator: Coordinator?) {
+    init(store: StorageEngine, limits: Limits, coordinator: Coordinator?, metrics: NodeMetrics) {
         self.store = store
         self.limits = limits
         self.coordinator = coordinator
+        self.metrics = metrics
     }
 
     /// The routed methods, for ``GRPCServer``.
     public var methods: [ServerMethod] {
         [
-            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try get(request) },
-            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try set(request) },
-            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try delete(request) },
-            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try has(request) },
-            .adaptive(CacheMethods.increment) { request, _ throws(RPCError) in try increment(request) },
-            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try touch(request) },
-            .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in try batchGet(request) },
-            .adaptive(CacheMethods.batchSet) { request, _ throws(RPCError) in try batchSet(request) },
+            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try measured("get") { () throws(RPCError) in try get(request) } },
+            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try measured("set") { () throws(RPCError) in try set(request) } },
+            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try measured("delete") { () throws(RPCError) in try delete(request) } },
+            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try measured("has") { () throws(RPCError) in try has(request) } },
+            .adaptive(CacheMethods.increment) { request, _ throws(RPCError) in
+                try measured("increment") { () throws(RPCError) in try increment(request) }
+            },
+            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try measured("touch") { () throws(RPCError) in try touch(request) } },
+            .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in
+                try measured("batch_get") { () throws(RPCError) in try batchGet(request) }
+            },
+            .adaptive(CacheMethods.batchSet) { request, _ throws(RPCError) in
+                try measured("batch_set") { () throws(RPCError) in try batchSet(request) }
+            },
         ]
+    }
+
+    /// Counts a call and records how long it took (to its answer, when that comes later).
+    private func measured<Response>(_ op: String, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
+        metrics.request(op)
+        let start = MonotonicClock.nanoseconds()
+        let reply = try body()
+        switch reply {
+        case .now:
+            metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
+            return reply
+        case .later(let work):
+            let metrics = self.metrics
+            return .later {
+                defer { metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start)) }
+                return try await work()
+            }
+        }
     }
 
     /// The coordinator and the current view, when this node is one of several.

@@ -3,6 +3,8 @@ import AeroCacheCore
 import AeroCacheNode
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -44,6 +46,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
 
     @Option(help: "Read repair: on or off.")
     var readRepair: String = environment("read-repair") ?? "on"
+
+    @Option(help: "Serve Prometheus metrics at GET /metrics on HOST:PORT (default: off).")
+    var metricsListen: String = environment("metrics-listen") ?? ""
 
     @Option(help: "Largest value accepted (bytes, or with KiB/MiB/GiB).")
     var maxValueSize: String = environment("max-value-size") ?? "1MiB"
@@ -102,6 +107,16 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.storage.evictionPolicy = EvictionPolicy(rawValue: evictionPolicy) ?? .sampledLRU
         } catch {
             throw ArgumentParser.ValidationError(error.message)
+        }
+        if !metricsListen.isEmpty {
+            do {
+                configuration.metricsListen = try HostPort(parsing: metricsListen)
+            } catch {
+                throw ArgumentParser.ValidationError("--metrics-listen: \(error.message)")
+            }
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            configuration.metricsRegistry = registry
         }
         configuration.eventLoopThreads = eventLoopThreads
         configuration.cluster.replicationFactor = replicationFactor

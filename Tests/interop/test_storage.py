@@ -110,3 +110,29 @@ def test_bench_reports_the_contract_json(node, tmp_path):
     subprocess.run([bench, "--endpoints", node.address, "--duration", "1s", "--warmup", "0", "--rate", "500",
                     "--keys", "500", "--json", str(report)], check=True, capture_output=True, timeout=60)
     assert 350 <= json.loads(report.read_text())["ops_per_sec"] <= 650
+
+
+def test_metrics_endpoint_serves_prometheus_text():
+    import urllib.request
+    from conftest import free_port
+    metrics_port = free_port()
+    node = Node(os.environ["AEROCACHE_NODE"], "--metrics-listen", f"127.0.0.1:{metrics_port}")
+    try:
+        with grpc.insecure_channel(node.address) as channel:
+            stub = cache_pb2_grpc.CacheStub(channel)
+            for i in range(5):
+                stub.Set(cache_pb2.SetRequest(key=f"m{i}", value=b"v"), timeout=10)
+            stub.Get(cache_pb2.GetRequest(key="m0"), timeout=10)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line and not line.startswith("#")}
+        assert samples['aerocache_requests_total{op="set"}'] == 5
+        assert samples['aerocache_requests_total{op="get"}'] == 1
+        assert samples["aerocache_keys"] == 5
+        assert samples["aerocache_memory_bytes"] > 0
+        for name in ("aerocache_forwarded_requests_total", "aerocache_evictions_total", "aerocache_hints_pending",
+                     "aerocache_antientropy_repaired_keys_total", "aerocache_request_duration_seconds_count"):
+            assert name in samples, name
+        assert samples["aerocache_request_duration_seconds_count"] == 6
+    finally:
+        assert node.stop() == 0

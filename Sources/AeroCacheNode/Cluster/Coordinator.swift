@@ -15,11 +15,14 @@ public final class Coordinator: Sendable {
     public let store: StorageEngine
     private let background: AsyncStream<@Sendable () async -> Void>.Continuation
     private let forwardedCalls = Atomic<Int>(0)
+    private let metrics: NodeMetrics
 
-    init(cluster: ClusterShell, store: StorageEngine, background: AsyncStream<@Sendable () async -> Void>.Continuation) {
+    init(cluster: ClusterShell, store: StorageEngine, background: AsyncStream<@Sendable () async -> Void>.Continuation,
+         metrics: NodeMetrics) {
         self.cluster = cluster
         self.store = store
         self.background = background
+        self.metrics = metrics
     }
 
     /// Calls that reached this node although it does not coordinate their key.
@@ -41,6 +44,7 @@ public final class Coordinator: Sendable {
         }
         if coordinator.id == view.selfID { return .local(others: others, replicas: replicas.count) }
         forwardedCalls.add(1, ordering: .relaxed)
+        metrics.forwarded.increment()
         return .forward(address: coordinator.address)
     }
 

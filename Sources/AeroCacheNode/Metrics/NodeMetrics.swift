@@ -1,0 +1,53 @@
+import AeroCacheCore
+import CoreMetrics
+import Synchronization
+
+/// The node's metrics, created once (swift-metrics API; the executable chooses the backend).
+struct NodeMetrics: Sendable {
+    /// Calls per Cache operation.
+    private let requests: [String: CoreMetrics.Counter]
+    let forwarded: CoreMetrics.Counter
+    let duration: CoreMetrics.Timer
+    let keys: CoreMetrics.Gauge
+    let memory: CoreMetrics.Gauge
+    let evictions: CoreMetrics.Counter
+    let hintsPending: CoreMetrics.Gauge
+    let antiEntropyRepaired: CoreMetrics.Counter
+
+    init() {
+        var requests: [String: CoreMetrics.Counter] = [:]
+        for op in ["get", "set", "delete", "has", "increment", "touch", "batch_get", "batch_set"] {
+            requests[op] = CoreMetrics.Counter(label: "aerocache_requests_total", dimensions: [("op", op)])
+        }
+        self.requests = requests
+        forwarded = CoreMetrics.Counter(label: "aerocache_forwarded_requests_total")
+        duration = CoreMetrics.Timer(label: "aerocache_request_duration_seconds")
+        keys = CoreMetrics.Gauge(label: "aerocache_keys")
+        memory = CoreMetrics.Gauge(label: "aerocache_memory_bytes")
+        evictions = CoreMetrics.Counter(label: "aerocache_evictions_total")
+        hintsPending = CoreMetrics.Gauge(label: "aerocache_hints_pending")
+        antiEntropyRepaired = CoreMetrics.Counter(label: "aerocache_antientropy_repaired_keys_total")
+    }
+
+    /// Evictions already added to ``evictions`` (the engine keeps the running total).
+    private let evictionsReported = EvictionCursor()
+
+    func request(_ op: String) { requests[op]?.increment() }
+
+    /// Brings the evictions counter up to the engine's running total.
+    func reportEvictions(total: Int) {
+        let delta = evictionsReported.advance(to: total)
+        if delta > 0 { evictions.increment(by: delta) }
+    }
+
+    final class EvictionCursor: Sendable {
+        private let seen = Mutex(0)
+        /// Moves to `total`, returning how far it moved.
+        func advance(to total: Int) -> Int {
+            seen.withLock { seen in
+                defer { seen = max(seen, total) }
+                return max(total - seen, 0)
+            }
+        }
+    }
+}
