@@ -114,8 +114,9 @@ public final class CacheNode: Service, Sendable {
                 }
                 tasks.addTask {
                     // Replication that outlives the call that started it.
+                    let executor = EventLoopTaskExecutor(eventLoop: self.group.next())
                     await withDiscardingTaskGroup { jobs in
-                        for await job in self.background { jobs.addTask(operation: job) }
+                        for await job in self.background { jobs.addTask(executorPreference: executor, operation: job) }
                     }
                 }
                 try await tasks.next()  // the server has shut down

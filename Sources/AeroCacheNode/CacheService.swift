@@ -64,6 +64,14 @@ public struct CacheService: Sendable {
                 defer { metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start)) }
                 return try await work()
             }
+        case .callback(let begin):
+            let metrics = self.metrics
+            return .callback { completion in
+                begin { result in
+                    metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
+                    completion(result)
+                }
+            }
         }
     }
 
@@ -128,6 +136,8 @@ public struct CacheService: Sendable {
             return .now(Self.exists(response))
         case .later(let work):
             return .later { Self.exists(try await work()) }
+        case .callback(let begin):
+            return .callback { completion in begin { completion($0.map(Self.exists)) } }
         }
     }
 
@@ -164,14 +174,14 @@ public struct CacheService: Sendable {
 
     func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
         try validate { () throws(ValidationError) in try validateWrite(request) }
-        return try write(request.key, request.consistency, forwarded: request.forwarded, method: CacheMethods.set,
-                         request: request) { () throws(RPCError) in try store(request) }
+        return try write(request.key, request.consistency, forwarded: request.forwarded, anyReplica: true,
+                         method: CacheMethods.set, request: request) { () throws(RPCError) in try store(request) }
     }
 
     func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        return try write(request.key, request.consistency, forwarded: request.forwarded, method: CacheMethods.delete,
-                         request: request) { () throws(RPCError) in
+        return try write(request.key, request.consistency, forwarded: request.forwarded, anyReplica: true,
+                         method: CacheMethods.delete, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
             response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
             return response
@@ -203,8 +213,8 @@ public struct CacheService: Sendable {
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
-        return try write(request.key, .default, forwarded: request.forwarded, method: CacheMethods.touch,
-                         request: request) { () throws(RPCError) in
+        return try write(request.key, .default, forwarded: request.forwarded, anyReplica: true,
+                         method: CacheMethods.touch, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_TouchResponse()
             if let stamp = store.touch(request.key, ttlMillis: request.ttlMs) {
                 response.found = true
@@ -240,12 +250,12 @@ public struct CacheService: Sendable {
 
     /// Runs a write here (one node, or as the key's coordinator, then replicates) or forwards it.
     private func write<Request, Response>(
-        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
+        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool, anyReplica: Bool = false,
         method: MethodDescriptor<Request, Response>, request: Request,
         local: @escaping @Sendable () throws(RPCError) -> Response
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest {
         guard let (coordinator, view) = cluster else { return .now(try local()) }
-        switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
+        switch try coordinator.route(key: key, forwarded: forwarded, view: view, anyReplica: anyReplica) {
         case .forward(let address):
             var call = request
             call.forwarded = true
@@ -326,8 +336,14 @@ extension Reply {
     /// The response, awaiting it when it is not ready.
     func value() async throws -> Response {
         switch self {
-        case .now(let response): response
-        case .later(let work): try await work()
+        case .now(let response):
+            return response
+        case .later(let work):
+            return try await work()
+        case .callback(let begin):
+            return try await withCheckedThrowingContinuation { continuation in
+                begin { continuation.resume(with: $0.mapError { $0 as any Error }) }
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ public final class Coordinator: Sendable {
     private let background: AsyncStream<@Sendable () async -> Void>.Continuation
     private let forwardedCalls = Atomic<Int>(0)
     private let metrics: NodeMetrics
+    private let links = Mutex<[String: ReplicationLink]>([:])
 
     init(cluster: ClusterShell, store: StorageEngine, background: AsyncStream<@Sendable () async -> Void>.Continuation,
          metrics: NodeMetrics) {
@@ -34,11 +35,14 @@ public final class Coordinator: Sendable {
         case forward(address: String)
     }
 
-    func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
+    /// Where a call on `key` runs. `anyReplica`: last-writer-wins writes (set, delete, touch)
+    /// may be coordinated by any live replica — versions order them — so a replica that
+    /// receives one keeps it; increments need the one coordinator that makes them atomic.
+    func route(key: String, forwarded: Bool, view: ClusterView, anyReplica: Bool = false) throws(RPCError) -> Route {
         let replicas = view.replicas(forKey: key)
         guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
         let others = replicas.filter { $0.id != view.selfID }
-        if forwarded && others.count < replicas.count { return .local(others: others, replicas: replicas.count) }
+        if (forwarded || anyReplica) && others.count < replicas.count { return .local(others: others, replicas: replicas.count) }
         guard let coordinator = replicas.first(where: view.isAlive) else {
             throw RPCError(.unavailable, "none of the key's \(replicas.count) replicas is alive")
         }
@@ -93,23 +97,26 @@ public final class Coordinator: Sendable {
                 quorum.record(success: false)
                 continue
             }
-            background.yield { [self] in
-                var request = Aerocache_V1_ReplicateRequest()
-                request.records = [record.proto]
-                do {
-                    _ = try await cluster.peers.connection(to: member.address)
-                        .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
-                    quorum.record(success: true)
-                } catch {
-                    hint(record, for: member.id)
-                    quorum.record(success: false)
+            let link = link(to: member)
+            if link.enqueue(record, quorum: quorum) {
+                background.yield { [self] in
+                    await link.drain(send: { records in
+                        var request = Aerocache_V1_ReplicateRequest()
+                        request.records = records.map(\.proto)
+                        do {
+                            _ = try await cluster.peers.connection(to: member.address)
+                                .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
+                            return true
+                        } catch {
+                            return false
+                        }
+                    }, failed: { record in self.hint(record, for: member.id) })
                 }
             }
         }
         if needed == 0 { return .now(response) }
-        return .later {
-            try await quorum.wait()
-            return response
+        return .callback { completion in
+            quorum.onOutcome { outcome in completion(outcome.map { response }) }
         }
     }
 
@@ -152,6 +159,16 @@ public final class Coordinator: Sendable {
         return newest
     }
 
+    /// The batching link to `member` (one per member id and address).
+    private func link(to member: Ring.Member) -> ReplicationLink {
+        links.withLock { links in
+            if let link = links[member.id], link.target.address == member.address { return link }
+            let link = ReplicationLink(target: member)
+            links[member.id] = link
+            return link
+        }
+    }
+
     private func hint(_ record: EntryRecord, for target: String) {
         if cluster.configuration.hintedHandoff { cluster.hints.add(record, for: target) }
     }
@@ -162,7 +179,7 @@ final class Quorum: Sendable {
     private struct State {
         var successes = 0
         var failures = 0
-        var waiter: CheckedContinuation<Void, any Error>?
+        var waiter: (@Sendable (Result<Void, RPCError>) -> Void)?
         var outcome: Result<Void, RPCError>?
     }
 
@@ -176,7 +193,7 @@ final class Quorum: Sendable {
     }
 
     func record(success: Bool) {
-        let resume = state.withLock { state -> (CheckedContinuation<Void, any Error>, Result<Void, RPCError>)? in
+        let notify = state.withLock { state -> ((@Sendable (Result<Void, RPCError>) -> Void), Result<Void, RPCError>)? in
             if success { state.successes += 1 } else { state.failures += 1 }
             guard state.outcome == nil else { return nil }
             if state.successes >= needed {
@@ -191,18 +208,16 @@ final class Quorum: Sendable {
             state.waiter = nil
             return (waiter, state.outcome!)
         }
-        if let (waiter, outcome) = resume { waiter.resume(with: outcome.mapError { $0 as any Error }) }
+        if let (waiter, outcome) = notify { waiter(outcome) }
     }
 
-    func wait() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let ready = state.withLock { state -> Result<Void, RPCError>? in
-                if let outcome = state.outcome { return outcome }
-                if state.successes >= needed { return .success(()) }
-                state.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(with: ready.mapError { $0 as any Error }) }
+    /// Calls `body` once, when enough replicas acknowledged or too many failed.
+    func onOutcome(_ body: @escaping @Sendable (Result<Void, RPCError>) -> Void) {
+        let ready = state.withLock { state -> Result<Void, RPCError>? in
+            if let outcome = state.outcome { return outcome }
+            state.waiter = body
+            return nil
         }
+        if let ready { body(ready) }
     }
 }

@@ -50,8 +50,8 @@ public final class GRPCServer: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let address: EventLoopPromise<SocketAddress>
-    private let jobs: AsyncStream<@Sendable () async -> Void>
-    private let jobsContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let jobs: AsyncStream<ServerJob>
+    private let jobsContinuation: AsyncStream<ServerJob>.Continuation
 
     public init(configuration: Configuration, methods: [ServerMethod], eventLoopGroup: any EventLoopGroup,
                 logger: Logger = Logger(label: "aerocache.transport")) {
@@ -105,9 +105,15 @@ public final class GRPCServer: Sendable {
         logger.info("gRPC server listening", metadata: ["address": "\(listener.localAddress!)"])
         if shutDownAlready { initiateGracefulShutdown() }
 
+        // Asynchronous handlers run on their connection's event loop: a call that awaits peers
+        // and answers never changes threads (see EventLoopTaskExecutor).
+        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
         await withDiscardingTaskGroup { group in
             for await job in jobs {
-                group.addTask(operation: job)
+                let key = ObjectIdentifier(job.eventLoop as AnyObject)
+                let executor = executors[key] ?? EventLoopTaskExecutor(eventLoop: job.eventLoop)
+                executors[key] = executor
+                group.addTask(executorPreference: executor, operation: job.work)
             }
         }
         try? await listener.closeFuture.get()
@@ -159,4 +165,10 @@ public final class GRPCServer: Sendable {
 public struct ListenError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+/// An asynchronous handler's work and the event loop of the connection it answers on.
+struct ServerJob: Sendable {
+    let eventLoop: any EventLoop
+    let work: @Sendable () async -> Void
 }

@@ -23,7 +23,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private let router: ServerRouter
     private let settings: Settings
-    private let jobs: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let jobs: AsyncStream<ServerJob>.Continuation
     private let logger: Logger
     private var session: OpaquePointer!
     private var streams: [Int32: ServerStream] = [:]
@@ -35,7 +35,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var streamsWithDeadlines: [Int32] = []
 
     init(router: ServerRouter, settings: Settings,
-         jobs: AsyncStream<@Sendable () async -> Void>.Continuation, logger: Logger) {
+         jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
         self.router = router
         self.settings = settings
         self.jobs = jobs
@@ -256,6 +256,41 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             switch body(request, callContext) {
             case .now(let result): respond(stream, result)
             case .later(let work): runLater(stream, work)
+            case .callback(let start): runWithCallback(stream, start)
+            }
+        }
+    }
+
+    /// Starts callback-style work; its completion answers `stream` on the event loop.
+    private func runWithCallback(
+        _ stream: ServerStream,
+        _ start: @Sendable (_ completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void
+    ) {
+        stream.phase = .running
+        guard let eventLoop = context?.eventLoop else { return }
+        armDeadline(stream, on: eventLoop)
+        let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
+        start { result in
+            if eventLoop.inEventLoop {
+                let (handler, stream) = loopBound.value
+                handler.respond(stream, result)
+                handler.flushSoon()
+            } else {
+                eventLoop.execute {
+                    let (handler, stream) = loopBound.value
+                    handler.respond(stream, result)
+                    handler.flushSoon()
+                }
+            }
+        }
+    }
+
+    private func armDeadline(_ stream: ServerStream, on eventLoop: any EventLoop) {
+        if let deadline = stream.deadline, stream.deadlineTimer == nil {
+            stream.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                guard let stream = self.streams[stream.id] else { return }
+                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                self.flushSoon()
             }
         }
     }
@@ -264,22 +299,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async -> Result<[UInt8], RPCError>) {
         stream.phase = .running
         guard let eventLoop = context?.eventLoop else { return }
-        if let deadline = stream.deadline, stream.deadlineTimer == nil {
-            stream.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                guard let stream = self.streams[stream.id] else { return }
-                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
-                self.flushSoon()
-            }
-        }
+        armDeadline(stream, on: eventLoop)
         let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
-        jobs.yield {
+        jobs.yield(ServerJob(eventLoop: eventLoop) {
             let result = await work()
-            eventLoop.execute {
+            if eventLoop.inEventLoop {
                 let (handler, stream) = loopBound.value
                 handler.respond(stream, result)
                 handler.flushSoon()
+            } else {
+                eventLoop.execute {
+                    let (handler, stream) = loopBound.value
+                    handler.respond(stream, result)
+                    handler.flushSoon()
+                }
             }
-        }
+        })
     }
 
     fileprivate func onStreamClose(streamID: Int32) {

@@ -25,6 +25,8 @@ public struct ServerMethod: Sendable {
     public enum AdaptiveOutcome: Sendable {
         case now(Result<[UInt8], RPCError>)
         case later(@Sendable () async -> Result<[UInt8], RPCError>)
+        /// Started; the handler calls the completion once, from any thread.
+        case callback(@Sendable (_ completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void)
     }
 
     enum Body: Sendable {
@@ -81,6 +83,14 @@ public struct ServerMethod: Sendable {
                             return .failure(RPCError(.internalError, "handler failed: \(error)"))
                         }
                     }
+                case .callback(let start):
+                    return .callback { completion in
+                        start { result in
+                            completion(result.flatMap { response in
+                                Result { () throws(RPCError) in try encode(response) }
+                            })
+                        }
+                    }
                 }
             } catch {
                 return .now(.failure(error))
@@ -111,6 +121,9 @@ public struct ServerMethod: Sendable {
 public enum Reply<Response: Sendable>: Sendable {
     case now(Response)
     case later(@Sendable () async throws -> Response)
+    /// Started without a task: the handler calls the completion once, from any thread.
+    /// The cheapest way to wait for something that already calls back (replica acks).
+    case callback(@Sendable (_ completion: @escaping @Sendable (Result<Response, RPCError>) -> Void) -> Void)
 }
 
 /// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.

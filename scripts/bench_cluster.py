@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Drives scripts/bench-cluster.sh: one node against three (N = 3, quorum writes), same build, same run."""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(bin_dir, ports, index):
+    seeds = [] if index == 0 else ["--seeds", f"127.0.0.1:{ports[0]}"]
+    return subprocess.Popen([f"{bin_dir}/aerocache-node", "--listen", f"127.0.0.1:{ports[index]}", "--node-id", f"node-{index}",
+                             "--log-level", "warning", *seeds])
+
+
+def wait_up(bin_dir, port, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = subprocess.run([f"{bin_dir}/aerocachectl", "--endpoints", f"127.0.0.1:{port}", "status", "--json"],
+                                capture_output=True)
+        if result.returncode == 0 and sum(n["state"] == "up" for n in json.loads(result.stdout)["nodes"]) == count:
+            return
+        time.sleep(0.2)
+    sys.exit(f"{count} nodes not up within {timeout}s")
+
+
+def bench(bin_dir, port, op, seconds, prefill=False):
+    report = os.path.join(tempfile.mkdtemp(), "run.json")
+    args = [f"{bin_dir}/aerocache-bench", "--endpoints", f"127.0.0.1:{port}", "--keys", "100000", "--value-size", "100",
+            "--concurrency", "50", "--mix", f"{op}=100", "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
+    if op == "set":
+        args += ["--consistency", "quorum"]
+    if prefill:
+        args.append("--prefill")
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    with open(report) as f:
+        document = json.load(f)
+    if document["errors"]:
+        sys.exit(f"{op}: {document['errors']} errors: {document['errors_by_code']}")
+    return document["ops_per_sec"], document["latency_us"]["p50"], document["latency_us"]["p99"]
+
+
+def run(bin_dir, nodes, rounds, seconds):
+    ports = [free_port() for _ in range(nodes)]
+    processes = []
+    try:
+        for index in range(nodes):
+            processes.append(start(bin_dir, ports, index))
+            if index == 0:
+                wait_up(bin_dir, ports[0], 1)
+        wait_up(bin_dir, ports[0], nodes)
+        results = {"set": [], "get": []}
+        bench(bin_dir, ports[0], "set", 1, prefill=True)
+        for _ in range(rounds):
+            for op in ("set", "get"):
+                results[op].append(bench(bin_dir, ports[0], op, seconds))
+        return results
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    single = run(args.bin, 1, args.rounds, args.seconds)
+    cluster = run(args.bin, 3, args.rounds, args.seconds)
+    med = statistics.median
+    print("| op | 1 node ops/s (p50/p99 µs) | 3 nodes, N=3 ops/s (p50/p99 µs) | ratio | target |")
+    print("|---|---|---|---|---|")
+    ratios = {}
+    for op, target in (("set", ">= 0.5x (quorum)"), ("get", ">= 0.9x")):
+        one, three = single[op], cluster[op]
+        ratio = med(x[0] for x in three) / med(x[0] for x in one)
+        ratios[op] = ratio
+        print(f"| {op} | {med(x[0] for x in one):,.0f} ({med(x[1] for x in one):.0f}/{med(x[2] for x in one):.0f}) | "
+              f"{med(x[0] for x in three):,.0f} ({med(x[1] for x in three):.0f}/{med(x[2] for x in three):.0f}) | "
+              f"{ratio:.2f}x | {target} |")
+    ok = ratios["set"] >= 0.5 and ratios["get"] >= 0.9
+    print(f"\ncluster ratios (median of {args.rounds}, through one node, c=50, 100k keys, 100 B): quorum set "
+          f"{ratios['set']:.2f}x, get {ratios['get']:.2f}x of one node -> {'all targets met' if ok else 'TARGET MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
