@@ -96,9 +96,11 @@ public struct CacheService: Sendable {
             forwarded.forwarded = true
             let call = forwarded
             return .later {
-                try await coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
+                var response = try await coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
                     try await self.get(call).value()
                 }
+                response.ringEpoch = Int64(view.ring.epoch)
+                return response
             }
         case .local(let others, let count):
             let needed = level.required(of: count) - 1
@@ -144,6 +146,7 @@ public struct CacheService: Sendable {
     private static func exists(_ response: Aerocache_V1_GetResponse) -> Aerocache_V1_HasResponse {
         var reply = Aerocache_V1_HasResponse()
         reply.exists = response.found
+        reply.ringEpoch = response.ringEpoch
         return reply
     }
 
@@ -253,7 +256,7 @@ public struct CacheService: Sendable {
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool, anyReplica: Bool = false,
         method: MethodDescriptor<Request, Response>, request: Request,
         local: @escaping @Sendable () throws(RPCError) -> Response
-    ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest {
+    ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
         guard let (coordinator, view) = cluster else { return .now(try local()) }
         switch try coordinator.route(key: key, forwarded: forwarded, view: view, anyReplica: anyReplica) {
         case .forward(let address):
@@ -261,10 +264,12 @@ public struct CacheService: Sendable {
             call.forwarded = true
             let forwardedCall = call
             return .later {
-                try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
+                var response = try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
                     try await self.write(key, consistency, forwarded: true, method: method, request: forwardedCall,
                                          local: local).value()
                 }
+                response.ringEpoch = Int64(view.ring.epoch)
+                return response
             }
         case .local(let others, let count):
             let needed = consistency.level(default: .quorum).required(of: count) - 1
@@ -321,6 +326,16 @@ public struct CacheService: Sendable {
         }
     }
 }
+
+/// Responses that tell a client the ring epoch of the node that forwarded its call.
+protocol EpochStamped: Sendable {
+    var ringEpoch: Int64 { get set }
+}
+
+extension Aerocache_V1_SetResponse: EpochStamped {}
+extension Aerocache_V1_DeleteResponse: EpochStamped {}
+extension Aerocache_V1_IncrementResponse: EpochStamped {}
+extension Aerocache_V1_TouchResponse: EpochStamped {}
 
 /// Requests a node may forward to the key's coordinator.
 protocol ForwardableRequest: Sendable {

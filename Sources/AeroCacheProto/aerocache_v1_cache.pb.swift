@@ -106,6 +106,10 @@ public nonisolated struct Aerocache_V1_GetResponse: Sendable {
   /// Absolute expiry in Unix milliseconds; 0 means the entry never expires.
   public var expiresAtUnixMs: Int64 = 0
 
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -142,6 +146,10 @@ public nonisolated struct Aerocache_V1_SetResponse: Sendable {
 
   public var expiresAtUnixMs: Int64 = 0
 
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -172,6 +180,10 @@ public nonisolated struct Aerocache_V1_DeleteResponse: Sendable {
   /// True when a live entry was removed.
   public var deleted: Bool = false
 
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -198,6 +210,10 @@ public nonisolated struct Aerocache_V1_HasResponse: Sendable {
   // methods supported on all messages.
 
   public var exists: Bool = false
+
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -231,6 +247,10 @@ public nonisolated struct Aerocache_V1_IncrementResponse: Sendable {
 
   public var value: Int64 = 0
 
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -262,6 +282,10 @@ public nonisolated struct Aerocache_V1_TouchResponse: Sendable {
   public var found: Bool = false
 
   public var expiresAtUnixMs: Int64 = 0
+
+  /// Set when the call reached a node that is not the key's coordinator: the ring epoch
+  /// that node holds, so a ring-aware client can tell its own ring is stale and refresh it.
+  public var ringEpoch: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -378,7 +402,7 @@ nonisolated extension Aerocache_V1_GetRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Aerocache_V1_GetResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0\u{4}`\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -390,6 +414,7 @@ nonisolated extension Aerocache_V1_GetResponse: SwiftProtobuf.Message, SwiftProt
       case 2: try { try decoder.decodeSingularBytesField(value: &self.value) }()
       case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -408,6 +433,9 @@ nonisolated extension Aerocache_V1_GetResponse: SwiftProtobuf.Message, SwiftProt
     if self.expiresAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.expiresAtUnixMs, fieldNumber: 4)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -416,6 +444,7 @@ nonisolated extension Aerocache_V1_GetResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.value != rhs.value {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -478,7 +507,7 @@ nonisolated extension Aerocache_V1_SetRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Aerocache_V1_SetResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at_unix_ms\0\u{4}c\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -487,6 +516,7 @@ nonisolated extension Aerocache_V1_SetResponse: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -496,11 +526,15 @@ nonisolated extension Aerocache_V1_SetResponse: SwiftProtobuf.Message, SwiftProt
     if self.expiresAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.expiresAtUnixMs, fieldNumber: 1)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_SetResponse, rhs: Aerocache_V1_SetResponse) -> Bool {
     if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -548,7 +582,7 @@ nonisolated extension Aerocache_V1_DeleteRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_DeleteResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deleted\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deleted\0\u{4}c\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -557,6 +591,7 @@ nonisolated extension Aerocache_V1_DeleteResponse: SwiftProtobuf.Message, SwiftP
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBoolField(value: &self.deleted) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -566,11 +601,15 @@ nonisolated extension Aerocache_V1_DeleteResponse: SwiftProtobuf.Message, SwiftP
     if self.deleted != false {
       try visitor.visitSingularBoolField(value: self.deleted, fieldNumber: 1)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_DeleteResponse, rhs: Aerocache_V1_DeleteResponse) -> Bool {
     if lhs.deleted != rhs.deleted {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -613,7 +652,7 @@ nonisolated extension Aerocache_V1_HasRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Aerocache_V1_HasResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HasResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exists\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}exists\0\u{4}c\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -622,6 +661,7 @@ nonisolated extension Aerocache_V1_HasResponse: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBoolField(value: &self.exists) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -631,11 +671,15 @@ nonisolated extension Aerocache_V1_HasResponse: SwiftProtobuf.Message, SwiftProt
     if self.exists != false {
       try visitor.visitSingularBoolField(value: self.exists, fieldNumber: 1)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_HasResponse, rhs: Aerocache_V1_HasResponse) -> Bool {
     if lhs.exists != rhs.exists {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -688,7 +732,7 @@ nonisolated extension Aerocache_V1_IncrementRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Aerocache_V1_IncrementResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IncrementResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0\u{4}c\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -697,6 +741,7 @@ nonisolated extension Aerocache_V1_IncrementResponse: SwiftProtobuf.Message, Swi
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.value) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -706,11 +751,15 @@ nonisolated extension Aerocache_V1_IncrementResponse: SwiftProtobuf.Message, Swi
     if self.value != 0 {
       try visitor.visitSingularInt64Field(value: self.value, fieldNumber: 1)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_IncrementResponse, rhs: Aerocache_V1_IncrementResponse) -> Bool {
     if lhs.value != rhs.value {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -758,7 +807,7 @@ nonisolated extension Aerocache_V1_TouchRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Aerocache_V1_TouchResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TouchResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}expires_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}expires_at_unix_ms\0\u{4}b\u{1}ring_epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -768,6 +817,7 @@ nonisolated extension Aerocache_V1_TouchResponse: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBoolField(value: &self.found) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
+      case 100: try { try decoder.decodeSingularInt64Field(value: &self.ringEpoch) }()
       default: break
       }
     }
@@ -780,12 +830,16 @@ nonisolated extension Aerocache_V1_TouchResponse: SwiftProtobuf.Message, SwiftPr
     if self.expiresAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.expiresAtUnixMs, fieldNumber: 2)
     }
+    if self.ringEpoch != 0 {
+      try visitor.visitSingularInt64Field(value: self.ringEpoch, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_TouchResponse, rhs: Aerocache_V1_TouchResponse) -> Bool {
     if lhs.found != rhs.found {return false}
     if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
+    if lhs.ringEpoch != rhs.ringEpoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

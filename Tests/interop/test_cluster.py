@@ -157,3 +157,17 @@ def test_a_node_with_other_ring_settings_is_refused(cluster):
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "ring settings differ" in lines[0], result.stderr
+
+
+def test_a_forwarded_call_carries_the_ring_epoch(cluster):
+    alive = [i for i in range(NODES) if cluster.processes[i].poll() is None]
+    code, out, _ = cluster.ctl("ring", "--json", via=alive[0])
+    epoch = json.loads(out)["epoch"]
+    key = next(f"counter:{i}" for i in range(1000) if cluster.owners(f"counter:{i}")[0] != alive[0]
+               and all(o in alive for o in cluster.owners(f"counter:{i}")))
+    reply = cluster.stub(alive[0]).Increment(cache_pb2.IncrementRequest(key=key, delta=1), timeout=10)
+    assert reply.value == 1 and reply.ring_epoch == epoch
+    code, out, _ = cluster.ctl("owners", key, "--json", via=alive[0])
+    coordinator = int(json.loads(out)["owners"][0]["id"].split("-")[1])
+    direct = cluster.stub(coordinator).Increment(cache_pb2.IncrementRequest(key=key, delta=1), timeout=10)
+    assert direct.value == 2 and direct.ring_epoch == 0, "the coordinator itself does not ask for a refresh"
