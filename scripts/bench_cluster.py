@@ -10,6 +10,8 @@ import sys
 import tempfile
 import time
 
+CONCURRENCY = 50
+
 
 def free_port():
     with socket.socket() as s:
@@ -37,7 +39,7 @@ def wait_up(bin_dir, port, count, timeout=30):
 def bench(bin_dir, port, op, seconds, prefill=False):
     report = os.path.join(tempfile.mkdtemp(), "run.json")
     args = [f"{bin_dir}/aerocache-bench", "--endpoints", f"127.0.0.1:{port}", "--keys", "100000", "--value-size", "100",
-            "--concurrency", "50", "--mix", f"{op}=100", "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
+            "--concurrency", str(CONCURRENCY), "--mix", f"{op}=100", "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
     if op == "set":
         args += ["--consistency", "quorum"]
     if prefill:
@@ -77,7 +79,10 @@ def main():
     parser.add_argument("--bin", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
+    global CONCURRENCY
+    CONCURRENCY = args.concurrency
     single = run(args.bin, 1, args.rounds, args.seconds)
     cluster = run(args.bin, 3, args.rounds, args.seconds)
     med = statistics.median
@@ -92,7 +97,7 @@ def main():
               f"{med(x[0] for x in three):,.0f} ({med(x[1] for x in three):.0f}/{med(x[2] for x in three):.0f}) | "
               f"{ratio:.2f}x | {target} |")
     ok = ratios["set"] >= 0.5 and ratios["get"] >= 0.9
-    print(f"\ncluster ratios (median of {args.rounds}, through one node, c=50, 100k keys, 100 B): quorum set "
+    print(f"\ncluster ratios (median of {args.rounds}, through one node, c={CONCURRENCY}, 100k keys, 100 B): quorum set "
           f"{ratios['set']:.2f}x, get {ratios['get']:.2f}x of one node -> {'all targets met' if ok else 'TARGET MISSED'}")
 
 

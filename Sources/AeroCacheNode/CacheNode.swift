@@ -112,9 +112,10 @@ public final class CacheNode: Service, Sendable {
                         throw error
                     }
                 }
-                tasks.addTask {
-                    // Replication that outlives the call that started it.
-                    let executor = EventLoopTaskExecutor(eventLoop: self.group.next())
+                // Replication that outlives the call that started it, run on an event loop
+                // (the consumer too): a handler that starts a job wakes no other thread.
+                let executor = EventLoopTaskExecutor(eventLoop: self.group.next())
+                tasks.addTask(executorPreference: executor) {
                     await withDiscardingTaskGroup { jobs in
                         for await job in self.background { jobs.addTask(executorPreference: executor, operation: job) }
                     }

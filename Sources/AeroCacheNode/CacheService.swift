@@ -88,8 +88,7 @@ public struct CacheService: Sendable {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
         guard let (coordinator, view) = cluster else { return .now(lookup(request.key)) }
         let level = request.consistency.level(default: .one)
-        let replicas = view.replicas(forKey: request.key)
-        if level == .one && replicas.contains(where: { $0.id == view.selfID }) { return .now(lookup(request.key)) }
+        if level == .one && view.holdsReplica(ofKey: request.key) { return .now(lookup(request.key)) }
         switch try coordinator.route(key: request.key, forwarded: request.forwarded, view: view) {
         case .forward(let address):
             var forwarded = request
@@ -178,7 +177,18 @@ public struct CacheService: Sendable {
     func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
         try validate { () throws(ValidationError) in try validateWrite(request) }
         return try write(request.key, request.consistency, forwarded: request.forwarded, anyReplica: true,
-                         method: CacheMethods.set, request: request) { () throws(RPCError) in try store(request) }
+                         method: CacheMethods.set, request: request) { () throws(RPCError) in
+            let (response, stamp) = try storeStamped(request)
+            // The copy for replicas shares the request's value and metadata: no copy, no re-read.
+            var record = Aerocache_V1_Record()
+            record.key = request.key
+            record.value = request.value
+            record.metadata = request.metadata
+            record.expiresAtUnixMs = stamp.expiresAtMillis
+            record.timestamp = stamp.version.timestamp
+            record.node = stamp.version.node
+            return (response, record)
+        }
     }
 
     func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
@@ -187,7 +197,7 @@ public struct CacheService: Sendable {
                          method: CacheMethods.delete, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
             response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
-            return response
+            return (response, nil)
         }
     }
 
@@ -207,7 +217,7 @@ public struct CacheService: Sendable {
             } catch {
                 throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
             }
-            return response
+            return (response, nil)
         }
     }
 
@@ -223,7 +233,7 @@ public struct CacheService: Sendable {
                 response.found = true
                 response.expiresAtUnixMs = stamp.expiresAtMillis
             }
-            return response
+            return (response, nil)
         }
     }
 
@@ -236,7 +246,7 @@ public struct CacheService: Sendable {
         if cluster == nil {
             var response = Aerocache_V1_BatchSetResponse()
             response.results.reserveCapacity(request.entries.count)
-            for entry in request.entries { response.results.append(try store(entry)) }
+            for entry in request.entries { response.results.append(try storeStamped(entry).0) }
             return .now(response)
         }
         let replies = try request.entries.map { entry throws(RPCError) in
@@ -255,9 +265,9 @@ public struct CacheService: Sendable {
     private func write<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool, anyReplica: Bool = false,
         method: MethodDescriptor<Request, Response>, request: Request,
-        local: @escaping @Sendable () throws(RPCError) -> Response
+        local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
-        guard let (coordinator, view) = cluster else { return .now(try local()) }
+        guard let (coordinator, view) = cluster else { return .now(try local().0) }
         switch try coordinator.route(key: key, forwarded: forwarded, view: view, anyReplica: anyReplica) {
         case .forward(let address):
             var call = request
@@ -274,8 +284,9 @@ public struct CacheService: Sendable {
         case .local(let others, let count):
             let needed = consistency.level(default: .quorum).required(of: count) - 1
             try coordinator.requireAlive(others, needed: needed, replicas: count, view: view)
-            let response = try local()
-            return coordinator.replicate(key: key, to: others, needed: needed, view: view, response: response)
+            let (response, record) = try local()
+            guard let record = record ?? store.record(key)?.proto else { return .now(response) }
+            return coordinator.replicate(record, to: others, needed: needed, view: view, response: response)
         }
     }
 
@@ -286,16 +297,17 @@ public struct CacheService: Sendable {
         try limits.validate(ttlMilliseconds: request.ttlMs)
     }
 
-    /// Writes one validated entry locally.
-    private func store(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Aerocache_V1_SetResponse {
+    /// Writes one validated entry locally; returns the answer and the write's stamp.
+    private func storeStamped(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> (Aerocache_V1_SetResponse, WriteStamp) {
         let written = request.value.withUnsafeBytes { value in
             Result { () throws(StorageError) in
                 try store.set(request.key, value: value, metadata: request.metadata, ttlMillis: request.ttlMs)
             }
         }
+        let stamp = try Self.status(written)
         var response = Aerocache_V1_SetResponse()
-        response.expiresAtUnixMs = try Self.status(written).expiresAtMillis
-        return response
+        response.expiresAtUnixMs = stamp.expiresAtMillis
+        return (response, stamp)
     }
 
     /// The gRPC status for a refused storage call.

@@ -1,7 +1,9 @@
 import AeroCacheCore
 
 /// An immutable snapshot of the cluster as this node sees it, read on every call.
-public struct ClusterView: Sendable {
+///
+/// A class, so that reading it costs one reference count rather than one per field.
+public final class ClusterView: Sendable {
     public let selfID: String
     public let ring: Ring
     /// Members that take requests now.
@@ -9,6 +11,31 @@ public struct ClusterView: Sendable {
     /// Every known member with its status, for `status`.
     public let statuses: [(id: String, address: String, status: Membership.Status)]
     public let replicationFactor: Int
+    /// This node's index in `ring.members`, if it owns tokens.
+    let selfIndex: Int?
+    /// When every member holds every key (replication factor ≥ members) and this node is one:
+    /// the other members, so a write needs no ring walk.
+    let othersWhenEveryoneIsAReplica: [Ring.Member]?
+
+    init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
+         replicationFactor: Int) {
+        self.selfID = selfID
+        self.ring = ring
+        self.alive = alive
+        self.statuses = statuses
+        self.replicationFactor = replicationFactor
+        self.selfIndex = ring.members.firstIndex { $0.id == selfID }
+        othersWhenEveryoneIsAReplica = selfIndex != nil && ring.members.count <= replicationFactor
+            ? ring.members.filter { $0.id != selfID } : nil
+    }
+
+    /// Whether this node holds a replica of `key`, without building the preference list.
+    public func holdsReplica(ofKey key: String) -> Bool {
+        guard let selfIndex else { return false }
+        // Replicas on every member: nothing to look up.
+        if ring.members.count <= replicationFactor { return true }
+        return ring.preferenceIndices(for: XXHash64.hash(key), count: replicationFactor).contains(selfIndex)
+    }
 
     /// Whether this node is the whole cluster (then every call is local and synchronous).
     public var isSingleNode: Bool { ring.members.count <= 1 }

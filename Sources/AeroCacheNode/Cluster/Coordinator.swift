@@ -39,6 +39,9 @@ public final class Coordinator: Sendable {
     /// may be coordinated by any live replica — versions order them — so a replica that
     /// receives one keeps it; increments need the one coordinator that makes them atomic.
     func route(key: String, forwarded: Bool, view: ClusterView, anyReplica: Bool = false) throws(RPCError) -> Route {
+        if anyReplica, let others = view.othersWhenEveryoneIsAReplica {
+            return .local(others: others, replicas: others.count + 1)
+        }
         let replicas = view.replicas(forKey: key)
         guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
         let others = replicas.filter { $0.id != view.selfID }
@@ -85,24 +88,24 @@ public final class Coordinator: Sendable {
         throw lastError ?? RPCError(.unavailable, "no replica of the key could be reached")
     }
 
-    /// After a local write of `key`: replicates it to `others`, answering `response` once
+    /// After a local write: replicates its record to `others`, answering `response` once
     /// `needed` of them acknowledged (at once when `needed` is 0; the rest go on in the background).
-    func replicate<Response: Sendable>(key: String, to others: [Ring.Member], needed: Int, view: ClusterView,
+    func replicate<Response: Sendable>(_ proto: Aerocache_V1_Record, to others: [Ring.Member], needed: Int, view: ClusterView,
                                        response: Response) -> Reply<Response> {
-        guard !others.isEmpty, let record = store.record(key) else { return .now(response) }
+        guard !others.isEmpty else { return .now(response) }
         let quorum = Quorum(needed: needed, total: others.count)
         for member in others {
             guard view.isAlive(member) else {
-                hint(record, for: member.id)
+                hint(EntryRecord(proto), for: member.id)
                 quorum.record(success: false)
                 continue
             }
             let link = link(to: member)
-            if link.enqueue(record, quorum: quorum) {
+            if link.enqueue(proto, quorum: quorum) {
                 background.yield { [self] in
                     await link.drain(send: { records in
                         var request = Aerocache_V1_ReplicateRequest()
-                        request.records = records.map(\.proto)
+                        request.records = records
                         do {
                             _ = try await cluster.peers.connection(to: member.address)
                                 .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
@@ -110,7 +113,7 @@ public final class Coordinator: Sendable {
                         } catch {
                             return false
                         }
-                    }, failed: { record in self.hint(record, for: member.id) })
+                    }, failed: { record in self.hint(EntryRecord(record), for: member.id) })
                 }
             }
         }

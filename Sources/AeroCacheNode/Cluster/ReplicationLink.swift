@@ -10,7 +10,7 @@ import Synchronization
 /// leaves a hint for every record in it.
 final class ReplicationLink: Sendable {
     private struct State {
-        var pending: [(record: EntryRecord, quorum: Quorum)] = []
+        var pending: [(record: Aerocache_V1_Record, quorum: Quorum)] = []
         var sending = false
     }
 
@@ -22,8 +22,8 @@ final class ReplicationLink: Sendable {
         self.target = target
     }
 
-    /// Queues a record; returns true when the caller must start ``drain(send:)``.
-    func enqueue(_ record: EntryRecord, quorum: Quorum) -> Bool {
+    /// Queues a record; returns true when the caller must start ``drain(send:failed:)``.
+    func enqueue(_ record: Aerocache_V1_Record, quorum: Quorum) -> Bool {
         state.withLock { state in
             state.pending.append((record, quorum))
             if state.sending { return false }
@@ -33,9 +33,9 @@ final class ReplicationLink: Sendable {
     }
 
     /// Sends batches until the queue is empty. `send` returns whether the replica took them.
-    func drain(send: ([EntryRecord]) async -> Bool, failed: (EntryRecord) -> Void) async {
+    func drain(send: ([Aerocache_V1_Record]) async -> Bool, failed: (Aerocache_V1_Record) -> Void) async {
         while true {
-            let batch = state.withLock { state -> [(record: EntryRecord, quorum: Quorum)] in
+            let batch = state.withLock { state -> [(record: Aerocache_V1_Record, quorum: Quorum)] in
                 let batch = Array(state.pending.prefix(Self.maxBatch))
                 state.pending.removeFirst(batch.count)
                 if batch.isEmpty { state.sending = false }

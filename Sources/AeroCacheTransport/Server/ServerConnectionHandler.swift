@@ -31,6 +31,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var isOpen = true
     private var inReadCycle = false
     private var started = false
+    private var flushScheduled = false
     /// Calls with a deadline that started in this read cycle.
     private var streamsWithDeadlines: [Int32] = []
 
@@ -149,9 +150,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Flushes unless a read cycle is under way (its end flushes everything at once).
+    /// Flushes once the current event-loop task is done: answers completed together (a
+    /// batch of replica acknowledgements) go out in one write. A read cycle flushes at its end.
     private func flushSoon() {
-        if !inReadCycle { flush() }
+        guard !inReadCycle, !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            self.flush()
+        }
     }
 
     // MARK: Request side (nghttp2 callbacks)
