@@ -10,13 +10,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port  # noqa: E402
+
 CONCURRENCY = 50
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(bin_dir, ports, index):

@@ -10,25 +10,14 @@ import tempfile
 import threading
 import time
 
+from benchlib import free_port, wait_port  # noqa: E402
+
 ENTRIES = 1_000_000
 KEY_BYTES, VALUE_BYTES = 16, 100
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listening on {port}")
 
 
 def rss_bytes(pid):

@@ -10,24 +10,13 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port, wait_port  # noqa: E402
+
 KEYS, CONCURRENCY, VALUE = 100_000, 50, 100
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listening on {port}")
 
 
 def aerocache(bin_dir, port, op, seconds, prefill=False):

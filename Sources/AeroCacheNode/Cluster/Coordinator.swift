@@ -57,7 +57,8 @@ public final class Coordinator: Sendable {
 
     /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of `others` are alive.
     func requireAlive(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
-        let alive = others.filter(view.isAlive).count
+        var alive = 0
+        for member in others where view.isAlive(member) { alive += 1 }
         if alive < needed {
             throw RPCError(.unavailable, "\(alive + 1) of \(replicas) replicas are alive; the call needs \(needed + 1)")
         }

@@ -273,22 +273,30 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         _ stream: ServerStream,
         _ start: @Sendable (_ completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void
     ) {
+        guard let answer = startRunning(stream) else { return }
+        start(answer)
+    }
+
+    /// Runs `work` in the server's task group and answers `stream` on the event loop.
+    private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async -> Result<[UInt8], RPCError>) {
+        guard let answer = startRunning(stream), let eventLoop = context?.eventLoop else { return }
+        jobs.yield(ServerJob(eventLoop: eventLoop) { answer(await work()) })
+    }
+
+    /// Marks `stream` as running (with its deadline armed) and returns the function that
+    /// answers it from any thread, hopping to the event loop when called off it.
+    private func startRunning(_ stream: ServerStream) -> (@Sendable (Result<[UInt8], RPCError>) -> Void)? {
         stream.phase = .running
-        guard let eventLoop = context?.eventLoop else { return }
+        guard let eventLoop = context?.eventLoop else { return nil }
         armDeadline(stream, on: eventLoop)
         let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
-        start { result in
-            if eventLoop.inEventLoop {
+        return { result in
+            let answer = {
                 let (handler, stream) = loopBound.value
                 handler.respond(stream, result)
                 handler.flushSoon()
-            } else {
-                eventLoop.execute {
-                    let (handler, stream) = loopBound.value
-                    handler.respond(stream, result)
-                    handler.flushSoon()
-                }
             }
+            if eventLoop.inEventLoop { answer() } else { eventLoop.execute(answer) }
         }
     }
 
@@ -300,28 +308,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 self.flushSoon()
             }
         }
-    }
-
-    /// Runs `work` in the server's task group and answers `stream` on the event loop.
-    private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async -> Result<[UInt8], RPCError>) {
-        stream.phase = .running
-        guard let eventLoop = context?.eventLoop else { return }
-        armDeadline(stream, on: eventLoop)
-        let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
-        jobs.yield(ServerJob(eventLoop: eventLoop) {
-            let result = await work()
-            if eventLoop.inEventLoop {
-                let (handler, stream) = loopBound.value
-                handler.respond(stream, result)
-                handler.flushSoon()
-            } else {
-                eventLoop.execute {
-                    let (handler, stream) = loopBound.value
-                    handler.respond(stream, result)
-                    handler.flushSoon()
-                }
-            }
-        })
     }
 
     fileprivate func onStreamClose(streamID: Int32) {
