@@ -3,7 +3,10 @@ import CoreMetrics
 import Synchronization
 
 /// The node's metrics, created once (swift-metrics API; the executable chooses the backend).
-struct NodeMetrics: Sendable {
+///
+/// A class: handlers capture it per call, and a struct of a dozen references would cost a
+/// dozen reference counts each time.
+final class NodeMetrics: Sendable {
     /// Calls per Cache operation.
     private let requests: [String: CoreMetrics.Counter]
     let forwarded: CoreMetrics.Counter

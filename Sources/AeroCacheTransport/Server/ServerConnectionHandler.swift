@@ -32,6 +32,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var inReadCycle = false
     private var started = false
     private var flushScheduled = false
+    /// Running calls with a deadline, checked by `deadlineSweep`.
+    private var runningWithDeadlines: [Int32: ServerStream] = [:]
+    private var deadlineSweep: Scheduled<Void>?
     /// Calls with a deadline that started in this read cycle.
     private var streamsWithDeadlines: [Int32] = []
 
@@ -99,6 +102,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
+        deadlineSweep?.cancel()
+        deadlineSweep = nil
+        runningWithDeadlines.removeAll()
         for stream in streams.values { stream.finish() }
         streams.removeAll()
         context.fireChannelInactive()
@@ -217,17 +223,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Arms deadline timers for calls still running at the end of a read cycle.
+    /// Puts calls still running at the end of a read cycle under the deadline sweep.
     private func armDeadlineTimers() {
         guard !streamsWithDeadlines.isEmpty, let context else { return }
         for streamID in streamsWithDeadlines {
-            guard let stream = streams[streamID], let deadline = stream.deadline, stream.deadlineTimer == nil,
-                  stream.phase == .receivingMessage || stream.phase == .running else { continue }
-            stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                guard let stream = self.streams[streamID] else { return }
-                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
-                self.flushSoon()
-            }
+            guard let stream = streams[streamID], stream.phase == .receivingMessage || stream.phase == .running else { continue }
+            armDeadline(stream, on: context.eventLoop)
         }
         streamsWithDeadlines.removeAll(keepingCapacity: true)
     }
@@ -300,15 +301,36 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Puts a running call with a deadline under the deadline sweep.
+    ///
+    /// One repeating timer per connection, rather than one per call: a timer per call costs a
+    /// heap insertion and removal, and calls that go on running (waiting for replicas) almost
+    /// always finish long before their deadline. A deadline is enforced within
+    /// ``deadlineSweepInterval`` of passing.
     private func armDeadline(_ stream: ServerStream, on eventLoop: any EventLoop) {
-        if let deadline = stream.deadline, stream.deadlineTimer == nil {
-            stream.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                guard let stream = self.streams[stream.id] else { return }
-                self.respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
-                self.flushSoon()
+        guard stream.deadline != nil else { return }
+        runningWithDeadlines[stream.id] = stream
+        if deadlineSweep == nil { scheduleDeadlineSweep(on: eventLoop) }
+    }
+
+    private func scheduleDeadlineSweep(on eventLoop: any EventLoop) {
+        deadlineSweep = eventLoop.assumeIsolated().scheduleTask(in: Self.deadlineSweepInterval) { [self] in
+            deadlineSweep = nil
+            let now = NIODeadline.now()
+            for (id, stream) in runningWithDeadlines {
+                if stream.phase != .running && stream.phase != .receivingMessage {
+                    runningWithDeadlines[id] = nil
+                } else if let deadline = stream.deadline, deadline <= now {
+                    runningWithDeadlines[id] = nil
+                    respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                    flushSoon()
+                }
             }
+            if !runningWithDeadlines.isEmpty { scheduleDeadlineSweep(on: eventLoop) }
         }
     }
+
+    static let deadlineSweepInterval = TimeAmount.milliseconds(5)
 
     fileprivate func onStreamClose(streamID: Int32) {
         streams.removeValue(forKey: streamID)?.finish()
@@ -320,8 +342,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
         guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
         stream.phase = .responding
-        stream.deadlineTimer?.cancel()
-        stream.deadlineTimer = nil
         switch result {
         case .success(let payload):
             stream.response = payload
@@ -461,7 +481,6 @@ final class ServerStream {
     var badTimeout = false
     var unsupportedEncoding: String?
     var deadline: NIODeadline?
-    var deadlineTimer: Scheduled<Void>?
     var collector: UnaryMessageCollector
     var response: [UInt8] = []
     var responseOffset = 0
@@ -471,10 +490,8 @@ final class ServerStream {
         self.collector = UnaryMessageCollector(maxMessageBytes: maxMessageBytes)
     }
 
-    /// The stream is gone: drop its timer; a late async answer finds it closed.
+    /// The stream is gone: a late async answer finds it closed.
     func finish() {
         phase = .closed
-        deadlineTimer?.cancel()
-        deadlineTimer = nil
     }
 }
