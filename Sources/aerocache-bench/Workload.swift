@@ -1,3 +1,5 @@
+import AeroCacheCore
+
 /// What the bench sends: which operation, on which key.
 struct Workload: Sendable {
     enum Operation: String, Sendable, CaseIterable {
@@ -103,18 +105,8 @@ struct ZipfGenerator: Sendable {
     }
 }
 
-/// SplitMix64: a fast per-worker generator.
-struct FastRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The per-worker generator.
+typealias FastRandom = SplitMix64
 
 /// A mistake in the bench's flags: one line, exit 2.
 struct BenchError: Error, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import AeroCacheCore
 import Synchronization
 
 /// A settable Unix-millisecond clock, so expiry is tested without sleeping.
@@ -9,14 +10,4 @@ final class ManualClock: Sendable {
 }
 
 /// A deterministic generator for reproducible random tests.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+typealias SeededRandom = SplitMix64

@@ -19,7 +19,7 @@ struct ShardTable: ~Copyable {
     private let hash: HashFunction
     var clock: HybridLogicalClock
     private var sweepCursor = 0
-    private var random: UInt64
+    private var random: SplitMix64
 
     /// Index memory charged per entry on top of its block: a slot and a dense-array pointer.
     static let indexOverhead = 20
@@ -27,7 +27,7 @@ struct ShardTable: ~Copyable {
     init(hash: @escaping HashFunction, clock: HybridLogicalClock, seed: UInt64) {
         self.hash = hash
         self.clock = clock
-        self.random = seed | 1
+        self.random = SplitMix64(seed: seed)
         mask = 15
         slots = .allocate(capacity: 16)
         slots.initialize(repeating: 0, count: 16)
@@ -189,11 +189,6 @@ struct ShardTable: ~Copyable {
     }
 
     private mutating func nextRandom() -> UInt64 {
-        // SplitMix64: fast, good enough to sample eviction candidates.
-        random &+= 0x9E37_79B9_7F4A_7C15
-        var z = random
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        random.next()
     }
 }
