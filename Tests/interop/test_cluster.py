@@ -15,7 +15,8 @@ NODES = 5
 
 
 class Cluster:
-    def __init__(self, size):
+    def __init__(self, size, *flags):
+        self.flags = list(flags)
         self.binary = os.environ["AEROCACHE_NODE"]
         self.ctl_binary = os.environ["AEROCACHE_CTL"]
         self.ports = [free_port() for _ in range(size)]
@@ -29,7 +30,8 @@ class Cluster:
     def start(self, index):
         seeds = [] if index == 0 else ["--seeds", self.address(0)]
         self.processes[index] = subprocess.Popen(
-            [self.binary, "--listen", self.address(index), "--node-id", f"node-{index}", *seeds, "--log-level", "warning"],
+            [self.binary, "--listen", self.address(index), "--node-id", f"node-{index}", *seeds, "--log-level", "warning",
+             *self.flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

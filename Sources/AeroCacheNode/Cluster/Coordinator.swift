@@ -149,15 +149,15 @@ public final class Coordinator: Sendable {
             if let record, record.version > (newest?.version ?? .zero) { newest = record }
         }
         guard let newest else { return nil }
+        guard cluster.configuration.readRepair else { return newest }
+        // Read repair: this node's copy and every stale replica get the newest version.
         if newest.version > (store.record(key)?.version ?? .zero) { _ = try? store.merge(newest) }
-        if cluster.configuration.readRepair {
-            for (member, record) in answers where (record?.version ?? .zero) < newest.version {
-                background.yield { [self] in
-                    var request = Aerocache_V1_ReplicateRequest()
-                    request.records = [newest.proto]
-                    _ = try? await cluster.peers.connection(to: member.address)
-                        .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
-                }
+        for (member, record) in answers where (record?.version ?? .zero) < newest.version {
+            background.yield { [self] in
+                var request = Aerocache_V1_ReplicateRequest()
+                request.records = [newest.proto]
+                _ = try? await cluster.peers.connection(to: member.address)
+                    .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
             }
         }
         return newest
