@@ -136,13 +136,6 @@ public enum Membership {
             records[selfID]!.heartbeat += 1
         }
 
-        /// Forgets a member (an operator removed it).
-        public mutating func remove(_ id: String) {
-            guard id != selfID else { return }
-            records[id] = nil
-            lastAdvanced[id] = nil
-        }
-
         public func status(of id: String, nowMillis: Int64) -> Status {
             guard let record = records[id] else { return .down }
             if id == selfID { return record.leaving ? .leaving : (record.tokens.isEmpty ? .joining : .up) }

@@ -157,7 +157,7 @@ struct ShardTable: ~Copyable {
         var best = -1
         var bestAccess = UInt32.max
         for _ in 0..<samples {
-            let index = Int(nextRandom() % UInt64(entries.count))
+            let index = Int(random.next() % UInt64(entries.count))
             let entry = entries[index]
             if entry.isDead(at: now) && !entry.isTombstone { return index }
             if entry.lastAccess <= bestAccess {
@@ -188,7 +188,4 @@ struct ShardTable: ~Copyable {
         return freed
     }
 
-    private mutating func nextRandom() -> UInt64 {
-        random.next()
-    }
 }

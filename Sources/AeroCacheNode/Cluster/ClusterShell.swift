@@ -114,7 +114,7 @@ public final class ClusterShell: Sendable {
                     guard let reply = try? await self.peers.connection(to: address)
                         .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
                     let now = UnixClock.nowMillis()
-                    self.membership.withLock { $0.merge(reply.members.map(Membership.Record.init), nowMillis: now) }
+                    _ = self.membership.withLock { $0.merge(reply.members.map(Membership.Record.init), nowMillis: now) }
                 }
             }
         }

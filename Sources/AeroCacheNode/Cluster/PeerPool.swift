@@ -1,3 +1,4 @@
+import AeroCacheCore
 import AeroCacheTransport
 import NIOCore
 import Synchronization
@@ -14,7 +15,7 @@ public final class PeerPool: Sendable {
     public func connection(to address: String) -> GRPCClientConnection {
         connections.withLock { pool in
             if let existing = pool[address] { return existing }
-            let target = (try? AeroCacheCore.HostPort(parsing: address)) ?? AeroCacheCore.HostPort(host: address, port: 7400)
+            let target = (try? HostPort(parsing: address)) ?? HostPort(host: address, port: 7400)
             var configuration = GRPCClientConnection.Configuration()
             configuration.maximumBackoff = .milliseconds(500)
             let connection = GRPCClientConnection(host: target.host, port: target.port, eventLoopGroup: group,
@@ -32,5 +33,3 @@ public final class PeerPool: Sendable {
         for connection in all { await connection.close() }
     }
 }
-
-import AeroCacheCore

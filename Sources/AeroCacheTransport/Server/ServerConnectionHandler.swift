@@ -35,8 +35,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Running calls with a deadline, checked by `deadlineSweep`.
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
-    /// Calls with a deadline that started in this read cycle.
-    private var streamsWithDeadlines: [Int32] = []
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
@@ -95,7 +93,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inReadCycle = false
-        armDeadlineTimers()
         flush()
         context.fireChannelReadComplete()
     }
@@ -218,19 +215,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         if let timeout = stream.timeoutNanoseconds {
             stream.deadline = NIODeadline.now() + .nanoseconds(timeout)
-            // Most calls finish in this read cycle; a timer is armed at its end for those that do not.
-            if !endStream { streamsWithDeadlines.append(streamID) }
+            if !endStream, let context { armDeadline(stream, on: context.eventLoop) }
         }
-    }
-
-    /// Puts calls still running at the end of a read cycle under the deadline sweep.
-    private func armDeadlineTimers() {
-        guard !streamsWithDeadlines.isEmpty, let context else { return }
-        for streamID in streamsWithDeadlines {
-            guard let stream = streams[streamID], stream.phase == .receivingMessage || stream.phase == .running else { continue }
-            armDeadline(stream, on: context.eventLoop)
-        }
-        streamsWithDeadlines.removeAll(keepingCapacity: true)
     }
 
     fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
@@ -292,7 +278,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         armDeadline(stream, on: eventLoop)
         let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
         return { result in
-            let answer = {
+            let answer: @Sendable () -> Void = {
                 let (handler, stream) = loopBound.value
                 handler.respond(stream, result)
                 handler.flushSoon()
