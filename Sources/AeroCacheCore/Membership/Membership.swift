@@ -1,13 +1,14 @@
 /// Cluster membership as a pure state machine: gossip of member records with heartbeats,
-/// and a failure detector that marks a member `suspect`, then `down`, when its heartbeat
-/// stops advancing.
+/// a φ accrual failure detector over them, and a suspicion period before a member is `down`.
 ///
 /// Each node owns one ``Membership/Instance``. On every tick it bumps its own heartbeat and
 /// names the peers to gossip with; a thin shell sends them the records and merges what comes
 /// back. Heartbeats spread epidemically, so every live member's heartbeat reaches every node
-/// within a few ticks; a member whose heartbeat has not advanced for
-/// ``Settings/suspectAfterMillis`` is suspect, for ``Settings/downAfterMillis`` down. A down
-/// member is still gossiped with now and then, so partitions heal by themselves.
+/// within a few ticks. A ``PhiAccrualDetector`` per member learns how often its heartbeat
+/// advances: when φ crosses the threshold the member is `suspect` (no longer sent requests);
+/// after ``Settings/suspicionMillis`` more without a heartbeat it is `down`, as SWIM confirms
+/// a suspicion after a timeout. A heartbeat at any point clears the suspicion. A down member
+/// is still gossiped with now and then, so partitions heal by themselves.
 public enum Membership {
     /// How a node sees a member.
     public enum Status: String, Sendable, CaseIterable {
@@ -45,8 +46,10 @@ public enum Membership {
     }
 
     public struct Settings: Sendable {
-        public var suspectAfterMillis: Int64 = 1_500
-        public var downAfterMillis: Int64 = 3_000
+        /// When a member becomes suspect: φ of its heartbeat arrivals reaching the threshold.
+        public var detector = PhiAccrualDetector.Settings()
+        /// How long a member stays suspect, without a heartbeat, before it is down.
+        public var suspicionMillis: Int64 = 1_200
         /// Peers gossiped with per tick among the live ones.
         public var fanout = 1
         public init() {}
@@ -56,8 +59,8 @@ public enum Membership {
         public let selfID: String
         public let settings: Settings
         public private(set) var records: [String: Record]
-        /// Local time (ms) at which each member's heartbeat last advanced.
-        private var lastAdvanced: [String: Int64]
+        /// Each other member's failure detector, fed when its heartbeat advances.
+        private var detectors: [String: PhiAccrualDetector] = [:]
         private var random: UInt64
         private var ticks: UInt64 = 0
 
@@ -65,7 +68,6 @@ public enum Membership {
             selfID = me.id
             self.settings = settings
             records = [me.id: me]
-            lastAdvanced = [me.id: nowMillis]
             random = seed | 1
         }
 
@@ -75,7 +77,6 @@ public enum Membership {
         public mutating func tick(nowMillis: Int64) -> [String] {
             ticks += 1
             records[selfID]!.heartbeat += 1
-            lastAdvanced[selfID] = nowMillis
             let others = records.keys.filter { $0 != selfID }.sorted()
             let live = others.filter { status(of: $0, nowMillis: nowMillis) != .down }
             let down = others.filter { status(of: $0, nowMillis: nowMillis) == .down }
@@ -102,7 +103,7 @@ public enum Membership {
                 }
                 guard let known = records[record.id] else {
                     records[record.id] = record
-                    lastAdvanced[record.id] = nowMillis
+                    detectors[record.id] = PhiAccrualDetector(settings: settings.detector, nowMillis: nowMillis)
                     ringChanged = true
                     continue
                 }
@@ -111,7 +112,7 @@ public enum Membership {
                         ringChanged = true
                     }
                     records[record.id] = record
-                    lastAdvanced[record.id] = nowMillis
+                    heard(from: record.id, restarted: record.incarnation != known.incarnation, nowMillis: nowMillis)
                 }
             }
             return ringChanged
@@ -127,7 +128,16 @@ public enum Membership {
         public mutating func acceptRecord(_ record: Record, nowMillis: Int64) {
             guard record.id != selfID else { return }
             records[record.id] = record
-            lastAdvanced[record.id] = nowMillis
+            heard(from: record.id, restarted: false, nowMillis: nowMillis)
+        }
+
+        /// A member's heartbeat advanced. A restart (new incarnation) starts a fresh history.
+        private mutating func heard(from id: String, restarted: Bool, nowMillis: Int64) {
+            if restarted || detectors[id] == nil {
+                detectors[id] = PhiAccrualDetector(settings: settings.detector, nowMillis: nowMillis)
+            } else {
+                detectors[id]!.heartbeat(nowMillis: nowMillis)
+            }
         }
 
         /// Marks this node as leaving (decommission) in what it gossips.
@@ -139,9 +149,11 @@ public enum Membership {
         public func status(of id: String, nowMillis: Int64) -> Status {
             guard let record = records[id] else { return .down }
             if id == selfID { return record.leaving ? .leaving : (record.tokens.isEmpty ? .joining : .up) }
-            let silent = nowMillis - (lastAdvanced[id] ?? nowMillis)
-            if silent >= settings.downAfterMillis { return .down }
-            if silent >= settings.suspectAfterMillis { return .suspect }
+            if let detector = detectors[id], detector.convicts(nowMillis: nowMillis) {
+                // φ only grows while no heartbeat comes, so this asks whether it was already
+                // convicted a whole suspicion period ago.
+                return detector.convicts(nowMillis: nowMillis - settings.suspicionMillis) ? .down : .suspect
+            }
             if record.leaving { return .leaving }
             return record.tokens.isEmpty ? .joining : .up
         }
