@@ -13,7 +13,7 @@ mkdir -p "$dir"
 
 install_missing() {
   local missing=()
-  for package in libnghttp2-dev pkg-config; do
+  for package in libnghttp2-dev libjemalloc-dev pkg-config; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
   if ((${#missing[@]})); then

@@ -4,13 +4,14 @@ import NIOCore
 /// One client-side HTTP/2 connection: many unary calls multiplexed as streams.
 ///
 /// Calls start on the event loop (``startCall``); nghttp2 frames them, and the handler
-/// writes what it has to send once per event-loop tick. Each call's continuation is resumed
-/// exactly once: with the response message, or with an ``RPCError``.
+/// writes what it has to send once per event-loop tick. Each call's completion runs exactly
+/// once, on the event loop: with the response message, or with an ``RPCError``.
 final class ClientConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    typealias Continuation = CheckedContinuation<[UInt8], any Error>
+    /// What a call hears when it ends: the response message or the error.
+    typealias Completion = @Sendable (Result<[UInt8], any Error>) -> Void
 
     private let authority: OwnedHeader
     private let peerDescription: String
@@ -105,13 +106,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     // MARK: Calls
 
-    /// Starts a unary call; `continuation` receives the response message or an ``RPCError``.
-    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, continuation: Continuation) {
+    /// Starts a unary call; `completion` receives the response message or an ``RPCError``
+    /// (``CallNotStarted`` when this connection no longer takes calls: nothing was sent).
+    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, completion: @escaping Completion) {
         guard isUsable else {
-            continuation.resume(throwing: RPCError(.unavailable, "connection to \(peerDescription) is not accepting calls (open: \(isOpen), allowed: \(nghttp2_session_check_request_allowed(session)), want: \(nghttp2_session_want_read(session))/\(nghttp2_session_want_write(session)))"))
+            completion(.failure(CallNotStarted(peer: peerDescription)))
             return
         }
-        let stream = ClientStream(request: payload, continuation: continuation,
+        let stream = ClientStream(request: payload, completion: completion,
                                   maxResponseMessageBytes: maxResponseMessageBytes)
         let pathHeader = pathHeaders[path] ?? {
             let header = OwnedHeader(":path", path)

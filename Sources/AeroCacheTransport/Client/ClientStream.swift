@@ -4,7 +4,7 @@ import NIOCore
 final class ClientStream {
     private let request: [UInt8]
     private var requestOffset = 0
-    private var continuation: ClientConnectionHandler.Continuation?
+    private var completion: ClientConnectionHandler.Completion?
     private let maxResponseMessageBytes: Int
     var timer: Scheduled<Void>?
     var httpStatus: Int?
@@ -12,14 +12,14 @@ final class ClientStream {
     var grpcMessage: String?
     private var response: [UInt8] = []
 
-    init(request payload: [UInt8], continuation: ClientConnectionHandler.Continuation, maxResponseMessageBytes: Int) {
+    init(request payload: [UInt8], completion: @escaping ClientConnectionHandler.Completion, maxResponseMessageBytes: Int) {
         let prefix = MessageFrame.prefix(length: payload.count)
         var framed = [UInt8]()
         framed.reserveCapacity(MessageFrame.prefixLength + payload.count)
         framed.append(contentsOf: [prefix.0, prefix.1, prefix.2, prefix.3, prefix.4])
         framed.append(contentsOf: payload)
         self.request = framed
-        self.continuation = continuation
+        self.completion = completion
         self.maxResponseMessageBytes = maxResponseMessageBytes
     }
 
@@ -76,12 +76,12 @@ final class ClientStream {
         }
     }
 
-    /// Resumes the caller once; later calls do nothing.
+    /// Tells the caller once; later calls do nothing.
     func complete(_ result: Result<[UInt8], any Error>) {
         timer?.cancel()
         timer = nil
-        guard let continuation else { return }
-        self.continuation = nil
-        continuation.resume(with: result)
+        guard let completion else { return }
+        self.completion = nil
+        completion(result)
     }
 }

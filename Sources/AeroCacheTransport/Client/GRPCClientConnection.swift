@@ -73,28 +73,43 @@ public final class GRPCClientConnection: Sendable {
 
     /// Calls a unary method with an already serialized request; returns the serialized response.
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
-        let timeoutNanoseconds = timeout.map { Self.nanoseconds($0) }
-        // A call that found its connection closing was never sent: it is safe to send again.
-        for _ in 0..<3 {
-            let connected = try await readyConnection()
-            do {
-                return try await withCheckedThrowingContinuation { continuation in
-                    // Already on the connection's loop (see EventLoopTaskExecutor): start the call here.
-                    if connected.handler.eventLoop.inEventLoop {
-                        connected.handler.value.startCall(path: path, payload: payload,
-                                                          timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
-                        return
-                    }
-                    connected.handler.eventLoop.execute {
-                        connected.handler.value.startCall(path: path, payload: payload,
-                                                          timeoutNanoseconds: timeoutNanoseconds, continuation: continuation)
-                    }
-                }
-            } catch is CallNotStarted {
-                connectionBecameUnusable(connected.channel)
-            }
+        try await withCheckedThrowingContinuation { continuation in
+            unary(path: path, payload: payload, timeout: timeout) { continuation.resume(with: $0) }
         }
-        throw RPCError(.unavailable, "connection to \(host):\(port) kept closing before the call could start")
+    }
+
+    /// The callback form of a unary call. `completion` runs once, on the connection's event
+    /// loop (or on the calling thread when the call fails before reaching a connection). From
+    /// that loop, with the connection open, the call starts at once and wakes no other thread.
+    public func unary(path: String, payload: [UInt8], timeout: Duration? = nil,
+                      completion: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
+        start(path: path, payload: payload, timeoutNanoseconds: timeout.map { Self.nanoseconds($0) }, attemptsLeft: 3,
+              completion: completion)
+    }
+
+    private func start(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, attemptsLeft: Int,
+                       completion: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
+        withReadyConnection { [self] ready in
+            let connected: Connected
+            switch ready {
+            case .success(let ready): connected = ready
+            case .failure(let error): return completion(.failure(error))
+            }
+            let begin: @Sendable () -> Void = {
+                connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds) { result in
+                    guard case .failure(let error) = result, error is CallNotStarted else { return completion(result) }
+                    // The connection was closing, so nothing was sent: the call may go out on a new one.
+                    self.connectionBecameUnusable(connected.channel)
+                    guard attemptsLeft > 1 else {
+                        return completion(.failure(RPCError(.unavailable,
+                            "connection to \(self.host):\(self.port) kept closing before the call could start")))
+                    }
+                    self.start(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds,
+                               attemptsLeft: attemptsLeft - 1, completion: completion)
+                }
+            }
+            if connected.handler.eventLoop.inEventLoop { begin() } else { connected.handler.eventLoop.execute(begin) }
+        }
     }
 
     /// Closes the connection; later calls fail with `UNAVAILABLE`.
@@ -114,7 +129,8 @@ public final class GRPCClientConnection: Sendable {
         case fail(RPCError)
     }
 
-    private func readyConnection() async throws -> Connected {
+    /// Hands `body` the open connection, once there is one (or why there is none).
+    private func withReadyConnection(_ body: @escaping @Sendable (Result<Connected, any Error>) -> Void) {
         let step: NextStep = state.withLock { state in
             switch state {
             case .ready(let connected):
@@ -136,14 +152,14 @@ public final class GRPCClientConnection: Sendable {
         }
         switch step {
         case .use(let connected):
-            return connected
+            body(.success(connected))
         case .wait(let future):
-            return try await future.get()
+            future.whenComplete(body)
         case .fail(let error):
-            throw error
+            body(.failure(error))
         case .connect(let promise, let failures):
             connect(promise, failures: failures)
-            return try await promise.futureResult.get()
+            promise.futureResult.whenComplete(body)
         }
     }
 
