@@ -12,7 +12,7 @@ KEYS = [f"repair:{i}" for i in range(40)]
 
 def start_cluster(*flags):
     cluster = Cluster(3, *flags)
-    cluster.wait_for(lambda: sum(n["state"] == "up" for n in cluster.status().values()) == 3, 30, "3 nodes up")
+    cluster.wait_for(lambda: all(cluster.converged(via=i) for i in range(3)), 30, "3 nodes up in every view")
     return cluster
 
 

@@ -64,9 +64,14 @@ public final class ClusterShell: Sendable {
     /// cluster's ring settings differ from this node's.
     public func run() async throws {
         if !configuration.seeds.isEmpty { try await join() }
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.gossipInterval)
-            await gossipRound()
+        // Exchanges run beside the rounds: a peer that does not answer (down, or cut off by
+        // a partition) delays nothing, so heartbeats keep their pace with everyone else.
+        await withDiscardingTaskGroup { exchanges in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.gossipInterval)
+                gossipRound(exchanges: &exchanges)
+                await replayHints()
+            }
         }
     }
 
@@ -99,28 +104,29 @@ public final class ClusterShell: Sendable {
         }
     }
 
-    private func gossipRound() async {
+    /// Ticks the membership, publishes the view, and starts an exchange with each target.
+    private func gossipRound(exchanges: inout DiscardingTaskGroup) {
         let now = UnixClock.nowMillis()
-        let (targets, records) = membership.withLock { instance in
-            (instance.tick(nowMillis: now).compactMap { instance.records[$0]?.address }, Array(instance.records.values))
+        let (targets, records, instance) = membership.withLock { instance in
+            (instance.tick(nowMillis: now).compactMap { instance.records[$0]?.address }, Array(instance.records.values),
+             instance)
         }
+        publish(instance, nowMillis: now)
         var message = Aerocache_V1_GossipMessage()
         message.settings = settings
         message.members = records.map(\.proto)
         let outgoing = message
-        await withTaskGroup(of: Void.self) { group in
-            for address in targets {
-                group.addTask {
-                    guard let reply = try? await self.peers.connection(to: address)
-                        .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
-                    let now = UnixClock.nowMillis()
-                    _ = self.membership.withLock { $0.merge(reply.members.map(Membership.Record.init), nowMillis: now) }
+        for address in targets {
+            exchanges.addTask {
+                guard let reply = try? await self.peers.connection(to: address)
+                    .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
+                let now = UnixClock.nowMillis()
+                let changed = self.membership.withLock { instance in
+                    instance.merge(reply.members.map(Membership.Record.init), nowMillis: now) ? instance : nil
                 }
+                if let changed { self.publish(changed, nowMillis: now) }  // a new member or new tokens: show them now
             }
         }
-        let after = UnixClock.nowMillis()
-        publish(membership.withLock { $0 }, nowMillis: after)
-        await replayHints()
     }
 
     /// Sends waiting hints to members that are alive again.
