@@ -50,21 +50,38 @@ def bench(bin_dir, port, op, seconds, prefill=False):
     return document["ops_per_sec"], document["latency_us"]["p50"], document["latency_us"]["p99"]
 
 
-def run(bin_dir, nodes, rounds, seconds):
+def start_cluster(bin_dir, nodes):
+    """Starts `nodes` nodes joined into one cluster; returns (first port, processes)."""
     ports = [free_port() for _ in range(nodes)]
     processes = []
+    for index in range(nodes):
+        processes.append(start(bin_dir, ports, index))
+        if index == 0:
+            wait_up(bin_dir, ports[0], 1)
+    wait_up(bin_dir, ports[0], nodes)
+    return ports[0], processes
+
+
+def run(bin_dir, rounds, seconds):
+    """Both setups run side by side (idle nodes cost next to nothing) and are measured in
+    alternation, so a drift in the machine's speed falls on both alike."""
+    processes = []
     try:
-        for index in range(nodes):
-            processes.append(start(bin_dir, ports, index))
-            if index == 0:
-                wait_up(bin_dir, ports[0], 1)
-        wait_up(bin_dir, ports[0], nodes)
-        results = {"set": [], "get": []}
-        bench(bin_dir, ports[0], "set", 1, prefill=True)
-        for _ in range(rounds):
+        single, started = start_cluster(bin_dir, 1)
+        processes += started
+        cluster, started = start_cluster(bin_dir, 3)
+        processes += started
+        results = {setup: {"set": [], "get": []} for setup in ("single", "cluster")}
+        for port in (single, cluster):
+            bench(bin_dir, port, "set", 1, prefill=True)
+        for round_index in range(rounds):
+            order = [("single", single), ("cluster", cluster)]
+            if round_index % 2:
+                order.reverse()
             for op in ("set", "get"):
-                results[op].append(bench(bin_dir, ports[0], op, seconds))
-        return results
+                for setup, port in order:
+                    results[setup][op].append(bench(bin_dir, port, op, seconds))
+        return results["single"], results["cluster"]
     finally:
         for process in processes:
             process.terminate()
@@ -81,8 +98,7 @@ def main():
     args = parser.parse_args()
     global CONCURRENCY
     CONCURRENCY = args.concurrency
-    single = run(args.bin, 1, args.rounds, args.seconds)
-    cluster = run(args.bin, 3, args.rounds, args.seconds)
+    single, cluster = run(args.bin, args.rounds, args.seconds)
     med = statistics.median
     print("| op | 1 node ops/s (p50/p99 µs) | 3 nodes, N=3 ops/s (p50/p99 µs) | ratio | target |")
     print("|---|---|---|---|---|")
@@ -94,6 +110,9 @@ def main():
         print(f"| {op} | {med(x[0] for x in one):,.0f} ({med(x[1] for x in one):.0f}/{med(x[2] for x in one):.0f}) | "
               f"{med(x[0] for x in three):,.0f} ({med(x[1] for x in three):.0f}/{med(x[2] for x in three):.0f}) | "
               f"{ratio:.2f}x | {target} |")
+    for op in ("set", "get"):
+        paired = [three[0] / one[0] for one, three in zip(single[op], cluster[op])]
+        print(f"{op} ratio per round (paired runs): {', '.join(f'{r:.2f}' for r in paired)}")
     ok = ratios["set"] >= 0.5 and ratios["get"] >= 0.9
     print(f"\ncluster ratios (median of {args.rounds}, through one node, c={CONCURRENCY}, 100k keys, 100 B): quorum set "
           f"{ratios['set']:.2f}x, get {ratios['get']:.2f}x of one node -> {'all targets met' if ok else 'TARGET MISSED'}")

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for package in libnghttp2-dev libjemalloc-dev pkg-config; do
+for package in libnghttp2-dev libjemalloc-dev pkg-config iproute2; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
