@@ -92,7 +92,9 @@ def test_ttl(ctl):
     (["set", "bad", "v", "--ttl", "soon"], "duration"),
     (["set", "m", "v", "--meta", "novalue"], "K=V"),
     (["get"], "key"),
-    (["frobnicate"], "frobnicate"),
+    (["frobnicate"], "unknown subcommand 'frobnicate'"),
+    (["--json", "--timeout", "2s", "frobnicate"], "unknown subcommand 'frobnicate'"),
+    (["--json"], "a subcommand must follow the global options"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ctl, args, fragment):
     code, out, err = ctl(*args)
