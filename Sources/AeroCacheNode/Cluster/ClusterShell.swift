@@ -16,6 +16,8 @@ public final class ClusterShell: Sendable {
     private let membership: Mutex<Membership.Instance>
     private let published: Mutex<ClusterView>
     private let settings: Aerocache_V1_ClusterSettings
+    /// Whether hints are being replayed now.
+    private let replaying = Atomic<Bool>(false)
 
     public init(configuration: ClusterConfiguration, selfID: String, address: String, store: StorageEngine,
                 peers: PeerPool, logger: Logger) {
@@ -70,7 +72,13 @@ public final class ClusterShell: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.gossipInterval)
                 gossipRound(exchanges: &exchanges)
-                await replayHints()
+                // One replay at a time, beside the rounds too: a slow target must not slow the heartbeats.
+                if replaying.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                    exchanges.addTask {
+                        await self.replayHints()
+                        self.replaying.store(false, ordering: .releasing)
+                    }
+                }
             }
         }
     }
