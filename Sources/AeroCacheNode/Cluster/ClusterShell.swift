@@ -86,7 +86,7 @@ public final class ClusterShell: Sendable {
     private func join() async throws {
         var attempt = 0
         while !Task.isCancelled {
-            for seed in configuration.seeds where seed.description != view.statuses.first(where: { $0.id == selfID })?.address {
+            for seed in configuration.seeds where seed.description != view.address(of: selfID) {
                 var request = Aerocache_V1_JoinRequest()
                 request.member = membership.withLock { $0.me }.proto
                 request.settings = settings
@@ -141,7 +141,7 @@ public final class ClusterShell: Sendable {
     private func replayHints() async {
         let view = self.view
         for target in hints.targets where view.alive.contains(target) {
-            guard let address = view.statuses.first(where: { $0.id == target })?.address else { continue }
+            guard let address = view.address(of: target) else { continue }
             let batch = hints.take(for: target)
             guard !batch.isEmpty else { continue }
             var request = Aerocache_V1_ReplicateRequest()

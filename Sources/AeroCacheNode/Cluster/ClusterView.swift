@@ -46,4 +46,9 @@ public final class ClusterView: Sendable {
     }
 
     public func isAlive(_ member: Ring.Member) -> Bool { alive.contains(member.id) }
+
+    /// The address `id` gossips (this node's own included), if the member is known.
+    public func address(of id: String) -> String? {
+        statuses.first { $0.id == id }?.address
+    }
 }

@@ -76,10 +76,11 @@ public final class Coordinator: Sendable {
         var lastError: (any Error)?
         var candidates = [address] + view.replicas(forKey: key).filter(view.isAlive).map(\.address)
         var tried = Set<String>()
+        let ownAddress = view.address(of: view.selfID)
         while !candidates.isEmpty {
             let next = candidates.removeFirst()
             guard tried.insert(next).inserted else { continue }
-            if next == view.statuses.first(where: { $0.id == view.selfID })?.address { return try await takeOver() }
+            if next == ownAddress { return try await takeOver() }
             do {
                 return try await cluster.peers.connection(to: next).unary(method, request, timeout: .seconds(5))
             } catch let error as RPCError where error.code == .unavailable && error.message.hasPrefix("cannot connect") {

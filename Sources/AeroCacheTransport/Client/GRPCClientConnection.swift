@@ -74,19 +74,15 @@ public final class GRPCClientConnection: Sendable {
     /// Calls a unary method with an already serialized request; returns the serialized response.
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
         try await withCheckedThrowingContinuation { continuation in
-            unary(path: path, payload: payload, timeout: timeout) { continuation.resume(with: $0) }
+            start(path: path, payload: payload, timeoutNanoseconds: timeout.map { Self.nanoseconds($0) }, attemptsLeft: 3) {
+                continuation.resume(with: $0)
+            }
         }
     }
 
-    /// The callback form of a unary call. `completion` runs once, on the connection's event
-    /// loop (or on the calling thread when the call fails before reaching a connection). From
-    /// that loop, with the connection open, the call starts at once and wakes no other thread.
-    public func unary(path: String, payload: [UInt8], timeout: Duration? = nil,
-                      completion: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
-        start(path: path, payload: payload, timeoutNanoseconds: timeout.map { Self.nanoseconds($0) }, attemptsLeft: 3,
-              completion: completion)
-    }
-
+    /// Starts the call on the connection's event loop; `completion` runs once, on that loop (or
+    /// here, when no connection could be had). A call the connection refused to start was not
+    /// sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
     private func start(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, attemptsLeft: Int,
                        completion: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
         withReadyConnection { [self] ready in
