@@ -32,25 +32,25 @@ public struct CacheService: Sendable {
     /// The routed methods, for ``GRPCServer``.
     public var methods: [ServerMethod] {
         [
-            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try measured("get") { () throws(RPCError) in try get(request) } },
-            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try measured("set") { () throws(RPCError) in try set(request) } },
-            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try measured("delete") { () throws(RPCError) in try delete(request) } },
-            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try measured("has") { () throws(RPCError) in try has(request) } },
+            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try measured(.get) { () throws(RPCError) in try get(request) } },
+            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try measured(.set) { () throws(RPCError) in try set(request) } },
+            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try measured(.delete) { () throws(RPCError) in try delete(request) } },
+            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try measured(.has) { () throws(RPCError) in try has(request) } },
             .adaptive(CacheMethods.increment) { request, _ throws(RPCError) in
-                try measured("increment") { () throws(RPCError) in try increment(request) }
+                try measured(.increment) { () throws(RPCError) in try increment(request) }
             },
-            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try measured("touch") { () throws(RPCError) in try touch(request) } },
+            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try measured(.touch) { () throws(RPCError) in try touch(request) } },
             .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in
-                try measured("batch_get") { () throws(RPCError) in try batchGet(request) }
+                try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
             },
             .adaptive(CacheMethods.batchSet) { request, _ throws(RPCError) in
-                try measured("batch_set") { () throws(RPCError) in try batchSet(request) }
+                try measured(.batchSet) { () throws(RPCError) in try batchSet(request) }
             },
         ]
     }
 
     /// Counts a call and records how long it took (to its answer, when that comes later).
-    private func measured<Response>(_ op: String, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
+    private func measured<Response>(_ op: NodeMetrics.Operation, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
         metrics.request(op)
         let start = MonotonicClock.nanoseconds()
         let reply = try body()

@@ -7,8 +7,26 @@ import Synchronization
 /// A class: handlers capture it per call, and a struct of a dozen references would cost a
 /// dozen reference counts each time.
 final class NodeMetrics: Sendable {
-    /// Calls per Cache operation.
-    private let requests: [String: CoreMetrics.Counter]
+    /// A Cache operation, as the `op` label names it.
+    enum Operation: Int, CaseIterable {
+        case get, set, delete, has, increment, touch, batchGet, batchSet
+
+        var label: String {
+            switch self {
+            case .get: "get"
+            case .set: "set"
+            case .delete: "delete"
+            case .has: "has"
+            case .increment: "increment"
+            case .touch: "touch"
+            case .batchGet: "batch_get"
+            case .batchSet: "batch_set"
+            }
+        }
+    }
+
+    /// Calls per Cache operation, indexed by ``Operation/rawValue`` (no string hashing per call).
+    private let requests: [CoreMetrics.Counter]
     let forwarded: CoreMetrics.Counter
     let duration: CoreMetrics.Timer
     let keys: CoreMetrics.Gauge
@@ -18,11 +36,9 @@ final class NodeMetrics: Sendable {
     let antiEntropyRepaired: CoreMetrics.Counter
 
     init() {
-        var requests: [String: CoreMetrics.Counter] = [:]
-        for op in ["get", "set", "delete", "has", "increment", "touch", "batch_get", "batch_set"] {
-            requests[op] = CoreMetrics.Counter(label: "aerocache_requests_total", dimensions: [("op", op)])
+        requests = Operation.allCases.map {
+            CoreMetrics.Counter(label: "aerocache_requests_total", dimensions: [("op", $0.label)])
         }
-        self.requests = requests
         forwarded = CoreMetrics.Counter(label: "aerocache_forwarded_requests_total")
         duration = CoreMetrics.Timer(label: "aerocache_request_duration_seconds")
         keys = CoreMetrics.Gauge(label: "aerocache_keys")
@@ -35,7 +51,7 @@ final class NodeMetrics: Sendable {
     /// Evictions already added to ``evictions`` (the engine keeps the running total).
     private let evictionsReported = EvictionCursor()
 
-    func request(_ op: String) { requests[op]?.increment() }
+    func request(_ op: Operation) { requests[op.rawValue].increment() }
 
     /// Brings the evictions counter up to the engine's running total.
     func reportEvictions(total: Int) {
