@@ -103,7 +103,7 @@ let package = Package(
             name: "aerocache-node",
             dependencies: [
                 "AeroCacheCommandLine",
-                "AeroCacheNode",
+                "AeroCacheNode", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -16,6 +16,6 @@ fi
 
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
-"$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$gen" --grpc_python_out="$gen" aerocache/v1/cache.proto aerocache/v1/admin.proto
+"$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$gen" --grpc_python_out="$gen" aerocache/v1/cache.proto aerocache/v1/admin.proto aerocache/v1/peer.proto
 
 AEROCACHE_NODE=$node_bin AEROCACHE_CTL=$(dirname "$node_bin")/aerocachectl AEROCACHE_PYGEN=$gen "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/interop "${@:2}"

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 
 /// One AeroCache node: the gRPC server with the Cache and Health services, as a `Service`.
@@ -34,6 +35,8 @@ public final class CacheNode: Service, Sendable {
         public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
         public var maxRequestBytes: Int = 4 << 20
+        /// Bytes of requests and unsent answers one client connection may hold (see ``GRPCServer``).
+        public var maxHeldBytesPerConnection: Int = 8 << 20
         public var shutdownGracePeriod: TimeAmount = .seconds(10)
         public init() {}
     }
@@ -48,20 +51,32 @@ public final class CacheNode: Service, Sendable {
     private let metricsServer: MetricsServer?
     private let background: AsyncStream<@Sendable () async -> Void>
     private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
+    /// Why the cluster shell stopped the node (a refused join), if it did.
+    private let clusterFailure = Mutex<(any Error)?>(nil)
 
     public init(configuration: Configuration, logger: Logger) {
         nodeID = configuration.effectiveNodeID
+        // A new incarnation per start: it orders this node's gossip records and gives it a
+        // fresh counter slot, so a restart never reuses a slot whose counts it lost.
+        let incarnation = UInt64(UnixClock.nowMillis())
         var storage = configuration.storage
-        storage.node = UInt32(truncatingIfNeeded: XXHash64.hash(nodeID))
+        storage.node = Membership.versionNode(of: nodeID)
+        storage.counterSlot = XXHash64.hash("\(nodeID)#\(incarnation)")
+        storage.maxClockSkewMillis = configuration.cluster.maxClockSkewMillis
         store = StorageEngine(configuration: storage)
         sweepInterval = configuration.sweepInterval
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        peers = PeerPool(group: group)
-        cluster = ClusterShell(configuration: configuration.cluster, selfID: nodeID, address: configuration.effectiveAdvertise,
-                               store: store, peers: peers, logger: logger)
-        (background, backgroundContinuation) = AsyncStream.makeStream()
+        peers = PeerPool(group: group, credential: configuration.cluster.credential)
         let metrics = NodeMetrics()
-        let coordinator = Coordinator(cluster: cluster, store: store, background: backgroundContinuation, metrics: metrics)
+        let maxRequestBytes = max(configuration.maxRequestBytes, configuration.limits.maxValueBytes + 64 * 1024)
+        var clusterConfiguration = configuration.cluster
+        // Batches and hint replays stay well under what a peer accepts.
+        clusterConfiguration.maxBatchBytes = min(clusterConfiguration.maxBatchBytes, maxRequestBytes / 2)
+        cluster = ClusterShell(configuration: clusterConfiguration, selfID: nodeID, address: configuration.effectiveAdvertise,
+                               incarnation: incarnation, store: store, peers: peers, metrics: metrics, logger: logger)
+        (background, backgroundContinuation) = AsyncStream.makeStream()
+        let coordinator = Coordinator(cluster: cluster, store: store, limits: configuration.limits,
+                                      background: backgroundContinuation, metrics: metrics)
         let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
         if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
             metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
@@ -69,6 +84,7 @@ public final class CacheNode: Service, Sendable {
                 metrics.memory.record(store.memoryBytes)
                 metrics.hintsPending.record(cluster.hints.count)
                 metrics.reportEvictions(total: store.statistics.evictions)
+                metrics.reportHintsDropped(total: cluster.hints.droppedCount)
                 return registry.emitToBuffer()
             }
         } else {
@@ -76,11 +92,13 @@ public final class CacheNode: Service, Sendable {
         }
         server = GRPCServer(
             configuration: .init(host: configuration.host, port: configuration.port,
-                                 maxRequestMessageBytes: max(configuration.maxRequestBytes,
-                                                             configuration.limits.maxValueBytes + 64 * 1024),
-                                 shutdownGracePeriod: configuration.shutdownGracePeriod),
-            methods: cache.methods + HealthService().methods + AdminService(store: store, coordinator: coordinator).methods
-                + PeerService(cluster: cluster, store: store).methods,
+                                 maxRequestMessageBytes: maxRequestBytes,
+                                 shutdownGracePeriod: configuration.shutdownGracePeriod,
+                                 maxHeldBytesPerConnection: configuration.maxHeldBytesPerConnection,
+                                 peerCredential: configuration.cluster.credential),
+            methods: cache.methods + HealthService(cluster: cluster).methods
+                + AdminService(store: store, coordinator: coordinator).methods
+                + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics).methods,
             eventLoopGroup: group,
             logger: logger)
     }
@@ -108,6 +126,8 @@ public final class CacheNode: Service, Sendable {
                     do {
                         try await self.cluster.run()
                     } catch {
+                        // Recorded before the shutdown it starts, so run() reports it whichever task ends first.
+                        self.clusterFailure.withLock { $0 = error }
                         self.server.initiateGracefulShutdown()
                         throw error
                     }
@@ -130,6 +150,7 @@ public final class CacheNode: Service, Sendable {
             throw error
         }
         try await group.shutdownGracefully()
+        if let failure = clusterFailure.withLock({ $0 }) { throw failure }
     }
 
     /// Reclaims expired entries a slice at a time; goes again at once while a pass finds

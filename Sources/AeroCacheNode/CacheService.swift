@@ -29,17 +29,28 @@ public struct CacheService: Sendable {
         self.metrics = metrics
     }
 
-    /// The routed methods, for ``GRPCServer``.
+    /// The routed methods, for ``GRPCServer``. Only a peer's call may say it was `forwarded`:
+    /// from anyone else the flag is ignored.
     public var methods: [ServerMethod] {
         [
-            .adaptive(CacheMethods.get) { request, _ throws(RPCError) in try measured(.get) { () throws(RPCError) in try get(request) } },
-            .adaptive(CacheMethods.set) { request, _ throws(RPCError) in try measured(.set) { () throws(RPCError) in try set(request) } },
-            .adaptive(CacheMethods.delete) { request, _ throws(RPCError) in try measured(.delete) { () throws(RPCError) in try delete(request) } },
-            .adaptive(CacheMethods.has) { request, _ throws(RPCError) in try measured(.has) { () throws(RPCError) in try has(request) } },
-            .adaptive(CacheMethods.increment) { request, _ throws(RPCError) in
-                try measured(.increment) { () throws(RPCError) in try increment(request) }
+            .adaptive(CacheMethods.get) { request, context throws(RPCError) in
+                try measured(.get) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.touch) { request, _ throws(RPCError) in try measured(.touch) { () throws(RPCError) in try touch(request) } },
+            .adaptive(CacheMethods.set) { request, context throws(RPCError) in
+                try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context)) }
+            },
+            .adaptive(CacheMethods.delete) { request, context throws(RPCError) in
+                try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context)) }
+            },
+            .adaptive(CacheMethods.has) { request, context throws(RPCError) in
+                try measured(.has) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
+            },
+            .adaptive(CacheMethods.increment) { request, context throws(RPCError) in
+                try measured(.increment) { () throws(RPCError) in try increment(Self.peerOnly(request, context)) }
+            },
+            .adaptive(CacheMethods.touch) { request, context throws(RPCError) in
+                try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
+            },
             .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
             },
@@ -47,6 +58,14 @@ public struct CacheService: Sendable {
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request) }
             },
         ]
+    }
+
+    /// `request` with its `forwarded` flag cleared unless a cluster member sent it.
+    private static func peerOnly<Request: ForwardableRequest>(_ request: Request, _ context: ServerCallContext) -> Request {
+        guard request.forwarded && !context.isPeer else { return request }
+        var cleared = request
+        cleared.forwarded = false
+        return cleared
     }
 
     /// Counts a call and records how long it took (to its answer, when that comes later).
@@ -75,10 +94,15 @@ public struct CacheService: Sendable {
         }
     }
 
-    /// The coordinator and the current view, when this node is one of several.
-    private var cluster: (Coordinator, ClusterView)? {
+    /// The coordinator and the current view, when this node is one of several; `UNAVAILABLE`
+    /// until a joining node has joined (it would answer for a cluster it is not part of).
+    private func cluster() throws(RPCError) -> (Coordinator, ClusterView)? {
         guard let coordinator else { return nil }
         let view = coordinator.cluster.view
+        guard view.isJoined else {
+            throw RPCError(.unavailable, "this node has not joined its cluster yet (seeds: "
+                + coordinator.cluster.configuration.seeds.map(\.description).joined(separator: ",") + ")")
+        }
         return view.isSingleNode ? nil : (coordinator, view)
     }
 
@@ -86,7 +110,7 @@ public struct CacheService: Sendable {
 
     func get(_ request: Aerocache_V1_GetRequest) throws(RPCError) -> Reply<Aerocache_V1_GetResponse> {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        guard let (coordinator, view) = cluster else { return .now(lookup(request.key)) }
+        guard let (coordinator, view) = try cluster() else { return .now(lookup(request.key)) }
         let level = request.consistency.level(default: .one)
         if level == .one && view.holdsReplica(ofKey: request.key) { return .now(lookup(request.key)) }
         switch try coordinator.route(key: request.key, forwarded: request.forwarded, view: view) {
@@ -104,14 +128,13 @@ public struct CacheService: Sendable {
         case .local(let others, let count):
             let needed = level.required(of: count) - 1
             return .later {
-                guard let record = try await coordinator.readNewest(key: request.key, others: others, needed: needed, view: view),
-                      !record.isTombstone, record.expiresAtMillis == 0 || record.expiresAtMillis > UnixClock.nowMillis()
-                else { return Aerocache_V1_GetResponse() }
+                let merged = try await coordinator.readMerged(key: request.key, others: others, needed: needed, view: view)
+                guard let visible = merged?.visible(at: UnixClock.nowMillis()) else { return Aerocache_V1_GetResponse() }
                 var response = Aerocache_V1_GetResponse()
                 response.found = true
-                response.value = Data(record.value)
-                response.metadata = record.metadata
-                response.expiresAtUnixMs = record.expiresAtMillis
+                response.value = Data(visible.value)
+                response.metadata = visible.metadata
+                response.expiresAtUnixMs = visible.expiresAtMillis
                 return response
             }
         }
@@ -154,9 +177,10 @@ public struct CacheService: Sendable {
             try validateBatchSize(request.keys.count)
             for key in request.keys { try limits.validate(key: key) }
         }
-        if cluster == nil {
+        if try cluster() == nil {
             var response = Aerocache_V1_BatchGetResponse()
             response.results = request.keys.map(lookup)
+            try Self.checkAnswerSize(response.results)
             return .now(response)
         }
         let replies = try request.keys.map { key throws(RPCError) in
@@ -168,7 +192,19 @@ public struct CacheService: Sendable {
         return .later {
             var response = Aerocache_V1_BatchGetResponse()
             for reply in replies { response.results.append(try await reply.value()) }
+            try Self.checkAnswerSize(response.results)
             return response
+        }
+    }
+
+    /// Largest batch answer: beyond it the client is told to ask for fewer keys.
+    static let maxBatchAnswerBytes = 16 << 20
+
+    private static func checkAnswerSize(_ results: [Aerocache_V1_GetResponse]) throws(RPCError) {
+        let bytes = results.reduce(0) { $0 + $1.value.count + 64 }
+        if bytes > maxBatchAnswerBytes {
+            throw RPCError(.resourceExhausted, "the answer would be about \(bytes) bytes, over the limit of "
+                + "\(maxBatchAnswerBytes) bytes; ask for fewer keys at a time")
         }
     }
 
@@ -176,7 +212,7 @@ public struct CacheService: Sendable {
 
     func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
         try validate { () throws(ValidationError) in try validateWrite(request) }
-        return try write(request.key, request.consistency, forwarded: request.forwarded, anyReplica: true,
+        return try write(request.key, request.consistency, forwarded: request.forwarded,
                          method: CacheMethods.set, request: request) { () throws(RPCError) in
             let (response, stamp) = try storeStamped(request)
             // The copy for replicas shares the request's value and metadata: no copy, no re-read.
@@ -193,11 +229,11 @@ public struct CacheService: Sendable {
 
     func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
         try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
-        return try write(request.key, request.consistency, forwarded: request.forwarded, anyReplica: true,
+        return try write(request.key, request.consistency, forwarded: request.forwarded,
                          method: CacheMethods.delete, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
             response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
-            return (response, nil)
+            return (response, store.record(request.key)?.proto)
         }
     }
 
@@ -206,19 +242,28 @@ public struct CacheService: Sendable {
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
-        return try write(request.key, .default, forwarded: request.forwarded, method: CacheMethods.increment,
-                         request: request) { () throws(RPCError) in
-            let result = Result { () throws(StorageError) in
-                try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs)
-            }
+        let store = self.store
+        let key = request.key
+        return try write(key, .default, forwarded: request.forwarded, method: CacheMethods.increment, request: request,
+                         local: { () throws(RPCError) in
+            let result = Result { () throws(StorageError) in try store.increment(key, by: request.delta, ttlMillis: request.ttlMs) }
             var response = Aerocache_V1_IncrementResponse()
             do throws(RPCError) {
-                response.value = try Self.status(result).value
+                let (value, record) = try Self.status(result)
+                response.value = value
+                return (response, record.proto)
             } catch {
-                throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
+                throw RPCError(error.code, "cannot increment \(key): \(error.message)")
             }
-            return (response, nil)
-        }
+        }, acknowledged: { response, merged throws(RPCError) in
+            // The replicas that acknowledged hold every increment acknowledged before this
+            // one (quorums overlap): merged in, the answer never goes backwards.
+            guard !merged.isEmpty else { return response }
+            for record in merged { _ = try? store.merge(EntryRecord(record)) }
+            var answer = response
+            if let value = store.read(key, { Counter.parse(Array($0.value)) }) ?? nil { answer.value = value }
+            return answer
+        })
     }
 
     func touch(_ request: Aerocache_V1_TouchRequest) throws(RPCError) -> Reply<Aerocache_V1_TouchResponse> {
@@ -226,14 +271,14 @@ public struct CacheService: Sendable {
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
-        return try write(request.key, .default, forwarded: request.forwarded, anyReplica: true,
+        return try write(request.key, .default, forwarded: request.forwarded,
                          method: CacheMethods.touch, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_TouchResponse()
-            if let stamp = store.touch(request.key, ttlMillis: request.ttlMs) {
-                response.found = true
-                response.expiresAtUnixMs = stamp.expiresAtMillis
-            }
-            return (response, nil)
+            guard let (stamp, record) = store.touch(request.key, ttlMillis: request.ttlMs) else { return (response, nil) }
+            response.found = true
+            response.expiresAtUnixMs = stamp.expiresAtMillis
+            // Replicas get the new expiry alone, never the value as this replica holds it.
+            return (response, record.proto)
         }
     }
 
@@ -243,7 +288,7 @@ public struct CacheService: Sendable {
             try validateBatchSize(request.entries.count)
             for entry in request.entries { try validateWrite(entry) }
         }
-        if cluster == nil {
+        if try cluster() == nil {
             var response = Aerocache_V1_BatchSetResponse()
             response.results.reserveCapacity(request.entries.count)
             for entry in request.entries { response.results.append(try storeStamped(entry).0) }
@@ -261,14 +306,19 @@ public struct CacheService: Sendable {
         }
     }
 
-    /// Runs a write here (one node, or as the key's coordinator, then replicates) or forwards it.
+    /// Runs a write here (one node, or as a replica of the key, then replicates) or forwards it.
+    ///
+    /// `local` writes to this node's store and returns the answer and the record replicas
+    /// are sent (nil: nothing to send); `acknowledged` turns the answer and what counter
+    /// replicas answered into the final answer.
     private func write<Request, Response>(
-        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool, anyReplica: Bool = false,
+        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
         method: MethodDescriptor<Request, Response>, request: Request,
-        local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
+        local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?),
+        acknowledged: @escaping @Sendable (Response, [Aerocache_V1_Record]) throws(RPCError) -> Response = { response, _ in response }
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
-        guard let (coordinator, view) = cluster else { return .now(try local().0) }
-        switch try coordinator.route(key: key, forwarded: forwarded, view: view, anyReplica: anyReplica) {
+        guard let (coordinator, view) = try cluster() else { return .now(try local().0) }
+        switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
         case .forward(let address):
             var call = request
             call.forwarded = true
@@ -276,17 +326,19 @@ public struct CacheService: Sendable {
             return .later {
                 var response = try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
                     try await self.write(key, consistency, forwarded: true, method: method, request: forwardedCall,
-                                         local: local).value()
+                                         local: local, acknowledged: acknowledged).value()
                 }
                 response.ringEpoch = Int64(view.ring.epoch)
                 return response
             }
         case .local(let others, let count):
             let needed = consistency.level(default: .quorum).required(of: count) - 1
-            try coordinator.requireAlive(others, needed: needed, replicas: count, view: view)
+            try coordinator.requireWritable(others, needed: needed, replicas: count, view: view)
             let (response, record) = try local()
-            guard let record = record ?? store.record(key)?.proto else { return .now(response) }
-            return coordinator.replicate(record, to: others, needed: needed, view: view, response: response)
+            guard let record else { return .now(response) }
+            return coordinator.replicate(record, to: others, needed: needed, view: view) { merged throws(RPCError) in
+                try acknowledged(response, merged)
+            }
         }
     }
 
@@ -320,6 +372,7 @@ public struct CacheService: Sendable {
             case .memoryFull: throw RPCError(.resourceExhausted, error.description)
             case .notAnInteger: throw RPCError(.failedPrecondition, error.description)
             case .overflow: throw RPCError(.outOfRange, error.description)
+            case .clockSkew: throw RPCError(.unavailable, error.description)
             }
         }
     }
@@ -354,6 +407,8 @@ protocol ForwardableRequest: Sendable {
     var forwarded: Bool { get set }
 }
 
+extension Aerocache_V1_GetRequest: ForwardableRequest {}
+extension Aerocache_V1_HasRequest: ForwardableRequest {}
 extension Aerocache_V1_SetRequest: ForwardableRequest {}
 extension Aerocache_V1_DeleteRequest: ForwardableRequest {}
 extension Aerocache_V1_IncrementRequest: ForwardableRequest {}

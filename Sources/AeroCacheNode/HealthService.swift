@@ -1,9 +1,13 @@
 import AeroCacheProto
 import AeroCacheTransport
 
-/// The standard `grpc.health.v1.Health/Check`: the node and its Cache service are serving.
+/// The standard `grpc.health.v1.Health/Check`: the node and its Cache service are serving
+/// (`NOT_SERVING` while a joining node has not joined its cluster).
 public struct HealthService: Sendable {
-    public init() {}
+    let cluster: ClusterShell?
+
+    public init() { cluster = nil }
+    init(cluster: ClusterShell) { self.cluster = cluster }
 
     public var methods: [ServerMethod] {
         [
@@ -11,7 +15,7 @@ public struct HealthService: Sendable {
                 var response = Grpc_Health_V1_HealthCheckResponse()
                 switch request.service {
                 case "", CacheMethods.service:
-                    response.status = .serving
+                    response.status = cluster?.view.isJoined == false ? .notServing : .serving
                 default:
                     throw RPCError(.notFound, "unknown service \(request.service)")
                 }

@@ -9,6 +9,10 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// Node-to-node calls: membership gossip, joining, replication. Not for clients.
+///
+/// Every call carries the cluster secret in the `aerocache-cluster-secret` header; a node
+/// answers UNAUTHENTICATED without it. Every record is checked as a client request is
+/// (sizes, and versions no further ahead of the receiver's clock than its --max-clock-skew).
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -137,6 +141,9 @@ public nonisolated struct Aerocache_V1_GossipMessage: Sendable {
 
   public var members: [Aerocache_V1_MemberRecord] = []
 
+  /// The sender's wall clock (Unix ms) when it sent the message: nodes compare clocks.
+  public var sentAtUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -144,6 +151,9 @@ public nonisolated struct Aerocache_V1_GossipMessage: Sendable {
   fileprivate var _settings: Aerocache_V1_ClusterSettings? = nil
 }
 
+/// The whole state of one key. Replicas merge records (README "Versions and merging"): the
+/// value register (value, metadata, tombstone) goes to the higher version, the expiry
+/// register (expires_at_unix_ms) to the higher expiry version, and counter windows are united.
 public nonisolated struct Aerocache_V1_Record: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -157,11 +167,82 @@ public nonisolated struct Aerocache_V1_Record: Sendable {
 
   public var expiresAtUnixMs: Int64 = 0
 
+  /// The value's version: hybrid-logical-clock timestamp, then the writing node's number.
   public var timestamp: UInt64 = 0
 
   public var node: UInt32 = 0
 
   public var tombstone: Bool = false
+
+  /// The expiry's version when it differs from the value's (a touch); 0: the value's.
+  public var expiryTimestamp: UInt64 = 0
+
+  public var expiryNode: UInt32 = 0
+
+  /// Set when the key holds a counter (value and metadata are then empty).
+  public var counter: Aerocache_V1_CounterState {
+    get {_counter ?? Aerocache_V1_CounterState()}
+    set {_counter = newValue}
+  }
+  /// Returns true if `counter` has been explicitly set.
+  public var hasCounter: Bool {self._counter != nil}
+  /// Clears the value of `counter`. Subsequent reads from it will return its default value.
+  public mutating func clearCounter() {self._counter = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _counter: Aerocache_V1_CounterState? = nil
+}
+
+public nonisolated struct Aerocache_V1_CounterState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var windows: [Aerocache_V1_CounterWindow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Increments counted from the window's opening to its expiry, per replica slot.
+public nonisolated struct Aerocache_V1_CounterWindow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The version that opened the window.
+  public var timestamp: UInt64 = 0
+
+  public var node: UInt32 = 0
+
+  public var expiresAtUnixMs: Int64 = 0
+
+  /// The integer the counter started from (a plain value incremented).
+  public var base: Int64 = 0
+
+  public var converted: Bool = false
+
+  public var slots: [Aerocache_V1_CounterSlot] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_CounterSlot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt64 = 0
+
+  public var added: UInt64 = 0
+
+  public var subtracted: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -185,11 +266,41 @@ public nonisolated struct Aerocache_V1_ReplicateResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Records that changed what the receiver held.
   public var applied: UInt32 = 0
+
+  /// Indexes (into the request's records) of records the receiver refused; not acknowledged.
+  public var rejected: [UInt32] = []
+
+  /// For each counter record: what the receiver holds after merging it.
+  public var merged: [Aerocache_V1_MergedRecord] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Aerocache_V1_MergedRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var index: UInt32 = 0
+
+  public var record: Aerocache_V1_Record {
+    get {_record ?? Aerocache_V1_Record()}
+    set {_record = newValue}
+  }
+  /// Returns true if `record` has been explicitly set.
+  public var hasRecord: Bool {self._record != nil}
+  /// Clears the value of `record`. Subsequent reads from it will return its default value.
+  public mutating func clearRecord() {self._record = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _record: Aerocache_V1_Record? = nil
 }
 
 public nonisolated struct Aerocache_V1_ReadRequest: Sendable {
@@ -197,6 +308,7 @@ public nonisolated struct Aerocache_V1_ReadRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// At most 1,000 keys.
   public var keys: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -398,7 +510,7 @@ nonisolated extension Aerocache_V1_JoinResponse: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Aerocache_V1_GossipMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GossipMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}settings\0\u{1}members\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}settings\0\u{1}members\0\u{3}sent_at_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -408,6 +520,7 @@ nonisolated extension Aerocache_V1_GossipMessage: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.sentAtUnixMs) }()
       default: break
       }
     }
@@ -424,12 +537,16 @@ nonisolated extension Aerocache_V1_GossipMessage: SwiftProtobuf.Message, SwiftPr
     if !self.members.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.members, fieldNumber: 2)
     }
+    if self.sentAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sentAtUnixMs, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_GossipMessage, rhs: Aerocache_V1_GossipMessage) -> Bool {
     if lhs._settings != rhs._settings {return false}
     if lhs.members != rhs.members {return false}
+    if lhs.sentAtUnixMs != rhs.sentAtUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -437,7 +554,7 @@ nonisolated extension Aerocache_V1_GossipMessage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Record"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0\u{1}timestamp\0\u{1}node\0\u{1}tombstone\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0\u{1}timestamp\0\u{1}node\0\u{1}tombstone\0\u{3}expiry_timestamp\0\u{3}expiry_node\0\u{1}counter\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -452,12 +569,19 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.timestamp) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.node) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.tombstone) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.expiryTimestamp) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.expiryNode) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._counter) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
@@ -479,6 +603,15 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
     if self.tombstone != false {
       try visitor.visitSingularBoolField(value: self.tombstone, fieldNumber: 7)
     }
+    if self.expiryTimestamp != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expiryTimestamp, fieldNumber: 8)
+    }
+    if self.expiryNode != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expiryNode, fieldNumber: 9)
+    }
+    try { if let v = self._counter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -490,6 +623,134 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.timestamp != rhs.timestamp {return false}
     if lhs.node != rhs.node {return false}
     if lhs.tombstone != rhs.tombstone {return false}
+    if lhs.expiryTimestamp != rhs.expiryTimestamp {return false}
+    if lhs.expiryNode != rhs.expiryNode {return false}
+    if lhs._counter != rhs._counter {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_CounterState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CounterState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}windows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.windows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.windows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.windows, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_CounterState, rhs: Aerocache_V1_CounterState) -> Bool {
+    if lhs.windows != rhs.windows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_CounterWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CounterWindow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}timestamp\0\u{1}node\0\u{3}expires_at_unix_ms\0\u{1}base\0\u{1}converted\0\u{1}slots\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.timestamp) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.node) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.base) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.converted) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.slots) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.timestamp != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timestamp, fieldNumber: 1)
+    }
+    if self.node != 0 {
+      try visitor.visitSingularUInt32Field(value: self.node, fieldNumber: 2)
+    }
+    if self.expiresAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtUnixMs, fieldNumber: 3)
+    }
+    if self.base != 0 {
+      try visitor.visitSingularInt64Field(value: self.base, fieldNumber: 4)
+    }
+    if self.converted != false {
+      try visitor.visitSingularBoolField(value: self.converted, fieldNumber: 5)
+    }
+    if !self.slots.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.slots, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_CounterWindow, rhs: Aerocache_V1_CounterWindow) -> Bool {
+    if lhs.timestamp != rhs.timestamp {return false}
+    if lhs.node != rhs.node {return false}
+    if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
+    if lhs.base != rhs.base {return false}
+    if lhs.converted != rhs.converted {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_CounterSlot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CounterSlot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}added\0\u{1}subtracted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.added) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.subtracted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if self.added != 0 {
+      try visitor.visitSingularUInt64Field(value: self.added, fieldNumber: 2)
+    }
+    if self.subtracted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.subtracted, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_CounterSlot, rhs: Aerocache_V1_CounterSlot) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.added != rhs.added {return false}
+    if lhs.subtracted != rhs.subtracted {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -527,7 +788,7 @@ nonisolated extension Aerocache_V1_ReplicateRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Aerocache_V1_ReplicateResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicateResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}applied\0\u{1}rejected\0\u{1}merged\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -536,6 +797,8 @@ nonisolated extension Aerocache_V1_ReplicateResponse: SwiftProtobuf.Message, Swi
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.applied) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.rejected) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.merged) }()
       default: break
       }
     }
@@ -545,11 +808,58 @@ nonisolated extension Aerocache_V1_ReplicateResponse: SwiftProtobuf.Message, Swi
     if self.applied != 0 {
       try visitor.visitSingularUInt32Field(value: self.applied, fieldNumber: 1)
     }
+    if !self.rejected.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.rejected, fieldNumber: 2)
+    }
+    if !self.merged.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.merged, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_ReplicateResponse, rhs: Aerocache_V1_ReplicateResponse) -> Bool {
     if lhs.applied != rhs.applied {return false}
+    if lhs.rejected != rhs.rejected {return false}
+    if lhs.merged != rhs.merged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_MergedRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MergedRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}record\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._record) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 1)
+    }
+    try { if let v = self._record {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_MergedRecord, rhs: Aerocache_V1_MergedRecord) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs._record != rhs._record {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,6 +1,8 @@
 import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheNode
+import AeroCacheTransport
+import Foundation
 import ArgumentParser
 import Logging
 import Metrics
@@ -62,6 +64,15 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "What happens at the memory bound: sampled-lru (evict) or noeviction (refuse writes).")
     var evictionPolicy: String = environment("eviction-policy") ?? EvictionPolicy.sampledLRU.rawValue
 
+    @Option(help: "File holding the cluster secret that every node of the cluster shares (printable, 16+ characters). Required with --seeds; without it the node takes no peer calls.")
+    var clusterSecretFile: String = environment("cluster-secret-file") ?? ""
+
+    @Option(help: "Records stamped further ahead of this node's clock are refused (500ms, 2s, ...).")
+    var maxClockSkew: String = environment("max-clock-skew") ?? "2s"
+
+    @Option(help: "How long tombstones of deletes and expired entries are kept, so older copies cannot come back (10m, 1h, ...).")
+    var tombstoneGrace: String = environment("tombstone-grace") ?? "10m"
+
     @Option(help: "Event-loop threads serving connections.")
     var eventLoopThreads: Int = environment("event-loop-threads").flatMap { Int($0) } ?? 1
 
@@ -105,8 +116,21 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.maxRequestBytes = try ByteSize.parse(maxRequestSize)
             configuration.storage.maxMemoryBytes = try ByteSize.parse(maxMemory)
             configuration.storage.evictionPolicy = EvictionPolicy(rawValue: evictionPolicy) ?? .sampledLRU
+            configuration.cluster.maxClockSkewMillis = try DurationText.milliseconds(maxClockSkew)
+            configuration.storage.tombstoneGraceMillis = try DurationText.milliseconds(tombstoneGrace)
         } catch {
             throw ArgumentParser.ValidationError(error.message)
+        }
+        // Hints older than half the grace period are dropped, so a replayed hint always finds
+        // the tombstone of any later delete in place; they take at most an eighth of memory.
+        configuration.cluster.hints.maxAgeMillis = configuration.storage.tombstoneGraceMillis / 2
+        configuration.cluster.hints.capacityBytes = max(configuration.storage.maxMemoryBytes / 8, 1 << 20)
+        configuration.cluster.linkQueueBytes = max(configuration.storage.maxMemoryBytes / 32, 4 << 20)
+        if !clusterSecretFile.isEmpty {
+            configuration.cluster.credential = try Self.readSecret(clusterSecretFile)
+        } else if !configuration.cluster.seeds.isEmpty {
+            throw ArgumentParser.ValidationError(
+                "--seeds needs --cluster-secret-file: every node of a cluster shares one secret (scripts/cluster.sh makes one)")
         }
         if !metricsListen.isEmpty {
             do {
@@ -133,6 +157,30 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             throw CommandFailure("\(error)")
+        }
+    }
+}
+
+extension AeroCacheNodeCommand {
+    /// The cluster secret in `path` (surrounding whitespace and newlines ignored).
+    static func readSecret(_ path: String) throws -> PeerCredential {
+        guard let file = fopen(path, "r") else {
+            throw ArgumentParser.ValidationError("--cluster-secret-file: cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count <= 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+            if bytes.count > 4096 { throw ArgumentParser.ValidationError("--cluster-secret-file: \(path) is over 4 KiB") }
+        }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            return try PeerCredential(secret: text)
+        } catch {
+            throw ArgumentParser.ValidationError("--cluster-secret-file: \(error.message)")
         }
     }
 }

@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from cluster import make_secret_file
+
 NODES = 4
 PORT = 7400
 
@@ -43,6 +45,7 @@ class NamespacedCluster:
         self.ports = [f"ac{tag}p{index}" for index in range(NODES)]  # the hub's end of each veth (< 16 chars)
         self.processes = {}
         self.node_binary = os.environ["AEROCACHE_NODE"]
+        self.secret_file = make_secret_file()
         self.ctl_binary = os.environ["AEROCACHE_CTL"]
 
     def address(self, index):
@@ -68,7 +71,7 @@ class NamespacedCluster:
         seeds = [] if index == 0 else ["--seeds", self.address(0)]
         self.processes[index] = subprocess.Popen(
             ["ip", "netns", "exec", self.namespaces[index], self.node_binary, "--listen", self.address(index),
-             "--node-id", f"node-{index}", *seeds, "--log-level", "warning"],
+             "--node-id", f"node-{index}", *seeds, "--cluster-secret-file", self.secret_file, "--log-level", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # `ip netns exec` execs: this pid is the node's
 
     def move(self, indexes, bridge):
@@ -111,6 +114,7 @@ class NamespacedCluster:
                 process.wait(timeout=5)
         for namespace in [*self.namespaces, self.hub]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+        os.unlink(self.secret_file)
 
 
 @pytest.fixture

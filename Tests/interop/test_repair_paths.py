@@ -4,15 +4,15 @@ import time
 
 import pytest
 
+from cluster import Cluster, wait_for
 from conftest import cache_pb2
-from test_cluster import Cluster
 
 KEYS = [f"repair:{i}" for i in range(40)]
 
 
 def start_cluster(*flags):
     cluster = Cluster(3, *flags)
-    cluster.wait_for(lambda: all(cluster.converged(via=i) for i in range(3)), 30, "3 nodes up in every view")
+    cluster.wait_converged()
     return cluster
 
 
@@ -23,7 +23,7 @@ def miss_writes_then_restart(cluster):
     for key in KEYS:
         stub.Set(cache_pb2.SetRequest(key=key, value=key.encode(), consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
     cluster.start(2)
-    cluster.wait_for(lambda: cluster.status()["node-2"]["state"] == "up", 15, "node-2 back up")
+    wait_for(lambda: cluster.status()["node-2"]["state"] == "up", 15, "node-2 back up")
 
 
 def keys_on_node_2(cluster):
@@ -57,6 +57,6 @@ def test_read_repair_alone_refills_a_replica_from_quorum_reads():
         for key in KEYS:
             reply = stub.Get(cache_pb2.GetRequest(key=key, consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
             assert reply.found and reply.value == key.encode()
-        cluster.wait_for(lambda: keys_on_node_2(cluster) == len(KEYS), 10, "read repair refilling node-2")
+        wait_for(lambda: keys_on_node_2(cluster) == len(KEYS), 10, "read repair refilling node-2")
     finally:
         cluster.stop_all()

@@ -1,7 +1,7 @@
 /// The size limits every write is checked against before anything is stored.
 ///
 /// The defaults are the contract's: keys of 1…512 UTF-8 bytes, values up to 1 MiB,
-/// metadata up to 1 KiB (keys plus values), TTLs not negative.
+/// metadata up to 1 KiB (keys plus values), TTLs from 0 to 10 years.
 public struct Limits: Sendable, Equatable {
     /// Longest key, in UTF-8 bytes.
     public var maxKeyBytes: Int
@@ -10,10 +10,17 @@ public struct Limits: Sendable, Equatable {
     /// Largest metadata map, counting the UTF-8 bytes of every key and value.
     public var maxMetadataBytes: Int
 
-    public init(maxKeyBytes: Int = 512, maxValueBytes: Int = 1 << 20, maxMetadataBytes: Int = 1024) {
+    /// Longest TTL, in milliseconds: 10 years. Longer ones are refused rather than wrapped.
+    public var maxTTLMilliseconds: Int64
+
+    public static let tenYearsMilliseconds: Int64 = 10 * 365 * 24 * 3_600_000
+
+    public init(maxKeyBytes: Int = 512, maxValueBytes: Int = 1 << 20, maxMetadataBytes: Int = 1024,
+                maxTTLMilliseconds: Int64 = Limits.tenYearsMilliseconds) {
         self.maxKeyBytes = maxKeyBytes
         self.maxValueBytes = maxValueBytes
         self.maxMetadataBytes = maxMetadataBytes
+        self.maxTTLMilliseconds = maxTTLMilliseconds
     }
 
     /// Checks a key: not empty, at most ``maxKeyBytes`` UTF-8 bytes.
@@ -41,9 +48,12 @@ public struct Limits: Sendable, Equatable {
         }
     }
 
-    /// Checks a TTL in milliseconds: zero (no expiry) or positive.
+    /// Checks a TTL in milliseconds: zero (no expiry), or positive up to ``maxTTLMilliseconds``.
     public func validate(ttlMilliseconds: Int64) throws(ValidationError) {
         if ttlMilliseconds < 0 { throw ValidationError("ttl must not be negative (got \(ttlMilliseconds) ms)") }
+        if ttlMilliseconds > maxTTLMilliseconds {
+            throw ValidationError("ttl is \(ttlMilliseconds) ms, over the limit of \(maxTTLMilliseconds) ms (10 years)")
+        }
     }
 }
 

@@ -108,6 +108,10 @@ public enum Membership {
                     continue
                 }
                 if record.supersedes(known) {
+                    var record = record
+                    // Tokens, once allotted, stay: a restarted member's first record (before it
+                    // has joined again) carries none and must not take it out of the ring.
+                    if record.tokens.isEmpty { record.tokens = known.tokens }
                     if record.tokens != known.tokens || record.address != known.address || record.zone != known.zone {
                         ringChanged = true
                     }

@@ -1,22 +1,44 @@
-/// A whole entry as it travels between replicas and out of the store: key, value,
-/// metadata, absolute expiry, version, and whether it is a deletion.
+/// The whole state of one key as replicas hold it and exchange it.
+///
+/// It is two registers and, for a counter, its windows:
+/// - the *value register*: the last set or delete, at ``version`` (``value``, ``metadata``,
+///   ``isTombstone``);
+/// - the *expiry register*: ``expiresAtMillis`` at ``expiryVersion``. A set writes both at
+///   one version; a touch writes the expiry alone, so it can never re-stamp a value it holds;
+/// - ``counter``: the windows of a counter (``CounterState``), when the key holds one.
+///
+/// ``merged(with:)`` is how replicas combine two states (README "Versions and merging").
 public struct EntryRecord: Sendable, Equatable {
     public var key: String
     public var value: [UInt8]
     public var metadata: [String: String]
-    /// Absolute expiry in Unix milliseconds; 0 means never. For a tombstone: when it may be dropped.
-    public var expiresAtMillis: Int64
+    /// The version of the last set or delete (for a counter: of the write its windows replaced).
     public var version: Version
+    /// Whether the last set or delete was a delete.
     public var isTombstone: Bool
+    /// Absolute expiry in Unix milliseconds; 0 means never.
+    public var expiresAtMillis: Int64
+    /// The version of the write that set ``expiresAtMillis``: ``version`` for a set, later for a touch.
+    public var expiryVersion: Version
+    /// The counter's windows when the key holds a counter (then `value` and `metadata` are empty).
+    public var counter: CounterState?
 
     public init(key: String, value: [UInt8] = [], metadata: [String: String] = [:], expiresAtMillis: Int64 = 0,
-                version: Version, isTombstone: Bool = false) {
+                version: Version, isTombstone: Bool = false, expiryVersion: Version? = nil, counter: CounterState? = nil) {
         self.key = key
         self.value = value
         self.metadata = metadata
         self.expiresAtMillis = expiresAtMillis
         self.version = version
         self.isTombstone = isTombstone
+        self.expiryVersion = expiryVersion ?? version
+        self.counter = counter
+    }
+
+    /// A touch as it travels: the expiry register alone, on no value (it changes no value and
+    /// revives no delete, wherever it lands).
+    public static func expiryOnly(key: String, expiresAtMillis: Int64, version: Version) -> EntryRecord {
+        EntryRecord(key: key, expiresAtMillis: expiresAtMillis, version: .zero, isTombstone: true, expiryVersion: version)
     }
 }
 
@@ -25,13 +47,17 @@ public struct EntryRecord: Sendable, Equatable {
 /// Never let a view (or its `value` pointer) escape the closure it was given to.
 public struct EntryView {
     let entry: RawEntry
+    let rendered: UnsafeRawBufferPointer?
 
-    init(_ entry: RawEntry) { self.entry = entry }
+    init(_ entry: RawEntry, rendered: UnsafeRawBufferPointer? = nil) {
+        self.entry = entry
+        self.rendered = rendered
+    }
 
-    /// The value bytes, valid only inside the read closure.
-    public var value: UnsafeRawBufferPointer { entry.value }
-    public var metadata: [String: String] { MetadataCodec.decode(entry.metadata) }
-    public var hasMetadata: Bool { entry.metadata.count > 0 }
+    /// The value bytes (a counter's decimal value), valid only inside the read closure.
+    public var value: UnsafeRawBufferPointer { rendered ?? entry.value }
+    public var metadata: [String: String] { rendered == nil ? MetadataCodec.decode(entry.metadata) : [:] }
+    public var hasMetadata: Bool { rendered == nil && entry.metadata.count > 0 }
     public var expiresAtMillis: Int64 { entry.expiresAt }
     public var version: Version { entry.version }
 }
@@ -50,9 +76,12 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case notAnInteger
     /// `increment` past the range of a signed 64-bit integer.
     case overflow
+    /// A record stamped further ahead of this node's clock than it accepts.
+    case clockSkew(aheadMillis: Int64)
 
     public var description: String {
         switch self {
+        case .clockSkew(let ahead): "the record is stamped \(ahead) ms ahead of this node's clock, over its --max-clock-skew"
         case .memoryFull(let limit): "memory is full: the store holds its --max-memory of \(limit) bytes and eviction is off"
         case .notAnInteger: "the value is not a 64-bit integer"
         case .overflow: "the result overflows a 64-bit integer"

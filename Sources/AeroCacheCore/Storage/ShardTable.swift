@@ -151,41 +151,56 @@ struct ShardTable: ~Copyable {
 
     // MARK: Eviction and sweeping
 
-    /// Picks an entry to evict among `samples` random ones: a dead one if seen, else the least recently used.
+    /// Picks an entry to evict among `samples` random ones: the least recently used live
+    /// entry; only when every sample is dead (expired values, tombstones), the least recently
+    /// used of those. Tombstones guard against older copies coming back, so they go last.
     mutating func evictionCandidate(samples: Int, now: Int64) -> Int? {
         guard !entries.isEmpty else { return nil }
-        var best = -1
-        var bestAccess = UInt32.max
+        var bestLive = -1
+        var bestLiveAccess = UInt32.max
+        var bestDead = -1
+        var bestDeadAccess = UInt32.max
         for _ in 0..<samples {
             let index = Int(random.next() % UInt64(entries.count))
             let entry = entries[index]
-            if entry.isDead(at: now) && !entry.isTombstone { return index }
-            if entry.lastAccess <= bestAccess {
-                best = index
-                bestAccess = entry.lastAccess
+            if entry.isDead(at: now) {
+                if entry.lastAccess <= bestDeadAccess { bestDead = index; bestDeadAccess = entry.lastAccess }
+            } else if entry.lastAccess <= bestLiveAccess {
+                bestLive = index
+                bestLiveAccess = entry.lastAccess
             }
         }
-        return best
+        return bestLive >= 0 ? bestLive : bestDead
     }
 
-    /// Examines up to `budget` entries from the sweep cursor; frees expired entries and
-    /// tombstones whose grace period is over. Returns how many it freed.
-    mutating func sweep(budget: Int, now: Int64) -> Int {
+    /// What the sweep does with an entry.
+    enum SweepAction {
+        case keep
+        /// Free it.
+        case remove
+        /// Put this smaller entry (same key) in its place.
+        case replace(RawEntry)
+    }
+
+    /// Examines up to `budget` entries from the sweep cursor and does what `action` decides
+    /// for each. Returns how many it removed.
+    mutating func sweep(budget: Int, now: Int64, _ action: (RawEntry) -> SweepAction) -> Int {
         var freed = 0
         var examined = 0
         while examined < budget && !entries.isEmpty {
             if sweepCursor >= entries.count { sweepCursor = 0 }
-            let entry = entries[sweepCursor]
-            // A tombstone's expiresAt is the end of its grace period.
-            if entry.expiresAt != 0 && entry.expiresAt <= now {
+            switch action(entries[sweepCursor]) {
+            case .keep:
+                sweepCursor += 1
+            case .remove:
                 remove(index: sweepCursor)  // the last entry moves into the cursor's place
                 freed += 1
-            } else {
+            case .replace(let smaller):
+                replace(at: sweepCursor, with: smaller)
                 sweepCursor += 1
             }
             examined += 1
         }
         return freed
     }
-
 }

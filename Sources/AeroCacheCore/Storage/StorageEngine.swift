@@ -5,17 +5,20 @@ import Glibc
 import Darwin
 #endif
 
-/// The node's store: sharded entries with versions, TTLs, tombstones, a memory bound and eviction.
+/// The node's store: sharded entries with versions, TTLs, tombstones, counters, a memory bound and eviction.
 ///
 /// - Keys hash (stably) to one of ``Configuration/shardCount`` shards, each a ``ShardTable``
-///   behind its own `Mutex`; no call holds two shard locks at once.
-/// - Every write gets a ``Version`` from the shard's hybrid logical clock; ``merge(_:)``
-///   applies a replica's write only when its version is higher, so replicas converge.
-/// - Expired entries are invisible at once and reclaimed by ``sweep(budgetPerShard:)``;
-///   deletes leave tombstones that the sweep drops after the grace period.
-/// - Memory is accounted per entry (allocator size plus index overhead). A write that would
-///   pass ``Configuration/maxMemoryBytes`` evicts (sampled LRU) or, under `noeviction`,
-///   fails with ``StorageError/memoryFull(limitBytes:)``.
+///   behind its own lock; no call holds two shard locks at once.
+/// - Every local write gets a ``Version`` from the shard's hybrid logical clock; ``merge(_:)``
+///   combines a replica's record with the one held by ``EntryRecord/merged(with:)``, so
+///   replicas converge whatever the order, and a newer write always beats an older one.
+/// - Expired entries are invisible at once. The sweep (``sweep(budgetPerShard:)``) turns
+///   them into small tombstones (their value freed) and drops every tombstone once the grace
+///   period has passed, so an older copy arriving late cannot come back.
+/// - Memory is accounted per entry (allocator size plus index overhead), plus what the node
+///   holds for replication (``reserveOutside(_:)``). A write that would pass
+///   ``Configuration/maxMemoryBytes`` evicts (sampled LRU, live entries first) or, under
+///   `noeviction`, fails with ``StorageError/memoryFull(limitBytes:)``.
 ///
 /// Time comes from an injected Unix-millisecond clock.
 public final class StorageEngine: Sendable {
@@ -26,10 +29,15 @@ public final class StorageEngine: Sendable {
         public var evictionPolicy = EvictionPolicy.sampledLRU
         /// Entries sampled per eviction.
         public var evictionSamples = 5
-        /// How long a tombstone outlives its delete.
+        /// How long a tombstone (a delete, or an expired entry) outlives the last write it
+        /// records: longer than any way an older copy could still arrive (README "Tombstones").
         public var tombstoneGraceMillis: Int64 = 10 * 60 * 1000
+        /// Records stamped further ahead of this node's clock are refused.
+        public var maxClockSkewMillis: Int64 = 2_000
         /// This node's number in every version it stamps.
         public var node: UInt32 = 0
+        /// This node's slot in counter windows: unique per node and restart.
+        public var counterSlot: UInt64 = 0
         public init() {}
     }
 
@@ -38,6 +46,7 @@ public final class StorageEngine: Sendable {
         /// Entries held, tombstones and not yet reclaimed expired entries included.
         public var entries: Int
         public var tombstones: Int
+        /// Bytes of entries plus what the node holds for replication.
         public var memoryBytes: Int
         public var evictions: Int
         public var expiredReclaimed: Int
@@ -49,6 +58,7 @@ public final class StorageEngine: Sendable {
     private let now: @Sendable () -> Int64
     private let hash: ShardTable.HashFunction
     private let usedBytes = Atomic<Int>(0)
+    private let outsideBytes = Atomic<Int>(0)
     private let evictionCount = Atomic<Int>(0)
     private let reclaimedCount = Atomic<Int>(0)
 
@@ -62,7 +72,8 @@ public final class StorageEngine: Sendable {
         self.hash = hash
         self.shardShift = UInt64(64 - configuration.shardCount.trailingZeroBitCount)
         self.shards = (0..<configuration.shardCount).map { index in
-            Shard(ShardTable(hash: hash, clock: HybridLogicalClock(node: configuration.node),
+            Shard(ShardTable(hash: hash, clock: HybridLogicalClock(node: configuration.node,
+                                                                   maxSkewMillis: configuration.maxClockSkewMillis),
                              seed: UInt64(index) &* 0x9E37_79B9_7F4A_7C15 ^ 0xA5A5))
         }
     }
@@ -89,7 +100,10 @@ public final class StorageEngine: Sendable {
                 let entry = table.entry(at: index)
                 guard !entry.isDead(at: now) else { return body(nil) }
                 entry.lastAccess = Self.accessStamp(now)
-                body(EntryView(entry))
+                guard entry.isCounter else { return body(EntryView(entry)) }
+                // A counter reads as the decimal sum of its live windows.
+                guard let total = StoredForm.record(of: entry, key: key).visible(at: now)?.value else { return body(nil) }
+                total.withUnsafeBytes { body(EntryView(entry, rendered: $0)) }
             }
         }
     }
@@ -107,14 +121,12 @@ public final class StorageEngine: Sendable {
         read(key) { _ in true } ?? false
     }
 
-    /// The entry for `key` as replicas compare it, tombstones and expired entries included.
+    /// The whole state of `key` as replicas exchange it: tombstones, expired entries and counters included.
     public func record(_ key: String) -> EntryRecord? {
         withKey(key) { keyBytes, keyHash in
             shard(keyHash).withLock { table -> EntryRecord? in
                 guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                let entry = table.entry(at: index)
-                return EntryRecord(key: key, value: Array(entry.value), metadata: MetadataCodec.decode(entry.metadata),
-                                   expiresAtMillis: entry.expiresAt, version: entry.version, isTombstone: entry.isTombstone)
+                return StoredForm.record(of: table.entry(at: index), key: key)
             }
         }
     }
@@ -126,12 +138,12 @@ public final class StorageEngine: Sendable {
     public func set(_ key: String, value: UnsafeRawBufferPointer, metadata: [String: String] = [:],
                     ttlMillis: Int64 = 0) throws(StorageError) -> WriteStamp {
         let now = now()
-        let expiresAt = ttlMillis == 0 ? 0 : now &+ ttlMillis
+        let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
         let encodedMetadata = MetadataCodec.encode(metadata)
         return try write(key, now: now) { table, _ in
             let version = table.clock.next(nowMillis: now)
-            return (WriteStamp(version: version, expiresAtMillis: expiresAt),
-                    encodedMetadata, .borrowed(value), expiresAt, false)
+            return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: expiresAt), metadata: encodedMetadata,
+                             value: .borrowed(value), expiresAt: expiresAt, version: version, expiryVersion: version, flags: 0)
         }
     }
 
@@ -150,88 +162,104 @@ public final class StorageEngine: Sendable {
     public func delete(_ key: String) throws(StorageError) -> Bool {
         let now = now()
         var wasLive = false
-        let grace = configuration.tombstoneGraceMillis
         _ = try write(key, now: now) { table, existing in
             wasLive = existing.map { !$0.isDead(at: now) } ?? false
             let version = table.clock.next(nowMillis: now)
-            return (WriteStamp(version: version, expiresAtMillis: now + grace), [], .owned([]),
-                    now + grace, true)
+            return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: 0), metadata: [], value: .owned([]),
+                             expiresAt: 0, version: version, expiryVersion: version, flags: RawEntry.tombstoneFlag)
         }
         return wasLive
     }
 
-    /// Adds `delta` to the decimal integer at `key` and returns the new value.
+    /// Adds `delta` to the counter at `key` in this node's slot; returns the new value and the
+    /// counter's whole state (what replicas are sent).
     ///
-    /// A missing (or expired) key starts at 0 with `ttlMillis`; an existing counter keeps its
-    /// expiry and metadata.
-    public func increment(_ key: String, by delta: Int64, ttlMillis: Int64 = 0) throws(StorageError) -> (value: Int64, stamp: WriteStamp) {
+    /// A missing, deleted or expired key opens a window that ends after `ttlMillis` (0: never);
+    /// a live counter keeps its window. A plain value that is a decimal integer becomes the
+    /// counter's starting point, keeping its expiry (``CounterState``).
+    public func increment(_ key: String, by delta: Int64, ttlMillis: Int64 = 0) throws(StorageError) -> (value: Int64, record: EntryRecord) {
         let now = now()
-        var result: Int64 = 0
-        var digits: [UInt8] = []
-        let stamp = try write(key, now: now) { table, existing throws(StorageError) in
-            var current: Int64 = 0
-            var expiresAt = ttlMillis == 0 ? 0 : now &+ ttlMillis
-            var metadata: [UInt8] = []
-            if let existing, !existing.isDead(at: now) {
-                guard let parsed = Counter.parse(Array(existing.value)) else { throw .notAnInteger }
-                current = parsed
-                expiresAt = existing.expiresAt
-                metadata = Array(existing.metadata)
-            }
-            let (sum, overflow) = current.addingReportingOverflow(delta)
-            if overflow { throw .overflow }
-            result = sum
-            digits = Counter.format(sum)
-            let version = table.clock.next(nowMillis: now)
-            return (WriteStamp(version: version, expiresAtMillis: expiresAt), metadata, .owned(digits), expiresAt, false)
+        var result: (Int64, EntryRecord)?
+        let slot = configuration.counterSlot
+        _ = try write(key, now: now) { table, existing throws(StorageError) in
+            var record = existing.map { StoredForm.record(of: $0, key: key) }
+                ?? EntryRecord(key: key, version: .zero, isTombstone: true)
+            let value = try record.increment(by: delta, slot: slot, ttlMillis: ttlMillis, now: now) { table.clock.next(nowMillis: now) }
+            result = (value, record)
+            return StoredForm.plan(for: record)
         }
-        return (result, stamp)
+        return result!
     }
 
-    /// Gives a live entry a new TTL (0: none); returns its new stamp, or nil when the key is missing.
-    public func touch(_ key: String, ttlMillis: Int64) -> WriteStamp? {
+    /// Gives a live entry a new TTL (0: none); returns its new stamp and the expiry-only record
+    /// that replicas are sent, or nil when the key is missing, deleted or expired.
+    ///
+    /// Only the expiry changes, under a version of its own: the value keeps its version, so
+    /// a replica that holds an older value (or missed a delete) cannot pass it off as new.
+    public func touch(_ key: String, ttlMillis: Int64) -> (stamp: WriteStamp, record: EntryRecord)? {
         let now = now()
-        return withKey(key) { keyBytes, keyHash in
-            shard(keyHash).withLock { table -> WriteStamp? in
-                guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                let entry = table.entry(at: index)
-                guard !entry.isDead(at: now) else { return nil }
-                entry.expiresAt = ttlMillis == 0 ? 0 : now &+ ttlMillis
-                entry.version = table.clock.next(nowMillis: now)
-                return WriteStamp(version: entry.version, expiresAtMillis: entry.expiresAt)
-            }
+        let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
+        var result: (WriteStamp, EntryRecord)?
+        _ = try? write(key, now: now) { table, existing in
+            guard let existing, !existing.isDead(at: now) else { return nil }
+            var record = StoredForm.record(of: existing, key: key)
+            let version = table.clock.next(nowMillis: now)
+            record.expiresAtMillis = expiresAt
+            record.expiryVersion = version
+            result = (WriteStamp(version: version, expiresAtMillis: expiresAt),
+                      .expiryOnly(key: key, expiresAtMillis: expiresAt, version: version))
+            return StoredForm.plan(for: record)
         }
+        return result
     }
 
     // MARK: Replication
 
-    /// Applies a write made elsewhere if its version is higher than the one held.
-    /// Returns whether it was applied. Expired records are not stored.
+    /// Combines a record made elsewhere with the one held (``EntryRecord/merged(with:)``);
+    /// returns whether the held state changed.
+    ///
+    /// Throws ``StorageError/clockSkew(aheadMillis:)`` for a record stamped further ahead of
+    /// this node's clock than ``Configuration/maxClockSkewMillis``: it is not applied.
     @discardableResult
     public func merge(_ record: EntryRecord) throws(StorageError) -> Bool {
         let now = now()
-        if !record.isTombstone && record.expiresAtMillis != 0 && record.expiresAtMillis <= now { return false }
         var applied = false
-        let encodedMetadata = MetadataCodec.encode(record.metadata)
-        let result = record.value.withUnsafeBytes { value in
-            Result { () throws(StorageError) in
-                try write(record.key, now: now) { table, existing in
-                    try? table.clock.observe(record.version, nowMillis: now)
-                    if let existing, existing.version >= record.version { return nil }
-                    applied = true
-                    return (WriteStamp(version: record.version, expiresAtMillis: record.expiresAtMillis),
-                            encodedMetadata, .borrowed(value), record.expiresAtMillis, record.isTombstone)
+        _ = try write(record.key, now: now) { table, existing throws(StorageError) in
+            for version in record.versions where version != .zero {
+                do {
+                    try table.clock.observe(version, nowMillis: now)
+                } catch {
+                    throw .clockSkew(aheadMillis: version.physicalMillis - now)
                 }
             }
+            guard let existing else {
+                // Nothing held: a record already past its grace shadows nothing here.
+                if let reclaim = reclaimMillis(of: record), reclaim <= now { return nil }
+                applied = true
+                return StoredForm.plan(for: record)
+            }
+            switch StoredForm.fastMerge(held: existing, incoming: record) {
+            case .keep:
+                return nil
+            case .replace:
+                applied = true
+                return StoredForm.plan(for: record)
+            case .combine:
+                let held = StoredForm.record(of: existing, key: record.key)
+                let merged = held.merged(with: record)
+                guard merged != held else { return nil }
+                applied = true
+                return StoredForm.plan(for: merged)
+            }
         }
-        _ = try result.get()
         return applied
     }
 
     // MARK: Maintenance
 
-    /// Reclaims expired entries and old tombstones, examining at most `budgetPerShard` entries
-    /// per shard (each shard locked only for its own short pass). Returns how many were freed.
+    /// Sweeps at most `budgetPerShard` entries per shard (each shard locked only for its own
+    /// short pass): expired values become tombstones, tombstones past their grace are
+    /// dropped. Returns how many entries were dropped.
     @discardableResult
     public func sweep(budgetPerShard: Int = 256) -> Int {
         let now = now()
@@ -239,7 +267,7 @@ public final class StorageEngine: Sendable {
         for shard in shards {
             freed += shard.withLock { table in
                 let before = table.bytes
-                let count = table.sweep(budget: budgetPerShard, now: now)
+                let count = table.sweep(budget: budgetPerShard, now: now) { entry in sweepAction(for: entry, now: now) }
                 usedBytes.subtract(before - table.bytes, ordering: .relaxed)
                 return count
             }
@@ -257,7 +285,7 @@ public final class StorageEngine: Sendable {
                 tombstones += table.tombstones
             }
         }
-        return Statistics(entries: entries, tombstones: tombstones, memoryBytes: usedBytes.load(ordering: .relaxed),
+        return Statistics(entries: entries, tombstones: tombstones, memoryBytes: memoryBytes,
                           evictions: evictionCount.load(ordering: .relaxed),
                           expiredReclaimed: reclaimedCount.load(ordering: .relaxed))
     }
@@ -270,48 +298,73 @@ public final class StorageEngine: Sendable {
         }
     }
 
-    /// Bytes accounted to stored entries.
-    public var memoryBytes: Int { usedBytes.load(ordering: .relaxed) }
+    /// Bytes accounted against the bound: entries plus what is held for replication.
+    public var memoryBytes: Int { usedBytes.load(ordering: .relaxed) + outsideBytes.load(ordering: .relaxed) }
+
+    /// Counts `bytes` the node holds outside the store (hints, replication queues) against the
+    /// memory bound; entries are evicted to make room on the next write.
+    public func reserveOutside(_ bytes: Int) {
+        outsideBytes.add(bytes, ordering: .relaxed)
+    }
+
+    /// Gives back what ``reserveOutside(_:)`` counted.
+    public func releaseOutside(_ bytes: Int) {
+        outsideBytes.subtract(bytes, ordering: .relaxed)
+    }
+
+    /// When a dead record may be forgotten: its grace period after the last write it records
+    /// and after it died; nil while it is live or never dies by time.
+    func reclaimMillis(of record: EntryRecord) -> Int64? {
+        let death = record.deathMillis
+        guard record.isTombstone && record.counter == nil || death > 0 else { return nil }
+        return max(record.version.physicalMillis, record.expiryVersion.physicalMillis, death) + configuration.tombstoneGraceMillis
+    }
+
+    /// What the sweep does with one entry at `now`.
+    private func sweepAction(for entry: RawEntry, now: Int64) -> ShardTable.SweepAction {
+        guard entry.isDead(at: now) else { return .keep }
+        let death = entry.isTombstone ? entry.version.physicalMillis : entry.expiresAt
+        let reclaim = max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis, death)
+            + configuration.tombstoneGraceMillis
+        if reclaim <= now { return .remove }
+        // An expired value keeps only what guards against older copies: its versions. Not at
+        // the very moment it expires, so that a touch made just before on a replica whose
+        // clock lags still finds the value here.
+        if entry.kind == 0 && entry.expiresAt + configuration.maxClockSkewMillis <= now {
+            return .replace(StoredForm.tombstone(compacting: entry, lastAccess: Self.accessStamp(now)))
+        }
+        return .keep
+    }
 
     // MARK: Internals
 
-    /// What a write closure decides: the stamp to return and the new entry's parts; nil keeps the old entry.
-    typealias WritePlan = (WriteStamp, [UInt8], PlannedValue, Int64, Bool)
-
-    /// The new value of a write: bytes the caller keeps alive for the call, or bytes of its own.
-    enum PlannedValue {
-        case borrowed(UnsafeRawBufferPointer)
-        case owned([UInt8])
-
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-            switch self {
-            case .borrowed(let bytes): body(bytes)
-            case .owned(let array): array.withUnsafeBytes(body)
-            }
-        }
+    /// The absolute expiry of a write at `now` with `ttlMillis` (0: never).
+    private static func expiry(now: Int64, ttlMillis: Int64) -> Int64 {
+        ttlMillis <= 0 ? 0 : now.addingReportingOverflow(ttlMillis).overflow ? .max : now + ttlMillis
     }
 
     /// Runs one write on `key`'s shard: `plan` sees the current entry (if any) and returns the
-    /// new one, which replaces it after the memory bound is enforced.
+    /// new one (nil keeps the old), which replaces it after the memory bound is enforced.
     private func write(_ key: String, now: Int64,
                        _ plan: (inout ShardTable, RawEntry?) throws(StorageError) -> WritePlan?) throws(StorageError) -> WriteStamp {
         let outcome = withKey(key) { keyBytes, keyHash in
-            Result { () throws(StorageError) -> (WriteStamp, Int) in
-                try shard(keyHash).withLock { table throws(StorageError) -> (WriteStamp, Int) in
+            Result { () throws(StorageError) -> WriteStamp in
+                try shard(keyHash).withLock { table throws(StorageError) -> WriteStamp in
                     let found = table.find(keyBytes, hash: keyHash)
                     let existing = found.map { table.entry(at: $0.index) }
-                    guard let (stamp, metadata, value, expiresAt, tombstone) = try plan(&table, existing) else {
-                        return (existing.map { WriteStamp(version: $0.version, expiresAtMillis: $0.expiresAt) }
-                                ?? WriteStamp(version: .zero, expiresAtMillis: 0), 0)
+                    guard let plan = try plan(&table, existing) else {
+                        return existing.map { WriteStamp(version: $0.version, expiresAtMillis: $0.expiresAt) }
+                            ?? WriteStamp(version: .zero, expiresAtMillis: 0)
                     }
-                    let entry = metadata.withUnsafeBytes { metadataBytes in
-                        value.withBytes { valueBytes in
-                            RawEntry.make(key: keyBytes, metadata: metadataBytes, value: valueBytes, expiresAt: expiresAt,
-                                          version: stamp.version, tombstone: tombstone, lastAccess: Self.accessStamp(now))
+                    let entry = plan.metadata.withUnsafeBytes { metadataBytes in
+                        plan.value.withBytes { valueBytes in
+                            RawEntry.make(key: keyBytes, metadata: metadataBytes, value: valueBytes, expiresAt: plan.expiresAt,
+                                          version: plan.version, expiryVersion: plan.expiryVersion, flags: plan.flags,
+                                          lastAccess: Self.accessStamp(now))
                         }
                     }
                     let added = ShardTable.cost(of: entry) - (existing.map(ShardTable.cost(of:)) ?? 0)
-                    if added > 0 && usedBytes.load(ordering: .relaxed) + added > configuration.maxMemoryBytes {
+                    if added > 0 && memoryBytes + added > configuration.maxMemoryBytes {
                         guard configuration.evictionPolicy != .noEviction else {
                             entry.deallocate()
                             throw .memoryFull(limitBytes: configuration.maxMemoryBytes)
@@ -326,12 +379,12 @@ public final class StorageEngine: Sendable {
                         table.insert(entry, hash: keyHash)
                     }
                     usedBytes.add(table.bytes - before, ordering: .relaxed)
-                    return (stamp, added)
+                    return plan.stamp
                 }
             }
         }
-        let (stamp, _) = try outcome.get()
-        if usedBytes.load(ordering: .relaxed) > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
+        let stamp = try outcome.get()
+        if memoryBytes > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
             evictElsewhere(now: now)
         }
         return stamp
@@ -339,7 +392,7 @@ public final class StorageEngine: Sendable {
 
     /// Evicts from the locked shard until `bytes` more fit under the bound (or the shard runs out).
     private func evict(from table: inout ShardTable, toFit bytes: Int, sparing spared: Int?, now: Int64) {
-        while usedBytes.load(ordering: .relaxed) + bytes > configuration.maxMemoryBytes {
+        while memoryBytes + bytes > configuration.maxMemoryBytes {
             guard table.count > (spared == nil ? 0 : 1),
                   var victim = table.evictionCandidate(samples: configuration.evictionSamples, now: now) else { return }
             if victim == spared {
@@ -347,16 +400,22 @@ public final class StorageEngine: Sendable {
                 victim = victim == 0 ? 1 : victim - 1
             }
             let before = table.bytes
-            table.remove(index: victim)
+            let entry = table.entry(at: victim)
+            if entry.kind == 0 && entry.isDead(at: now) {
+                // An expired value gives back its bytes and stays as a tombstone.
+                table.replace(at: victim, with: StoredForm.tombstone(compacting: entry, lastAccess: entry.lastAccess))
+            } else {
+                table.remove(index: victim)
+                evictionCount.add(1, ordering: .relaxed)
+            }
             usedBytes.subtract(before - table.bytes, ordering: .relaxed)
-            evictionCount.add(1, ordering: .relaxed)
         }
     }
 
     /// When one shard could not free enough, takes the excess from the others, one lock at a time.
     private func evictElsewhere(now: Int64) {
         var start = Int(truncatingIfNeeded: now) & (shards.count - 1)
-        for _ in 0..<shards.count where usedBytes.load(ordering: .relaxed) > configuration.maxMemoryBytes {
+        for _ in 0..<shards.count where memoryBytes > configuration.maxMemoryBytes {
             shards[start].withLock { table in evict(from: &table, toFit: 0, sparing: nil, now: now) }
             start = (start + 1) & (shards.count - 1)
         }

@@ -1,4 +1,5 @@
 import AeroCacheCore
+import AeroCacheTransport
 
 /// How a node finds and joins its cluster, and how it replicates.
 public struct ClusterConfiguration: Sendable {
@@ -14,5 +15,16 @@ public struct ClusterConfiguration: Sendable {
     public var membership = Membership.Settings()
     /// Deadline of one replication call to a peer.
     public var peerTimeout: Duration = .seconds(2)
+    /// The secret every peer call carries; nil: this node takes no peer calls (and cannot join one).
+    public var credential: PeerCredential?
+    /// Records (and member records) stamped further ahead of this node's clock are refused,
+    /// and a node whose clock is this far from most of its peers' coordinates no writes.
+    public var maxClockSkewMillis: Int64 = 2_000
+    /// Hints kept for unreachable replicas: bytes in all, and how old they may get.
+    public var hints = HintStore.Settings()
+    /// Bytes waiting on one replication link before writes to that replica become hints.
+    public var linkQueueBytes = 16 << 20
+    /// Largest Replicate request: batches and hint replays are cut under it.
+    public var maxBatchBytes = 2 << 20
     public init() {}
 }

@@ -5,7 +5,8 @@ import Logging
 import Synchronization
 
 /// The I/O shell around ``Membership/Instance``: joins through a seed, gossips on a timer,
-/// publishes the ``ClusterView`` every call reads, and replays hints to members that are back.
+/// publishes the ``ClusterView`` every call reads, keeps hints and replays them to members
+/// that are back.
 public final class ClusterShell: Sendable {
     public let configuration: ClusterConfiguration
     public let selfID: String
@@ -13,19 +14,26 @@ public final class ClusterShell: Sendable {
     public let hints: HintStore
     private let store: StorageEngine
     private let logger: Logger
+    private let metrics: NodeMetrics
     private let membership: Mutex<Membership.Instance>
+    private let clocks = Mutex(PeerClocks())
     private let published: Mutex<ClusterView>
     private let settings: Aerocache_V1_ClusterSettings
     /// Whether hints are being replayed now.
     private let replaying = Atomic<Bool>(false)
+    /// Whether the hint store is dropping hints (logged once per such episode).
+    private let droppingHints = Atomic<Bool>(false)
 
-    public init(configuration: ClusterConfiguration, selfID: String, address: String, store: StorageEngine,
-                peers: PeerPool, logger: Logger) {
+    init(configuration: ClusterConfiguration, selfID: String, address: String, incarnation: UInt64, store: StorageEngine,
+         peers: PeerPool, metrics: NodeMetrics, logger: Logger) {
         self.configuration = configuration
         self.selfID = selfID
         self.peers = peers
-        self.hints = HintStore()
+        self.hints = HintStore(settings: configuration.hints) { [store] delta in
+            if delta > 0 { store.reserveOutside(delta) } else { store.releaseOutside(-delta) }
+        }
         self.store = store
+        self.metrics = metrics
         self.logger = logger
         var settings = Aerocache_V1_ClusterSettings()
         settings.replicationFactor = UInt32(configuration.replicationFactor)
@@ -36,34 +44,44 @@ public final class ClusterShell: Sendable {
         let tokens = configuration.seeds.isEmpty
             ? TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode) : []
         let me = Membership.Record(id: selfID, address: address, zone: configuration.zone, tokens: tokens,
-                                   incarnation: UInt64(now))
+                                   incarnation: incarnation)
         let instance = Membership.Instance(me: me, settings: configuration.membership, nowMillis: now,
                                            seed: XXHash64.hash(selfID))
         membership = Mutex(instance)
-        published = Mutex(Self.makeView(instance, nowMillis: now, replicationFactor: configuration.replicationFactor))
+        published = Mutex(Self.makeView(instance, clockProblem: nil, nowMillis: now,
+                                        replicationFactor: configuration.replicationFactor))
     }
 
     /// The current snapshot.
     public var view: ClusterView { published.withLock { $0 } }
 
-    private static func makeView(_ instance: Membership.Instance, nowMillis: Int64, replicationFactor: Int) -> ClusterView {
+    private static func makeView(_ instance: Membership.Instance, clockProblem: String?, nowMillis: Int64,
+                                 replicationFactor: Int) -> ClusterView {
         let ids = instance.records.keys.sorted()
         return ClusterView(
             selfID: instance.selfID, ring: instance.ring,
             alive: Set(ids.filter { instance.isAlive($0, nowMillis: nowMillis) }),
             statuses: ids.map { ($0, instance.records[$0]!.address, instance.status(of: $0, nowMillis: nowMillis)) },
-            replicationFactor: replicationFactor)
+            replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty, clockProblem: clockProblem)
     }
 
     private func publish(_ instance: Membership.Instance, nowMillis: Int64) {
-        let view = Self.makeView(instance, nowMillis: nowMillis, replicationFactor: configuration.replicationFactor)
+        let alivePeers = instance.records.keys.filter { $0 != selfID && instance.isAlive($0, nowMillis: nowMillis) }
+        let problem = clocks.withLock {
+            $0.problem(alivePeers: alivePeers, maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis)
+        }
+        let previous = view.clockProblem
+        if problem != nil && previous == nil { logger.error("\(problem!)") }
+        if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
+        let view = Self.makeView(instance, clockProblem: problem, nowMillis: nowMillis,
+                                 replicationFactor: configuration.replicationFactor)
         published.withLock { $0 = view }
     }
 
     // MARK: Running
 
     /// Joins (when seeded), then gossips until cancelled. Throws ``JoinRefused`` when the
-    /// cluster's ring settings differ from this node's.
+    /// cluster refuses this node (other ring settings, no or another secret, a taken number).
     public func run() async throws {
         if !configuration.seeds.isEmpty { try await join() }
         // Exchanges run beside the rounds: a peer that does not answer (down, or cut off by
@@ -93,16 +111,21 @@ public final class ClusterShell: Sendable {
                 do {
                     let reply = try await peers.connection(to: seed.description).unary(PeerMethods.join, request, timeout: .seconds(2))
                     let now = UnixClock.nowMillis()
+                    guard reply.member.tokens.count == configuration.tokensPerNode else {
+                        throw JoinRefused(message: "cannot join the cluster through \(seed): it allotted \(reply.member.tokens.count) tokens")
+                    }
                     let instance = membership.withLock { instance -> Membership.Instance in
                         instance.adoptTokens(reply.member.tokens)
-                        instance.merge(reply.members.map(Membership.Record.init), nowMillis: now)
+                        instance.merge(acceptable(reply.members.map(Membership.Record.init), nowMillis: now), nowMillis: now)
                         return instance
                     }
                     publish(instance, nowMillis: now)
                     logger.info("joined the cluster", metadata: ["seed": "\(seed)", "members": "\(instance.records.count)"])
                     return
-                } catch let error as RPCError where error.code == .failedPrecondition {
+                } catch let error as RPCError where error.code == .failedPrecondition || error.code == .unauthenticated {
                     throw JoinRefused(message: "cannot join the cluster through \(seed): \(error.message)")
+                } catch let error as JoinRefused {
+                    throw error
                 } catch {
                     if attempt % 10 == 0 { logger.warning("waiting for seed \(seed): \(error)") }
                 }
@@ -116,52 +139,98 @@ public final class ClusterShell: Sendable {
     private func gossipRound(exchanges: inout DiscardingTaskGroup) {
         let now = UnixClock.nowMillis()
         let (targets, records, instance) = membership.withLock { instance in
-            (instance.tick(nowMillis: now).compactMap { instance.records[$0]?.address }, Array(instance.records.values),
-             instance)
+            (instance.tick(nowMillis: now).compactMap { id in instance.records[id].map { (id, $0.address) } },
+             Array(instance.records.values), instance)
         }
         publish(instance, nowMillis: now)
         var message = Aerocache_V1_GossipMessage()
         message.settings = settings
         message.members = records.map(\.proto)
-        let outgoing = message
-        for address in targets {
+        let template = message
+        for (id, address) in targets {
             exchanges.addTask {
+                var outgoing = template
+                let sentAt = UnixClock.nowMillis()
+                outgoing.sentAtUnixMs = sentAt
                 guard let reply = try? await self.peers.connection(to: address)
                     .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
                 let now = UnixClock.nowMillis()
+                self.clocks.withLock { $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAt, receivedAt: now) }
+                let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                 let changed = self.membership.withLock { instance in
-                    instance.merge(reply.members.map(Membership.Record.init), nowMillis: now) ? instance : nil
+                    instance.merge(incoming, nowMillis: now) ? instance : nil
                 }
                 if let changed { self.publish(changed, nowMillis: now) }  // a new member or new tokens: show them now
             }
         }
     }
 
-    /// Sends waiting hints to members that are alive again.
+    // MARK: Hints
+
+    /// Keeps `record` for `target` (when hinted handoff is on), counting and logging what the
+    /// full store has to drop.
+    func addHint(_ record: EntryRecord, for target: String) {
+        guard configuration.hintedHandoff else { return }
+        guard hints.add(record, for: target) > 0 else { return }
+        if !droppingHints.exchange(true, ordering: .relaxed) {
+            logger.warning("""
+                the hint store is full (\(hints.bytes) bytes): dropping the oldest hints; the replicas that miss \
+                them are repaired by later writes, reads and anti-entropy
+                """)
+        }
+    }
+
+    /// Sends waiting hints to members that are alive again, in batches under the request limit.
     private func replayHints() async {
         let view = self.view
         for target in hints.targets where view.alive.contains(target) {
             guard let address = view.address(of: target) else { continue }
-            let batch = hints.take(for: target)
-            guard !batch.isEmpty else { continue }
-            var request = Aerocache_V1_ReplicateRequest()
-            request.records = batch.map(\.proto)
-            do {
-                _ = try await peers.connection(to: address).unary(PeerMethods.replicate, request, timeout: configuration.peerTimeout)
-                logger.debug("replayed hints", metadata: ["target": "\(target)", "count": "\(batch.count)"])
-            } catch {
-                for record in batch { hints.add(record, for: target) }
+            while true {
+                let batch = hints.take(for: target, maxBytes: configuration.maxBatchBytes, now: UnixClock.nowMillis())
+                guard !batch.isEmpty else { break }
+                var request = Aerocache_V1_ReplicateRequest()
+                request.records = batch.map(\.proto)
+                do {
+                    let reply = try await peers.connection(to: address)
+                        .unary(PeerMethods.replicate, request, timeout: configuration.peerTimeout)
+                    logger.debug("replayed hints", metadata: ["target": "\(target)", "count": "\(batch.count)",
+                                                              "refused": "\(reply.rejected.count)"])
+                } catch {
+                    for record in batch { addHint(record, for: target) }
+                    break
+                }
             }
         }
+        if hints.bytes < configuration.hints.capacityBytes / 2 { droppingHints.store(false, ordering: .relaxed) }
     }
 
     // MARK: Peer calls
 
+    /// The records worth merging: those that pass ``Membership/Record/problem(tokensPerNode:nowMillis:maxClockSkewMillis:)``.
+    private func acceptable(_ records: [Membership.Record], nowMillis: Int64) -> [Membership.Record] {
+        records.filter { record in
+            guard let problem = record.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
+                                               maxClockSkewMillis: configuration.maxClockSkewMillis) else { return true }
+            metrics.rejected(.member)
+            logger.debug("refused a member record: \(problem)")
+            return false
+        }
+    }
+
     func handleJoin(_ request: Aerocache_V1_JoinRequest) throws(RPCError) -> Aerocache_V1_JoinResponse {
         try checkSettings(request.settings)
+        guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let joiner = Membership.Record(request.member)
-        let instance = membership.withLock { instance -> Membership.Instance in
+        if let problem = joiner.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: now,
+                                        maxClockSkewMillis: configuration.maxClockSkewMillis) {
+            throw RPCError(.invalidArgument, problem)
+        }
+        let instance = try membership.withLock { instance throws(RPCError) -> Membership.Instance in
+            if let twin = instance.records.values.first(where: { $0.id != joiner.id && $0.versionNode == joiner.versionNode }) {
+                throw RPCError(.failedPrecondition, "node id \(joiner.id) stamps the same version number as member "
+                    + "\(twin.id); start it with another --node-id")
+            }
             var record = joiner
             if let known = instance.records[joiner.id], !known.tokens.isEmpty {
                 record.tokens = known.tokens  // a restart keeps its place in the ring
@@ -182,14 +251,18 @@ public final class ClusterShell: Sendable {
 
     func handleGossip(_ message: Aerocache_V1_GossipMessage) throws(RPCError) -> Aerocache_V1_GossipMessage {
         try checkSettings(message.settings)
+        // Before it has joined (again), this node's own record has no tokens: others must not take it.
+        guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
+        let incoming = acceptable(message.members.map(Membership.Record.init), nowMillis: now)
         let records = membership.withLock { instance in
-            instance.merge(message.members.map(Membership.Record.init), nowMillis: now)
+            instance.merge(incoming, nowMillis: now)
             return Array(instance.records.values)
         }
         var reply = Aerocache_V1_GossipMessage()
         reply.settings = settings
         reply.members = records.map(\.proto)
+        reply.sentAtUnixMs = UnixClock.nowMillis()
         return reply
     }
 
@@ -212,7 +285,7 @@ extension Membership.Instance {
     }
 }
 
-/// The seed refused this node: its ring settings differ from the cluster's.
+/// The cluster refused this node: other ring settings, no or another secret, a taken number.
 public struct JoinRefused: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }

@@ -11,6 +11,10 @@ public final class ClusterView: Sendable {
     /// Every known member with its status, for `status`.
     public let statuses: [(id: String, address: String, status: Membership.Status)]
     public let replicationFactor: Int
+    /// Whether this node holds its tokens (a joiner has none until a seed allots them).
+    public let isJoined: Bool
+    /// Why this node must not stamp versions now (its clock is far from its peers'), if it must not.
+    public let clockProblem: String?
     /// This node's index in `ring.members`, if it owns tokens.
     let selfIndex: Int?
     /// When every member holds every key (replication factor ≥ members) and this node is one:
@@ -18,12 +22,14 @@ public final class ClusterView: Sendable {
     let othersWhenEveryoneIsAReplica: [Ring.Member]?
 
     init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
-         replicationFactor: Int) {
+         replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil) {
         self.selfID = selfID
         self.ring = ring
         self.alive = alive
         self.statuses = statuses
         self.replicationFactor = replicationFactor
+        self.isJoined = isJoined
+        self.clockProblem = clockProblem
         self.selfIndex = ring.members.firstIndex { $0.id == selfID }
         othersWhenEveryoneIsAReplica = selfIndex != nil && ring.members.count <= replicationFactor
             ? ring.members.filter { $0.id != selfID } : nil

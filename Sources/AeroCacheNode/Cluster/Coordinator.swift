@@ -3,25 +3,29 @@ import AeroCacheProto
 import AeroCacheTransport
 import Synchronization
 
-/// Routes each call to its key's coordinator and, as coordinator, replicates writes.
+/// Routes each call to a node that holds its key and, as coordinator, replicates writes.
 ///
-/// The coordinator is the first live member of the key's preference list. A node that is not
-/// it forwards the call (marked `forwarded`, so a node with a different view never bounces it
-/// back). As coordinator a node writes locally, sends the stamped record to the other
-/// replicas in parallel and answers after the consistency level's acknowledgements; a replica
-/// that is down or fails gets a hint instead.
+/// Any live replica of a key may coordinate a write to it: sets, deletes and touches are
+/// ordered by their versions, increments count in the coordinator's own slot (``CounterState``).
+/// A node that holds no replica forwards the call to the first live one (marked
+/// `forwarded`, so a node with a different view never bounces it back). As coordinator a
+/// node writes locally, sends the record to the other replicas in parallel and answers after
+/// the consistency level's acknowledgements; a replica that is down, slow or failing gets a
+/// hint instead.
 public final class Coordinator: Sendable {
     public let cluster: ClusterShell
     public let store: StorageEngine
+    let limits: Limits
     private let background: AsyncStream<@Sendable () async -> Void>.Continuation
     private let forwardedCalls = Atomic<Int>(0)
     private let metrics: NodeMetrics
     private let links = Mutex<[String: ReplicationLink]>([:])
 
-    init(cluster: ClusterShell, store: StorageEngine, background: AsyncStream<@Sendable () async -> Void>.Continuation,
-         metrics: NodeMetrics) {
+    init(cluster: ClusterShell, store: StorageEngine, limits: Limits,
+         background: AsyncStream<@Sendable () async -> Void>.Continuation, metrics: NodeMetrics) {
         self.cluster = cluster
         self.store = store
+        self.limits = limits
         self.background = background
         self.metrics = metrics
     }
@@ -35,28 +39,29 @@ public final class Coordinator: Sendable {
         case forward(address: String)
     }
 
-    /// Where a call on `key` runs. `anyReplica`: last-writer-wins writes (set, delete, touch)
-    /// may be coordinated by any live replica — versions order them — so a replica that
-    /// receives one keeps it; increments need the one coordinator that makes them atomic.
-    func route(key: String, forwarded: Bool, view: ClusterView, anyReplica: Bool = false) throws(RPCError) -> Route {
-        if anyReplica, let others = view.othersWhenEveryoneIsAReplica {
+    /// Where a call on `key` runs: here when this node holds a replica of the key (or the
+    /// call was forwarded here by a peer), else at the key's first live replica.
+    func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
+        if let others = view.othersWhenEveryoneIsAReplica {
             return .local(others: others, replicas: others.count + 1)
         }
         let replicas = view.replicas(forKey: key)
         guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
         let others = replicas.filter { $0.id != view.selfID }
-        if (forwarded || anyReplica) && others.count < replicas.count { return .local(others: others, replicas: replicas.count) }
+        if others.count < replicas.count || forwarded { return .local(others: others, replicas: replicas.count) }
         guard let coordinator = replicas.first(where: view.isAlive) else {
             throw RPCError(.unavailable, "none of the key's \(replicas.count) replicas is alive")
         }
-        if coordinator.id == view.selfID { return .local(others: others, replicas: replicas.count) }
         forwardedCalls.add(1, ordering: .relaxed)
         metrics.forwarded.increment()
         return .forward(address: coordinator.address)
     }
 
-    /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of `others` are alive.
-    func requireAlive(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
+    /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of
+    /// `others` are alive, or when this node's clock is out of step with its peers' (its
+    /// versions would be wrong).
+    func requireWritable(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
+        if let problem = view.clockProblem { throw RPCError(.unavailable, problem) }
         var alive = 0
         for member in others where view.isAlive(member) { alive += 1 }
         if alive < needed {
@@ -64,7 +69,7 @@ public final class Coordinator: Sendable {
         }
     }
 
-    /// Sends a call on to the node that coordinates its key.
+    /// Sends a call on to a node that holds its key.
     ///
     /// When that node cannot be reached at all (it died and the failure detector has not
     /// said so yet), the call goes to the next live replica instead — or runs here through
@@ -92,100 +97,133 @@ public final class Coordinator: Sendable {
 
     /// After a local write: replicates its record to `others`, answering `response` once
     /// `needed` of them acknowledged (at once when `needed` is 0; the rest go on in the background).
-    func replicate<Response: Sendable>(_ proto: Aerocache_V1_Record, to others: [Ring.Member], needed: Int, view: ClusterView,
-                                       response: Response) -> Reply<Response> {
-        guard !others.isEmpty else { return .now(response) }
-        let quorum = Quorum(needed: needed, total: others.count)
-        for member in others {
-            guard view.isAlive(member) else {
-                hint(EntryRecord(proto), for: member.id)
-                quorum.record(success: false)
-                continue
-            }
-            let link = link(to: member)
-            if link.enqueue(proto, quorum: quorum) {
-                background.yield { [self] in
-                    await link.drain(send: { records in
-                        var request = Aerocache_V1_ReplicateRequest()
-                        request.records = records
-                        do {
-                            _ = try await cluster.peers.connection(to: member.address)
-                                .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
-                            return true
-                        } catch {
-                            return false
-                        }
-                    }, failed: { record in self.hint(EntryRecord(record), for: member.id) })
-                }
-            }
+    func replicate<Response: Sendable>(_ record: Aerocache_V1_Record, to others: [Ring.Member], needed: Int,
+                                       view: ClusterView, response: Response) -> Reply<Response> {
+        replicate(record, to: others, needed: needed, view: view) { _ in response }
+    }
+
+    /// Replicates a write and answers with `answer(merged)`, where `merged` holds what the
+    /// acknowledging replicas answered for a counter record (what they hold after merging it).
+    func replicate<Response: Sendable>(_ record: Aerocache_V1_Record, to others: [Ring.Member], needed: Int,
+                                       view: ClusterView,
+                                       answer: @escaping @Sendable ([Aerocache_V1_Record]) throws(RPCError) -> Response) -> Reply<Response> {
+        guard !others.isEmpty else {
+            do { return .now(try answer([])) } catch { return .callback { $0(.failure(error)) } }
         }
-        if needed == 0 { return .now(response) }
+        let quorum = Quorum(needed: needed, total: others.count)
+        for member in others { send(record, to: member, view: view, waiter: quorum) }
+        if needed == 0 {
+            do { return .now(try answer([])) } catch { return .callback { $0(.failure(error)) } }
+        }
         return .callback { completion in
-            quorum.onOutcome { outcome in completion(outcome.map { response }) }
+            quorum.onOutcome { outcome in
+                completion(outcome.flatMap { merged in Result { () throws(RPCError) in try answer(merged) } })
+            }
         }
     }
 
-    /// Reads the newest record of `key` among this node and `others` (quorum reads), repairing stale replicas.
-    func readNewest(key: String, others: [Ring.Member], needed: Int, view: ClusterView) async throws -> EntryRecord? {
-        var newest = store.record(key)
-        var answers: [(Ring.Member, EntryRecord?)] = []
-        try await withThrowingTaskGroup(of: (Ring.Member, EntryRecord?)?.self) { group in
-            for member in others where view.isAlive(member) {
-                group.addTask { [self] in
-                    var request = Aerocache_V1_ReadRequest()
-                    request.keys = [key]
-                    guard let reply = try? await cluster.peers.connection(to: member.address)
-                        .unary(PeerMethods.read, request, timeout: cluster.configuration.peerTimeout) else { return nil }
-                    return (member, reply.found.first == true ? EntryRecord(reply.records[0]) : nil)
-                }
-            }
-            for try await answer in group {
-                if let answer { answers.append(answer) }
-            }
+    /// Queues `record` on the link to `member` (starting its drain), or hints it when the
+    /// member is down or its link is full.
+    private func send(_ record: Aerocache_V1_Record, to member: Ring.Member, view: ClusterView, waiter: Quorum?) {
+        guard view.isAlive(member) else {
+            cluster.addHint(EntryRecord(record), for: member.id)
+            waiter?.record(success: false)
+            return
         }
-        if answers.count < needed {
-            throw RPCError(.unavailable, "\(answers.count + 1) replicas answered; the read needs \(needed + 1)")
-        }
-        for (_, record) in answers {
-            if let record, record.version > (newest?.version ?? .zero) { newest = record }
-        }
-        guard let newest else { return nil }
-        guard cluster.configuration.readRepair else { return newest }
-        // Read repair: this node's copy and every stale replica get the newest version.
-        if newest.version > (store.record(key)?.version ?? .zero) { _ = try? store.merge(newest) }
-        for (member, record) in answers where (record?.version ?? .zero) < newest.version {
+        let link = link(to: member)
+        switch link.enqueue(record, waiter: waiter) {
+        case .queued:
+            break
+        case .full:
+            cluster.addHint(EntryRecord(record), for: member.id)
+            waiter?.record(success: false)
+        case .startDrain:
             background.yield { [self] in
-                var request = Aerocache_V1_ReplicateRequest()
-                request.records = [newest.proto]
-                _ = try? await cluster.peers.connection(to: member.address)
-                    .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
+                await link.drain(send: { records in
+                    var request = Aerocache_V1_ReplicateRequest()
+                    request.records = records
+                    return try? await cluster.peers.connection(to: member.address)
+                        .unary(PeerMethods.replicate, request, timeout: cluster.configuration.peerTimeout)
+                }, failed: { record in self.cluster.addHint(EntryRecord(record), for: member.id) })
             }
         }
-        return newest
+    }
+
+    /// Reads `key` here and from `others`, answering with the merge of this node's record and
+    /// the first `needed` replies; once every replica answered, repairs those that differ.
+    func readMerged(key: String, others: [Ring.Member], needed: Int, view: ClusterView) async throws -> EntryRecord? {
+        let alive = others.filter(view.isAlive)
+        if alive.count < needed {
+            throw RPCError(.unavailable, "\(alive.count + 1) of \(others.count + 1) replicas are alive; the read needs \(needed + 1)")
+        }
+        guard !alive.isEmpty else { return store.record(key) }
+        let tally = ReadTally(needed: needed, total: alive.count)
+        tally.whenComplete { [self] answers in repair(key: key, answers: answers) }
+        for member in alive {
+            background.yield { [self] in
+                var request = Aerocache_V1_ReadRequest()
+                request.keys = [key]
+                guard let reply = try? await cluster.peers.connection(to: member.address)
+                    .unary(PeerMethods.read, request, timeout: cluster.configuration.peerTimeout),
+                      reply.found.count == 1, reply.records.count == 1 else { return tally.record(nil) }
+                guard reply.found[0] else { return tally.record(ReadTally.Answer(member: member, record: nil)) }
+                let record = EntryRecord(reply.records[0])
+                guard record.key == key, limits.check(record, now: UnixClock.nowMillis(),
+                                                     maxClockSkewMillis: store.configuration.maxClockSkewMillis) == nil else {
+                    return tally.record(nil)
+                }
+                tally.record(ReadTally.Answer(member: member, record: record))
+            }
+        }
+        let first = try await tally.first()
+        return first.reduce(store.record(key)) { merged, answer in
+            guard let record = answer.record else { return merged }
+            return merged.map { $0.merged(with: record) } ?? record
+        }
+    }
+
+    /// Read repair: this node and every replica whose record differs from the merge of all get the merge.
+    private func repair(key: String, answers: [ReadTally.Answer]) {
+        guard cluster.configuration.readRepair else { return }
+        let local = store.record(key)
+        let records = answers.compactMap(\.record) + (local.map { [$0] } ?? [])
+        guard let first = records.first else { return }
+        let merged = records.dropFirst().reduce(first) { $0.merged(with: $1) }
+        if merged != local { _ = try? store.merge(merged) }
+        let proto = merged.proto
+        let view = cluster.view
+        for answer in answers where answer.record != merged {
+            send(proto, to: answer.member, view: view, waiter: nil)
+        }
     }
 
     /// The batching link to `member` (one per member id and address).
     private func link(to member: Ring.Member) -> ReplicationLink {
         links.withLock { links in
             if let link = links[member.id], link.target.address == member.address { return link }
-            let link = ReplicationLink(target: member)
+            let link = ReplicationLink(target: member, maxQueueBytes: cluster.configuration.linkQueueBytes,
+                                       maxBatchBytes: cluster.configuration.maxBatchBytes, store: store)
             links[member.id] = link
             return link
         }
     }
-
-    private func hint(_ record: EntryRecord, for target: String) {
-        if cluster.configuration.hintedHandoff { cluster.hints.add(record, for: target) }
-    }
 }
 
-/// Counts replica acknowledgements and wakes the waiting call once enough arrived (or cannot).
-final class Quorum: Sendable {
+/// Counts the replies of a quorum read: the first `needed` answers wake the reader, and once
+/// every replica answered (or failed) the whole set goes to read repair.
+final class ReadTally: Sendable {
+    struct Answer: Sendable {
+        let member: Ring.Member
+        /// What the replica holds; nil when it holds nothing for the key.
+        let record: EntryRecord?
+    }
+
     private struct State {
-        var successes = 0
+        var answers: [Answer] = []
         var failures = 0
-        var waiter: (@Sendable (Result<Void, RPCError>) -> Void)?
-        var outcome: Result<Void, RPCError>?
+        var waiter: CheckedContinuation<[Answer], any Error>?
+        var decided = false
+        var onComplete: (@Sendable ([Answer]) -> Void)?
     }
 
     private let needed: Int
@@ -197,32 +235,52 @@ final class Quorum: Sendable {
         self.total = total
     }
 
-    func record(success: Bool) {
-        let notify = state.withLock { state -> ((@Sendable (Result<Void, RPCError>) -> Void), Result<Void, RPCError>)? in
-            if success { state.successes += 1 } else { state.failures += 1 }
-            guard state.outcome == nil else { return nil }
-            if state.successes >= needed {
-                state.outcome = .success(())
-            } else if total - state.failures < needed {
-                state.outcome = .failure(RPCError(.unavailable,
-                    "only \(state.successes + 1) of the replicas acknowledged; the write needs \(needed + 1)"))
-            } else {
-                return nil
-            }
-            guard let waiter = state.waiter else { return nil }
-            state.waiter = nil
-            return (waiter, state.outcome!)
-        }
-        if let (waiter, outcome) = notify { waiter(outcome) }
+    /// Registers what runs with every answer once all replicas have answered or failed.
+    func whenComplete(_ body: @escaping @Sendable ([Answer]) -> Void) {
+        state.withLock { $0.onComplete = body }
     }
 
-    /// Calls `body` once, when enough replicas acknowledged or too many failed.
-    func onOutcome(_ body: @escaping @Sendable (Result<Void, RPCError>) -> Void) {
-        let ready = state.withLock { state -> Result<Void, RPCError>? in
-            if let outcome = state.outcome { return outcome }
-            state.waiter = body
-            return nil
+    /// One replica answered; nil: it failed or its answer was refused.
+    func record(_ answer: Answer?) {
+        let (wake, complete) = state.withLock { state -> ((CheckedContinuation<[Answer], any Error>, Result<[Answer], any Error>)?, (@Sendable ([Answer]) -> Void, [Answer])?) in
+            if let answer { state.answers.append(answer) } else { state.failures += 1 }
+            var wake: (CheckedContinuation<[Answer], any Error>, Result<[Answer], any Error>)?
+            if !state.decided, let outcome = outcome(state) {
+                state.decided = true
+                if let waiter = state.waiter {
+                    state.waiter = nil
+                    wake = (waiter, outcome)
+                }
+            }
+            let done = state.answers.count + state.failures == total
+            let complete = done ? state.onComplete.map { ($0, state.answers) } : nil
+            if done { state.onComplete = nil }
+            return (wake, complete)
         }
-        if let ready { body(ready) }
+        if let (waiter, outcome) = wake { waiter.resume(with: outcome) }
+        if let (body, answers) = complete { body(answers) }
+    }
+
+    /// The first `needed` answers, or `UNAVAILABLE` once too many replicas failed.
+    func first() async throws -> [Answer] {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<[Answer], any Error>? in
+                if state.decided || outcome(state) != nil {
+                    state.decided = true
+                    return outcome(state) ?? .success(state.answers)
+                }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func outcome(_ state: State) -> Result<[Answer], any Error>? {
+        if state.answers.count >= needed { return .success(state.answers) }
+        if total - state.failures < needed {
+            return .failure(RPCError(.unavailable, "\(state.answers.count + 1) replicas answered; the read needs \(needed + 1)"))
+        }
+        return nil
     }
 }

@@ -4,12 +4,16 @@ import NIOCore
 import Synchronization
 
 /// One client connection per peer address, opened on first use.
+///
+/// Every call on them carries the cluster's credential, so peers take it as a member's.
 public final class PeerPool: Sendable {
     private let group: any EventLoopGroup
+    private let credential: PeerCredential?
     private let connections = Mutex<[String: GRPCClientConnection]>([:])
 
-    public init(group: any EventLoopGroup) {
+    public init(group: any EventLoopGroup, credential: PeerCredential?) {
         self.group = group
+        self.credential = credential
     }
 
     public func connection(to address: String) -> GRPCClientConnection {
@@ -18,6 +22,9 @@ public final class PeerPool: Sendable {
             let target = (try? HostPort(parsing: address)) ?? HostPort(host: address, port: 7400)
             var configuration = GRPCClientConnection.Configuration()
             configuration.maximumBackoff = .milliseconds(500)
+            if let credential {
+                configuration.extraHeaders = [(PeerCredential.headerNameString, credential.headerValue)]
+            }
             let connection = GRPCClientConnection(host: target.host, port: target.port, eventLoopGroup: group,
                                                   configuration: configuration)
             pool[address] = connection

@@ -3,38 +3,102 @@ import AeroCacheProto
 import AeroCacheTransport
 
 /// `aerocache.v1.Peer`: what other nodes call — join, gossip, replicate, read.
+///
+/// Only members may call it: a call without the cluster's credential
+/// (``ServerCallContext/isPeer``) is `UNAUTHENTICATED`. What members send is checked like a
+/// client request: a record that breaks a limit or comes from a clock too far ahead is
+/// refused on its own (and counted), the rest of its batch is applied.
 struct PeerService: Sendable {
     let cluster: ClusterShell
     let store: StorageEngine
+    let limits: Limits
+    let metrics: NodeMetrics
+
+    /// Most keys one Read may ask for, and most bytes its answer may carry.
+    static let maxReadKeys = 1000
+    static let maxReadReplyBytes = 16 << 20
 
     var methods: [ServerMethod] {
         [
-            .sync(PeerMethods.join) { request, _ throws(RPCError) in try cluster.handleJoin(request) },
-            .sync(PeerMethods.gossip) { request, _ throws(RPCError) in try cluster.handleGossip(request) },
-            .sync(PeerMethods.replicate) { request, _ throws(RPCError) in
-                var response = Aerocache_V1_ReplicateResponse()
-                for record in request.records {
-                    do throws(StorageError) {
-                        if try store.merge(EntryRecord(record)) { response.applied += 1 }
-                    } catch {
-                        throw RPCError(.resourceExhausted, "replica cannot store \(record.key): \(error)")
-                    }
-                }
-                return response
+            .sync(PeerMethods.join) { request, context throws(RPCError) in
+                try Self.requirePeer(context)
+                return try cluster.handleJoin(request)
             },
-            .sync(PeerMethods.read) { request, _ throws(RPCError) in
-                var response = Aerocache_V1_ReadResponse()
-                for key in request.keys {
-                    if let record = store.record(key) {
-                        response.records.append(record.proto)
-                        response.found.append(true)
-                    } else {
-                        response.records.append(Aerocache_V1_Record())
-                        response.found.append(false)
-                    }
-                }
-                return response
+            .sync(PeerMethods.gossip) { request, context throws(RPCError) in
+                try Self.requirePeer(context)
+                return try cluster.handleGossip(request)
+            },
+            .sync(PeerMethods.replicate) { request, context throws(RPCError) in
+                try Self.requirePeer(context)
+                return replicate(request)
+            },
+            .sync(PeerMethods.read) { request, context throws(RPCError) in
+                try Self.requirePeer(context)
+                return try read(request)
             },
         ]
+    }
+
+    /// The one check between a peer method and its caller.
+    static func requirePeer(_ context: ServerCallContext) throws(RPCError) {
+        guard context.isPeer else {
+            throw RPCError(.unauthenticated, "peer calls need the cluster secret (--cluster-secret-file)")
+        }
+    }
+
+    func replicate(_ request: Aerocache_V1_ReplicateRequest) -> Aerocache_V1_ReplicateResponse {
+        var response = Aerocache_V1_ReplicateResponse()
+        let now = UnixClock.nowMillis()
+        for (index, proto) in request.records.enumerated() {
+            let record = EntryRecord(proto)
+            var refusal = limits.check(record, now: now, maxClockSkewMillis: store.configuration.maxClockSkewMillis)
+            if refusal == nil {
+                do throws(StorageError) {
+                    if try store.merge(record) { response.applied += 1 }
+                } catch {
+                    if case .clockSkew = error { refusal = .clockSkew } else { refusal = .memory }
+                }
+            }
+            if let refusal {
+                metrics.rejected(refusal)
+                response.rejected.append(UInt32(index))
+                continue
+            }
+            // A counter's coordinator learns every increment the replicas hold.
+            if record.counter != nil, let held = store.record(record.key) {
+                var merged = Aerocache_V1_MergedRecord()
+                merged.index = UInt32(index)
+                merged.record = held.proto
+                response.merged.append(merged)
+            }
+        }
+        return response
+    }
+
+    func read(_ request: Aerocache_V1_ReadRequest) throws(RPCError) -> Aerocache_V1_ReadResponse {
+        guard request.keys.count <= Self.maxReadKeys else {
+            throw RPCError(.invalidArgument, "read asks for \(request.keys.count) keys, over the limit of \(Self.maxReadKeys)")
+        }
+        var response = Aerocache_V1_ReadResponse()
+        var bytes = 0
+        for key in request.keys {
+            do throws(ValidationError) {
+                try limits.validate(key: key)
+            } catch {
+                throw RPCError(.invalidArgument, error.message)
+            }
+            if let record = store.record(key) {
+                bytes += HintStore.size(of: record)
+                guard bytes <= Self.maxReadReplyBytes else {
+                    throw RPCError(.resourceExhausted, "the answer would pass \(Self.maxReadReplyBytes) bytes; ask for fewer keys")
+                }
+                response.records.append(record.proto)
+                response.found.append(true)
+            } else {
+                response.records.append(Aerocache_V1_Record())
+                response.found.append(false)
+            }
+        }
+        return response
     }
 }

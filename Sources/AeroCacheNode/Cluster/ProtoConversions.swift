@@ -4,8 +4,12 @@ import Foundation
 
 extension EntryRecord {
     init(_ proto: Aerocache_V1_Record) {
+        let version = Version(timestamp: proto.timestamp, node: proto.node)
+        let expiryVersion = proto.expiryTimestamp == 0 && proto.expiryNode == 0
+            ? version : Version(timestamp: proto.expiryTimestamp, node: proto.expiryNode)
         self.init(key: proto.key, value: Array(proto.value), metadata: proto.metadata, expiresAtMillis: proto.expiresAtUnixMs,
-                  version: Version(timestamp: proto.timestamp, node: proto.node), isTombstone: proto.tombstone)
+                  version: version, isTombstone: proto.tombstone, expiryVersion: expiryVersion,
+                  counter: proto.hasCounter ? CounterState(proto.counter) : nil)
     }
 
     var proto: Aerocache_V1_Record {
@@ -17,7 +21,46 @@ extension EntryRecord {
         record.timestamp = version.timestamp
         record.node = version.node
         record.tombstone = isTombstone
+        if expiryVersion != version {
+            record.expiryTimestamp = expiryVersion.timestamp
+            record.expiryNode = expiryVersion.node
+        }
+        if let counter { record.counter = counter.proto }
         return record
+    }
+}
+
+extension CounterState {
+    /// The state a peer sent, as it sent it (``Limits/check(_:now:maxClockSkewMillis:)`` then
+    /// refuses windows or slots that are out of order).
+    init(_ proto: Aerocache_V1_CounterState) {
+        self.init()
+        windows = proto.windows.map { window in
+            CounterState.Window(id: Version(timestamp: window.timestamp, node: window.node),
+                                expiresAtMillis: window.expiresAtUnixMs, base: window.base, converted: window.converted,
+                                slots: window.slots.map { CounterState.Slot(id: $0.id, added: $0.added, subtracted: $0.subtracted) })
+        }
+    }
+
+    var proto: Aerocache_V1_CounterState {
+        var state = Aerocache_V1_CounterState()
+        state.windows = windows.map { window in
+            var message = Aerocache_V1_CounterWindow()
+            message.timestamp = window.id.timestamp
+            message.node = window.id.node
+            message.expiresAtUnixMs = window.expiresAtMillis
+            message.base = window.base
+            message.converted = window.converted
+            message.slots = window.slots.map { slot in
+                var message = Aerocache_V1_CounterSlot()
+                message.id = slot.id
+                message.added = slot.added
+                message.subtracted = slot.subtracted
+                return message
+            }
+            return message
+        }
+        return state
     }
 }
 

@@ -2,51 +2,117 @@ import AeroCacheCore
 import AeroCacheProto
 import Synchronization
 
-/// Writes on their way to one replica, sent in batches.
+/// Writes on their way to one replica, sent in batches, bounded in bytes.
 ///
 /// Records queue up while a Replicate call is in flight and all go in the next one, so under
 /// load one call carries many writes (the batch grows with the load, and an idle link sends
-/// a write at once). Each record's ``Quorum`` hears whether its copy landed; a failed call
-/// leaves a hint for every record in it.
+/// a write at once). A batch stays under ``maxBatchBytes`` (the request limit, less room), so
+/// large values never make a batch the replica must refuse. The queue holds at most
+/// ``maxQueueBytes``, counted in the node's memory bound; past that a write is refused here
+/// and its caller leaves a hint instead. Each record's waiter hears whether its copy landed
+/// (and, for a counter, what the replica holds after merging it); a failed call leaves a hint
+/// for every record in it; a record the replica refused is dropped and counted there.
 final class ReplicationLink: Sendable {
+    struct Pending: Sendable {
+        let record: Aerocache_V1_Record
+        let size: Int
+        let waiter: Quorum?
+    }
+
     private struct State {
-        var pending: [(record: Aerocache_V1_Record, quorum: Quorum)] = []
+        var pending: [Pending] = []
+        var head = 0
+        var queuedBytes = 0
         var sending = false
     }
 
+    /// What ``enqueue(_:waiter:)`` did with a record.
+    enum Enqueued {
+        /// Queued, and no drain is running: the caller starts ``drain(send:failed:)``.
+        case startDrain
+        /// Queued behind a running drain.
+        case queued
+        /// The queue is full (the replica is slow or gone): not queued.
+        case full
+    }
+
     let target: Ring.Member
+    let maxQueueBytes: Int
+    let maxBatchBytes: Int
+    static let maxBatchRecords = 512
     private let state = Mutex(State())
-    static let maxBatch = 512
+    private let store: StorageEngine
 
-    init(target: Ring.Member) {
+    init(target: Ring.Member, maxQueueBytes: Int, maxBatchBytes: Int, store: StorageEngine) {
         self.target = target
+        self.maxQueueBytes = maxQueueBytes
+        self.maxBatchBytes = maxBatchBytes
+        self.store = store
     }
 
-    /// Queues a record; returns true when the caller must start ``drain(send:failed:)``.
-    func enqueue(_ record: Aerocache_V1_Record, quorum: Quorum) -> Bool {
-        state.withLock { state in
-            state.pending.append((record, quorum))
-            if state.sending { return false }
+    /// Queues `record`; the caller starts the drain when told to.
+    func enqueue(_ record: Aerocache_V1_Record, waiter: Quorum?) -> Enqueued {
+        let size = record.estimatedSize
+        let outcome = state.withLock { state -> Enqueued in
+            if state.queuedBytes + size > maxQueueBytes && state.queuedBytes > 0 { return .full }
+            state.pending.append(Pending(record: record, size: size, waiter: waiter))
+            state.queuedBytes += size
+            if state.sending { return .queued }
             state.sending = true
-            return true
+            return .startDrain
         }
+        if case .full = outcome { return outcome }
+        store.reserveOutside(size)
+        return outcome
     }
 
-    /// Sends batches until the queue is empty. `send` returns whether the replica took them.
-    func drain(send: ([Aerocache_V1_Record]) async -> Bool, failed: (Aerocache_V1_Record) -> Void) async {
+    /// Sends batches until the queue is empty. `send` returns the replica's answer, or nil
+    /// when the call failed; `failed` gets every record that did not arrive.
+    func drain(send: ([Aerocache_V1_Record]) async -> Aerocache_V1_ReplicateResponse?,
+               failed: (Aerocache_V1_Record) -> Void) async {
         while true {
-            let batch = state.withLock { state -> [(record: Aerocache_V1_Record, quorum: Quorum)] in
-                let batch = Array(state.pending.prefix(Self.maxBatch))
-                state.pending.removeFirst(batch.count)
+            let batch = state.withLock { state -> [Pending] in
+                var batch: [Pending] = []
+                var bytes = 0
+                while state.head < state.pending.count && batch.count < Self.maxBatchRecords {
+                    let next = state.pending[state.head]
+                    if !batch.isEmpty && bytes + next.size > maxBatchBytes { break }
+                    batch.append(next)
+                    bytes += next.size
+                    state.head += 1
+                }
+                state.queuedBytes -= bytes
+                if state.head == state.pending.count {
+                    state.pending.removeAll(keepingCapacity: state.pending.count < 4096)
+                    state.head = 0
+                }
                 if batch.isEmpty { state.sending = false }
                 return batch
             }
             guard !batch.isEmpty else { return }
-            let delivered = await send(batch.map(\.record))
-            for (record, quorum) in batch {
-                if !delivered { failed(record) }
-                quorum.record(success: delivered)
+            store.releaseOutside(batch.reduce(0) { $0 + $1.size })
+            let answer = await send(batch.map(\.record))
+            let rejected = Set(answer?.rejected.map(Int.init) ?? [])
+            var merged: [Int: Aerocache_V1_Record] = [:]
+            for reply in answer?.merged ?? [] { merged[Int(reply.index)] = reply.record }
+            for (index, pending) in batch.enumerated() {
+                guard answer != nil else {
+                    failed(pending.record)
+                    pending.waiter?.record(success: false)
+                    continue
+                }
+                pending.waiter?.record(success: !rejected.contains(index), merged: merged[index])
             }
         }
+    }
+}
+
+extension Aerocache_V1_Record {
+    /// About the bytes this record takes in a request (never much less).
+    var estimatedSize: Int {
+        var size = 64 + key.utf8.count + value.count
+        for (name, value) in metadata { size += name.utf8.count + value.utf8.count + 4 }
+        for window in counter.windows { size += 40 + 30 * window.slots.count }
+        return size
     }
 }

@@ -33,7 +33,10 @@ final class NodeMetrics: Sendable {
     let memory: CoreMetrics.Gauge
     let evictions: CoreMetrics.Counter
     let hintsPending: CoreMetrics.Gauge
+    let hintsDropped: CoreMetrics.Counter
     let antiEntropyRepaired: CoreMetrics.Counter
+    /// Peer records refused, indexed by ``RecordRejection``'s position in `allCases`.
+    private let rejectedRecords: [CoreMetrics.Counter]
 
     init() {
         requests = Operation.allCases.map {
@@ -45,13 +48,23 @@ final class NodeMetrics: Sendable {
         memory = CoreMetrics.Gauge(label: "aerocache_memory_bytes")
         evictions = CoreMetrics.Counter(label: "aerocache_evictions_total")
         hintsPending = CoreMetrics.Gauge(label: "aerocache_hints_pending")
+        hintsDropped = CoreMetrics.Counter(label: "aerocache_hints_dropped_total")
+        rejectedRecords = RecordRejection.allCases.map {
+            CoreMetrics.Counter(label: "aerocache_rejected_records_total", dimensions: [("reason", $0.rawValue)])
+        }
         antiEntropyRepaired = CoreMetrics.Counter(label: "aerocache_antientropy_repaired_keys_total")
     }
 
-    /// Evictions already added to ``evictions`` (the engine keeps the running total).
-    private let evictionsReported = EvictionCursor()
+    /// Evictions and dropped hints already added to their counters (the engine and the hint
+    /// store keep the running totals).
+    private let evictionsReported = TotalCursor()
+    private let hintsDroppedReported = TotalCursor()
 
     func request(_ op: Operation) { requests[op.rawValue].increment() }
+
+    func rejected(_ reason: RecordRejection) {
+        rejectedRecords[RecordRejection.allCases.firstIndex(of: reason)!].increment()
+    }
 
     /// Brings the evictions counter up to the engine's running total.
     func reportEvictions(total: Int) {
@@ -59,7 +72,13 @@ final class NodeMetrics: Sendable {
         if delta > 0 { evictions.increment(by: delta) }
     }
 
-    final class EvictionCursor: Sendable {
+    /// Brings the dropped-hints counter up to the hint store's running total.
+    func reportHintsDropped(total: Int) {
+        let delta = hintsDroppedReported.advance(to: total)
+        if delta > 0 { hintsDropped.increment(by: delta) }
+    }
+
+    final class TotalCursor: Sendable {
         private let seen = Mutex(0)
         /// Moves to `total`, returning how far it moved.
         func advance(to total: Int) -> Int {

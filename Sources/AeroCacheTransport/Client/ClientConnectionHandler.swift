@@ -14,6 +14,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     typealias Completion = @Sendable (Result<[UInt8], any Error>) -> Void
 
     private let authority: OwnedHeader
+    /// Sent on every call (the cluster credential on node-to-node connections).
+    private let extraHeaders: [OwnedHeader]
+    /// How long past a call's deadline to keep waiting for the server's own answer.
+    private let deadlineSlack: TimeAmount
     private let peerDescription: String
     private let maxResponseMessageBytes: Int
     /// Told once when this connection stops taking new calls (GOAWAY or close).
@@ -26,8 +30,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var flushScheduled = false
     private var inReadCycle = false
 
-    init(authority: String, maxResponseMessageBytes: Int, onUnusable: @escaping @Sendable () -> Void) {
+    init(authority: String, maxResponseMessageBytes: Int, extraHeaders: [(name: String, value: String)] = [],
+         deadlineSlack: TimeAmount = .zero, onUnusable: @escaping @Sendable () -> Void) {
         self.authority = OwnedHeader(":authority", authority)
+        self.extraHeaders = extraHeaders.map { OwnedHeader($0.name, $0.value) }
+        self.deadlineSlack = deadlineSlack
         self.peerDescription = authority
         self.maxResponseMessageBytes = maxResponseMessageBytes
         self.onUnusable = onUnusable
@@ -122,7 +129,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }()
         var fields = [StaticHeader.methodPOST.field, StaticHeader.schemeHTTP.field, pathHeader.field,
                       authority.field, StaticHeader.contentTypeGRPC.field, StaticHeader.te.field,
-                      StaticHeader.userAgent.field]
+                      StaticHeader.userAgent.field] + extraHeaders.map(\.field)
         var provider = nghttp2_data_provider()
         provider.read_callback = clientReadRequestData
         let streamID: Int32
@@ -146,7 +153,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         streams[streamID] = stream
         if let timeoutNanoseconds, let context {
-            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds)) { [self] in
+            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds) + deadlineSlack) { [self] in
                 self.expire(streamID: streamID)
             }
         }

@@ -27,6 +27,11 @@ public final class GRPCClientConnection: Sendable {
         public var maximumBackoff: TimeAmount = .seconds(5)
         public var backoffMultiplier: Double = 1.6
         public var maxResponseMessageBytes: Int = 64 << 20
+        /// Headers sent on every call (a node sends the cluster credential to its peers).
+        public var extraHeaders: [(name: String, value: String)] = []
+        /// How long past a call's deadline the client keeps waiting for the server's own
+        /// `DEADLINE_EXCEEDED` before it fails the call itself (0: it fails it at the deadline).
+        public var deadlineSlack: TimeAmount = .zero
         public init() {}
     }
 
@@ -162,6 +167,8 @@ public final class GRPCClientConnection: Sendable {
     private func connect(_ promise: EventLoopPromise<Connected>, failures: Int) {
         let authority = "\(host):\(port)"
         let maxResponse = configuration.maxResponseMessageBytes
+        let extraHeaders = configuration.extraHeaders
+        let slack = configuration.deadlineSlack
         // The handler goes in before the connection opens: bytes read before it was added
         // (the server's SETTINGS) would be lost and the session would fail.
         ClientBootstrap(group: promise.futureResult.eventLoop)
@@ -171,7 +178,8 @@ public final class GRPCClientConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     // A strong reference (a weak one would slow every retain of `self`); the cycle
                     // ends when the channel closes and its pipeline lets go of the handler.
-                    let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse) {
+                    let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse,
+                                                          extraHeaders: extraHeaders, deadlineSlack: slack) {
                         [self, channel] in self.connectionBecameUnusable(channel)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)

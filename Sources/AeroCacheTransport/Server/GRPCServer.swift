@@ -27,14 +27,22 @@ public final class GRPCServer: Sendable {
         public var maxConcurrentStreams: UInt32
         /// How long graceful shutdown waits for in-flight calls before closing connections.
         public var shutdownGracePeriod: TimeAmount
+        /// Bytes of requests and unsent answers one connection may hold before the server stops
+        /// reading from it (a client that does not read its answers waits; nothing grows).
+        public var maxHeldBytesPerConnection: Int
+        /// Recognises calls from other cluster members; nil: none is.
+        public var peerCredential: PeerCredential?
 
         public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
-                    maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10)) {
+                    maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10),
+                    maxHeldBytesPerConnection: Int = 8 << 20, peerCredential: PeerCredential? = nil) {
             self.host = host
             self.port = port
             self.maxRequestMessageBytes = maxRequestMessageBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.shutdownGracePeriod = shutdownGracePeriod
+            self.maxHeldBytesPerConnection = maxHeldBytesPerConnection
+            self.peerCredential = peerCredential
         }
     }
 
@@ -74,7 +82,9 @@ public final class GRPCServer: Sendable {
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxConcurrentStreams: configuration.maxConcurrentStreams,
             initialWindowSize: 1 << 20,
-            connectionWindowSize: 16 << 20)
+            connectionWindowSize: 16 << 20,
+            maxHeldBytes: configuration.maxHeldBytesPerConnection,
+            peerCredential: configuration.peerCredential)
         let listener: any Channel
         do {
             listener = try await ServerBootstrap(group: group)

@@ -7,8 +7,15 @@ import NIOCore
 /// libnghttp2 does the HTTP/2 framing, HPACK and flow control; this handler feeds it what
 /// the socket reads, turns its callbacks into calls on ``ServerMethod``s, and writes what it
 /// has to send once per read cycle, in one buffer and one flush.
-final class ServerConnectionHandler: ChannelInboundHandler {
+///
+/// Memory is bounded per connection, whatever the client does: requests and unsent answers
+/// together stay within ``Settings/maxHeldBytes`` (plus one answer and one socket read).
+/// Past it the handler stops reading from the socket and holds back requests already read
+/// until the client takes its answers; it hands nghttp2's output to the socket only while
+/// the socket takes it.
+final class ServerConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Fired down the pipeline to start a graceful close: GOAWAY, finish in-flight calls, close.
@@ -19,7 +26,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var maxConcurrentStreams: UInt32
         var initialWindowSize: UInt32
         var connectionWindowSize: Int32
+        /// Bytes of requests and unsent answers one connection may hold before it stops reading.
+        var maxHeldBytes: Int
+        /// Recognises peer calls (``ServerCallContext/isPeer``); nil: no call is a peer call.
+        var peerCredential: PeerCredential?
     }
+
+    /// Longest `grpc-message` sent, and longest piece of a request quoted in one.
+    static let maxMessageBytes = 1024
+    static let maxQuotedBytes = 128
 
     private let router: ServerRouter
     private let settings: Settings
@@ -35,6 +50,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Running calls with a deadline, checked by `deadlineSweep`.
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
+    /// Request bytes received and not yet handed to their method.
+    private var heldRequestBytes = 0
+    /// Answer bytes not yet handed to nghttp2's output.
+    private var heldResponseBytes = 0
+    /// Requests complete but held back while too many answers wait.
+    private var waiting: [(stream: ServerStream, request: [UInt8])] = []
+    private var waitingHead = 0
+    /// A read was asked for while reading was paused.
+    private var readPending = false
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
@@ -54,6 +78,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { start() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context refers back to this handler: let go of it so that both, and the
+        // nghttp2 session freed in deinit, go with the connection.
+        tearDown()
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -98,13 +129,36 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Reads from the socket only while the connection holds less than its budget.
+    func read(context: ChannelHandlerContext) {
+        if isOverBudget {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private var isOverBudget: Bool { heldRequestBytes + heldResponseBytes >= settings.maxHeldBytes }
+
+    /// The connection is gone: every call ends, nothing is kept.
+    private func tearDown() {
         isOpen = false
         deadlineSweep?.cancel()
         deadlineSweep = nil
         runningWithDeadlines.removeAll()
         for stream in streams.values { stream.finish() }
         streams.removeAll()
-        context.fireChannelInactive()
+        waiting.removeAll()
+        waitingHead = 0
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -129,11 +183,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         context?.close(promise: nil)
     }
 
-    /// Sends everything nghttp2 has queued as one write, then closes if the session is over.
+    /// Sends what nghttp2 has queued, in as few writes as the socket takes, then closes if the
+    /// session is over. While the socket is full, the rest stays queued in nghttp2 (and the
+    /// answers in their streams) until ``channelWritabilityChanged(context:)``.
     private func flush() {
         guard isOpen, let context else { return }
         var buffer: ByteBuffer?
-        while true {
+        var wrote = false
+        while context.channel.isWritable {
             var chunk: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &chunk)
             if count < 0 {
@@ -144,12 +201,43 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             guard count > 0, let chunk else { break }
             if buffer == nil { buffer = context.channel.allocator.buffer(capacity: Swift.max(count, 1024)) }
             buffer!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: count))
+            if buffer!.readableBytes >= Self.writeChunkBytes {
+                context.write(wrapOutboundOut(buffer!), promise: nil)
+                buffer = nil
+                wrote = true
+            }
         }
         if let buffer {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            wrote = true
         }
+        if wrote { context.flush() }
         if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             close()
+            return
+        }
+        runWaitingCalls()
+    }
+
+    /// Bytes gathered from nghttp2 before they are handed to the socket (which then says
+    /// whether it takes more).
+    static let writeChunkBytes = 64 * 1024
+
+    /// Runs held-back requests while the answers fit the budget, and reads again once it allows.
+    private func runWaitingCalls() {
+        while waitingHead < waiting.count && heldResponseBytes < settings.maxHeldBytes && isOpen {
+            let (stream, request) = waiting[waitingHead]
+            waitingHead += 1
+            heldRequestBytes -= request.count
+            if stream.phase == .waiting { run(stream, request: request) }
+        }
+        if waitingHead == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            waitingHead = 0
+        }
+        if readPending && !isOverBudget, let context {
+            readPending = false
+            context.read()
         }
     }
 
@@ -177,9 +265,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         if name[0] == UInt8(ascii: ":") {
             if headerEquals(name, nameLength, ":path") {
                 stream.method = router.method(forPath: UnsafeRawBufferPointer(start: value, count: valueLength))
-                if stream.method == nil {
-                    stream.unknownPath = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-                }
+                if stream.method == nil { stream.unknownPath = Self.quote(value, valueLength) }
             } else if headerEquals(name, nameLength, ":method") {
                 stream.isPOST = headerEquals(value, valueLength, "POST")
             }
@@ -189,9 +275,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             stream.timeoutNanoseconds = GRPCTimeout.parseNanoseconds(UnsafeBufferPointer(start: value, count: valueLength))
             if stream.timeoutNanoseconds == nil { stream.badTimeout = true }
         } else if headerEquals(name, nameLength, "grpc-encoding") {
-            stream.unsupportedEncoding = !headerEquals(value, valueLength, "identity")
-                ? String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self) : nil
+            stream.unsupportedEncoding = !headerEquals(value, valueLength, "identity") ? Self.quote(value, valueLength) : nil
+        } else if headerEquals(name, nameLength, PeerCredential.headerName), let credential = settings.peerCredential {
+            stream.isPeer = credential.admits(UnsafeRawBufferPointer(start: value, count: valueLength))
         }
+    }
+
+    /// A header value as an error message may quote it: at most ``maxQuotedBytes`` bytes.
+    private static func quote(_ value: UnsafePointer<UInt8>, _ length: Int) -> String {
+        let shown = String(decoding: UnsafeBufferPointer(start: value, count: Swift.min(length, maxQuotedBytes)), as: UTF8.self)
+        return length > maxQuotedBytes ? shown + "… (\(length) bytes)" : shown
     }
 
     /// The request's headers are complete: refuse it at once if it cannot be served.
@@ -221,26 +314,45 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
         guard let stream = streams[streamID], stream.phase == .receivingMessage else { return }
+        let before = stream.collector.byteCount
         do {
             try stream.collector.append(UnsafeRawBufferPointer(start: data, count: length))
         } catch {
             respond(stream, .failure(error))
         }
+        heldRequestBytes += stream.collector.byteCount - before
     }
 
     /// The client half-closed the stream: the request is complete, run it.
     fileprivate func onRequestEnd(streamID: Int32) {
-        guard let stream = streams[streamID], stream.phase == .receivingMessage, let method = stream.method else { return }
+        guard let stream = streams[streamID], stream.phase == .receivingMessage, stream.method != nil else { return }
+        let collected = stream.collector.byteCount
         let request: [UInt8]
         do {
             request = try stream.collector.finish()
         } catch {
+            heldRequestBytes -= collected
             return respond(stream, .failure(error))
         }
+        heldRequestBytes -= collected - request.count
+        // Too many answers wait for the client to read them: this call waits too.
+        if heldResponseBytes >= settings.maxHeldBytes {
+            stream.phase = .waiting
+            waiting.append((stream, request))
+            if stream.deadline != nil, let context { armDeadline(stream, on: context.eventLoop) }
+            return
+        }
+        heldRequestBytes -= request.count
+        run(stream, request: request)
+    }
+
+    /// Hands a complete request to its method.
+    private func run(_ stream: ServerStream, request: [UInt8]) {
+        guard let method = stream.method else { return }
         if let deadline = stream.deadline, deadline < .now() {
             return respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call started")))
         }
-        let callContext = ServerCallContext(deadline: stream.deadline)
+        let callContext = ServerCallContext(deadline: stream.deadline, isPeer: stream.isPeer)
         switch method.body {
         case .sync(let body):
             respond(stream, body(request, callContext))
@@ -304,7 +416,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             deadlineSweep = nil
             let now = NIODeadline.now()
             for (id, stream) in runningWithDeadlines {
-                if stream.phase != .running && stream.phase != .receivingMessage {
+                if stream.phase != .running && stream.phase != .receivingMessage && stream.phase != .waiting {
                     runningWithDeadlines[id] = nil
                 } else if let deadline = stream.deadline, deadline <= now {
                     runningWithDeadlines[id] = nil
@@ -319,7 +431,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     static let deadlineSweepInterval = TimeAmount.milliseconds(5)
 
     fileprivate func onStreamClose(streamID: Int32) {
-        streams.removeValue(forKey: streamID)?.finish()
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        // What it still held: request bytes being received, or an answer not all sent.
+        if stream.phase == .receivingMessage { heldRequestBytes -= stream.collector.byteCount }
+        heldResponseBytes -= stream.unsentResponseBytes
+        stream.unsentResponseBytes = 0
+        stream.response = []
+        stream.finish()
     }
 
     // MARK: Response side
@@ -331,10 +449,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         switch result {
         case .success(let payload):
             stream.response = payload
+            stream.unsentResponseBytes = MessageFrame.prefixLength + payload.count
+            heldResponseBytes += stream.unsentResponseBytes
             var provider = nghttp2_data_provider()
             provider.read_callback = serverReadResponseData
             var fields = [StaticHeader.status200.field, StaticHeader.contentTypeGRPC.field]
-            nghttp2_submit_response(session, stream.id, &fields, fields.count, &provider)
+            if nghttp2_submit_response(session, stream.id, &fields, fields.count, &provider) != 0 {
+                resetStream(stream)
+            }
         case .failure(let error):
             submitTrailersOnly(stream, httpStatus: StaticHeader.status200, error)
         }
@@ -348,12 +470,25 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func submitTrailersOnly(_ stream: ServerStream, httpStatus: StaticHeader, _ error: RPCError) {
         var extra = DynamicHeaders()
-        extra.append("grpc-message", PercentEncoding.encode(error.message))
+        var message = error.message
+        if message.utf8.count > Self.maxMessageBytes {
+            message = String(decoding: message.utf8.prefix(Self.maxMessageBytes), as: UTF8.self) + "…"
+        }
+        extra.append("grpc-message", PercentEncoding.encode(message))
         var prefix = [httpStatus.field, StaticHeader.contentTypeGRPC.field, StaticHeader.grpcStatus[error.code.rawValue].field]
         if error.code == .unimplemented { prefix.append(StaticHeader.grpcAcceptEncoding.field) }
-        extra.withFields(after: prefix) { fields, count in
-            _ = nghttp2_submit_response(session, stream.id, fields, count, nil)
+        let submitted = extra.withFields(after: prefix) { fields, count in
+            nghttp2_submit_response(session, stream.id, fields, count, nil)
         }
+        if submitted != 0 { resetStream(stream) }
+    }
+
+    /// Ends a stream whose answer could not be submitted: the client hears a reset, not nothing.
+    private func resetStream(_ stream: ServerStream) {
+        heldResponseBytes -= stream.unsentResponseBytes
+        stream.unsentResponseBytes = 0
+        stream.response = []
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_INTERNAL_ERROR.rawValue)
     }
 
     /// nghttp2 asks for up to `length` body bytes: the 5-byte prefix, then the message.
@@ -368,7 +503,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             let prefix = MessageFrame.prefix(length: payloadCount)
             withUnsafeBytes(of: prefix) { prefixBytes in
                 let n = Swift.min(MessageFrame.prefixLength - offset, length)
-                (buffer).update(from: prefixBytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + offset, count: n)
+                buffer.update(from: prefixBytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + offset, count: n)
                 written = n
                 offset += n
             }
@@ -383,11 +518,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             offset += n
         }
         stream.responseOffset = offset
+        stream.unsentResponseBytes -= written
+        heldResponseBytes -= written
         if offset == total {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             var trailer = [StaticHeader.grpcStatusOK.field]
             nghttp2_submit_trailer(session, streamID, &trailer, 1)
             stream.response = []
+            stream.responseOffset = 0
         }
         return written
     }
@@ -455,7 +593,7 @@ private let serverReadResponseData: nghttp2_data_source_read_callback = { _, str
 
 /// The state of one call on a server connection.
 final class ServerStream {
-    enum Phase { case receivingHeaders, receivingMessage, running, responding, closed }
+    enum Phase { case receivingHeaders, receivingMessage, waiting, running, responding, closed }
 
     let id: Int32
     var phase = Phase.receivingHeaders
@@ -463,13 +601,18 @@ final class ServerStream {
     var unknownPath: String?
     var isPOST = false
     var isGRPCContentType = false
+    /// The call carried the cluster's credential.
+    var isPeer = false
     var timeoutNanoseconds: Int64?
     var badTimeout = false
     var unsupportedEncoding: String?
     var deadline: NIODeadline?
     var collector: UnaryMessageCollector
+    /// The answer's message, and how much of it (prefix included) nghttp2 has taken.
     var response: [UInt8] = []
     var responseOffset = 0
+    /// Bytes of the answer (prefix included) not yet handed to nghttp2.
+    var unsentResponseBytes = 0
 
     init(id: Int32, maxMessageBytes: Int) {
         self.id = id

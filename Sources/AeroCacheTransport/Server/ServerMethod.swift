@@ -5,6 +5,13 @@ import SwiftProtobuf
 public struct ServerCallContext: Sendable {
     /// When the caller stops waiting (from `grpc-timeout`), if it said.
     public var deadline: NIODeadline?
+    /// Whether the caller proved it is a member of the cluster (``PeerCredential``).
+    public var isPeer: Bool
+
+    public init(deadline: NIODeadline? = nil, isPeer: Bool = false) {
+        self.deadline = deadline
+        self.isPeer = isPeer
+    }
 }
 
 /// One routed unary method: its path and the function that answers it.

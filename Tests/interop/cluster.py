@@ -1,0 +1,197 @@
+"""Real aerocache-node processes on loopback for the cluster tests: start, kill -9, pause, restart.
+
+Every node shares a cluster secret (a file made here); every process is stopped by its pid.
+"""
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import grpc
+
+from conftest import cache_pb2, cache_pb2_grpc, free_port
+from aerocache.v1 import peer_pb2, peer_pb2_grpc  # noqa: E402
+
+SECRET_HEADER = "aerocache-cluster-secret"
+
+
+def make_secret_file():
+    handle = tempfile.NamedTemporaryFile("w", prefix="aerocache-secret-", delete=False)
+    handle.write(secrets.token_urlsafe(32) + "\n")
+    handle.close()
+    return handle.name
+
+
+def wait_for(predicate, timeout, what, interval=0.2):
+    """Polls `predicate` until it is true; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+class Cluster:
+    """`size` nodes, node-0 the seed of the others, with replication factor 3 unless flags say."""
+
+    def __init__(self, size, *flags, metrics=False, env=None, secret=True):
+        self.flags = list(flags)
+        self.binary = os.environ["AEROCACHE_NODE"]
+        self.ctl_binary = os.environ["AEROCACHE_CTL"]
+        self.secret_file = make_secret_file() if secret else None
+        self.ports = [free_port() for _ in range(size)]
+        self.metrics_ports = [free_port() for _ in range(size)] if metrics else None
+        self.env = env or {}
+        self.processes = {}
+        self.logs = {}
+        for index in range(size):
+            self.start(index)
+
+    @property
+    def secret(self):
+        with open(self.secret_file) as f:
+            return f.read().strip()
+
+    def address(self, index):
+        return f"127.0.0.1:{self.ports[index]}"
+
+    def command(self, index, *extra):
+        seeds = [] if index == 0 else ["--seeds", self.address(0)]
+        secret = ["--cluster-secret-file", self.secret_file] if self.secret_file else []
+        metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_ports[index]}"] if self.metrics_ports else []
+        return [self.binary, "--listen", self.address(index), "--node-id", f"node-{index}", *seeds, *secret, *metrics,
+                "--log-level", "warning", *self.flags, *extra]
+
+    def start(self, index, *extra, wrapper=(), env=None):
+        log = tempfile.TemporaryFile()
+        self.logs[index] = log
+        self.processes[index] = subprocess.Popen(
+            [*wrapper, *self.command(index, *extra)], stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, **self.env, **(env or {})})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.processes[index].poll() is None, f"node-{index} exited: {self.log(index)}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports[index]), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"node-{index} did not start")
+
+    def log(self, index):
+        log = self.logs[index]
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
+    def kill(self, index):
+        self.processes[index].send_signal(signal.SIGKILL)
+        self.processes[index].wait(timeout=10)
+
+    def pause(self, index):
+        self.processes[index].send_signal(signal.SIGSTOP)
+
+    def resume(self, index):
+        self.processes[index].send_signal(signal.SIGCONT)
+
+    def alive(self, index):
+        return self.processes[index].poll() is None
+
+    def stop_all(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self.secret_file:
+            os.unlink(self.secret_file)
+
+    def ctl(self, *args, via=0):
+        result = subprocess.run([self.ctl_binary, "--endpoints", self.address(via), *args],
+                                capture_output=True, timeout=30)
+        return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+    def status(self, via=0):
+        code, out, err = self.ctl("status", "--json", via=via)
+        assert code == 0, err
+        return {node["id"]: node for node in json.loads(out)["nodes"]}
+
+    def keys(self, index):
+        return self.status(via=index)[f"node-{index}"]["keys"]
+
+    def converged(self, via, count=None):
+        """Whether node `via` sees every node up, all on one ring epoch."""
+        code, out, _ = self.ctl("status", "--json", via=via)
+        nodes = json.loads(out)["nodes"] if code == 0 else []
+        return (len(nodes) == (count or len(self.ports)) and all(n["state"] == "up" for n in nodes)
+                and len({n["ring_epoch"] for n in nodes}) == 1)
+
+    def wait_converged(self, indexes=None, timeout=30):
+        indexes = list(range(len(self.ports))) if indexes is None else indexes
+        wait_for(lambda: all(self.converged(via=i) for i in indexes), timeout, "every node up in every view")
+
+    def wait_state(self, index, state, via, timeout=15):
+        return wait_for(lambda: self.status(via=via).get(f"node-{index}", {}).get("state") == state, timeout,
+                        f"node-{index} seen {state} by node-{via}")
+
+    def stub(self, index):
+        return cache_pb2_grpc.CacheStub(grpc.insecure_channel(self.address(index)))
+
+    def peer(self, index, secret=True):
+        """A Peer client for node `index`: with the cluster secret, or (secret=False) without it."""
+        channel = grpc.insecure_channel(self.address(index), options=[("grpc.max_receive_message_length", 64 << 20),
+                                                                      ("grpc.max_send_message_length", 64 << 20)])
+        stub = peer_pb2_grpc.PeerStub(channel)
+        metadata = [(SECRET_HEADER, self.secret)] if secret and self.secret_file else []
+        return stub, metadata
+
+    def record(self, index, key):
+        """What node `index` holds for `key` (tombstones included), read with the secret; None when nothing."""
+        stub, metadata = self.peer(index)
+        reply = stub.Read(peer_pb2.ReadRequest(keys=[key]), metadata=metadata, timeout=10)
+        return reply.records[0] if reply.found[0] else None
+
+    def owners(self, key, via=0):
+        code, out, err = self.ctl("owners", key, "--json", via=via)
+        assert code == 0, err
+        return [int(owner["id"].split("-")[1]) for owner in json.loads(out)["owners"]]
+
+    def key_owned_by(self, replicas, prefix="key", exclude=()):
+        """A key whose replicas, in preference order, start with `replicas` and include none of `exclude`."""
+        for i in range(100_000):
+            key = f"{prefix}:{i}"
+            owners = self.owners(key)
+            if owners[:len(replicas)] == list(replicas) and not set(exclude) & set(owners):
+                return key
+        raise AssertionError(f"no key owned by {replicas}")
+
+    def metric(self, index, name, labels=None):
+        """The value of a Prometheus sample at node `index` (0 when absent)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[index]}/metrics", timeout=10).read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            match = re.match(r"^(\w+)(\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
+            if not match or match.group(1) != name:
+                continue
+            if labels and not all(f'{k}="{v}"' in (match.group(2) or "") for k, v in labels.items()):
+                continue
+            total += float(match.group(3))
+        return total
+
+    def rss_bytes(self, index):
+        with open(f"/proc/{self.processes[index].pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
