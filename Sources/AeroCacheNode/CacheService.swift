@@ -51,10 +51,10 @@ public struct CacheService: Sendable {
             .adaptive(CacheMethods.touch) { request, context throws(RPCError) in
                 try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.batchGet) { request, _ throws(RPCError) in
+            .adaptive(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, _ throws(RPCError) in
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
             },
-            .adaptive(CacheMethods.batchSet) { request, _ throws(RPCError) in
+            .adaptive(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, _ throws(RPCError) in
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request) }
             },
         ]

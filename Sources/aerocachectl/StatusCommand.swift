@@ -62,6 +62,7 @@ struct RingCommand: AsyncParsableCommand {
         let shares = ring.primaryShares()
         if global.json {
             printJSON(["epoch": reply.epoch, "replication_factor": reply.replicationFactor,
+                       "hints_pending": reply.hintsPending, "forwarded_requests": reply.forwardedRequests,
                        "nodes": reply.members.map { ["id": $0.id, "address": $0.address, "zone": $0.zone, "state": $0.state,
                                                      "tokens": $0.tokens.count, "share": shares[$0.id] ?? 0] }])
             return

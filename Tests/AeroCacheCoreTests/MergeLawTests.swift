@@ -143,6 +143,21 @@ import Testing
         #expect(store.get("k")?.value == [3])
     }
 
+    @Test func entriesStampedByAClockThatRanAheadGoOnceItIsCorrected() throws {
+        let clock = ManualClock()
+        let store = StorageEngine(configuration: .init(), now: clock.reader)
+        clock.advance(by: 300_000)  // the wall clock runs 5 minutes ahead…
+        try store.set("k", value: [1])
+        try store.set("j", value: [1])
+        clock.advance(by: -300_000)  // …and is corrected
+        let stamp = try store.set("k", value: [2])
+        #expect(stamp.version.physicalMillis == clock.now, "new versions follow the corrected clock")
+        #expect(store.get("k")?.value == [2])
+        store.sweep(budgetPerShard: 1_000)
+        #expect(store.record("j") == nil, "no peer took the entry stamped 5 minutes ahead; nor does this node keep it")
+        #expect(store.get("k")?.value == [2])
+    }
+
     @Test func hybridLogicalClockStaysAheadAndBoundsSkew() throws {
         var clock = HybridLogicalClock(node: 1, maxSkewMillis: 1_000)
         let a = clock.next(nowMillis: 5_000)

@@ -1,6 +1,7 @@
 """Real aerocache-node processes on loopback for the cluster tests: start, kill -9, pause, restart.
 
 Every node shares a cluster secret (a file made here); every process is stopped by its pid.
+AEROCACHE_NO_SECRET=1 starts nodes without one (to run a test against a build from before secrets).
 """
 import json
 import os
@@ -41,8 +42,10 @@ def wait_for(predicate, timeout, what, interval=0.2):
 class Cluster:
     """`size` nodes, node-0 the seed of the others, with replication factor 3 unless flags say."""
 
-    def __init__(self, size, *flags, metrics=False, env=None, secret=True):
+    def __init__(self, size, *flags, metrics=False, env=None, ids=None,
+                 secret=os.environ.get("AEROCACHE_NO_SECRET") != "1"):
         self.flags = list(flags)
+        self.ids = ids or [f"node-{index}" for index in range(size)]
         self.binary = os.environ["AEROCACHE_NODE"]
         self.ctl_binary = os.environ["AEROCACHE_CTL"]
         self.secret_file = make_secret_file() if secret else None
@@ -66,7 +69,7 @@ class Cluster:
         seeds = [] if index == 0 else ["--seeds", self.address(0)]
         secret = ["--cluster-secret-file", self.secret_file] if self.secret_file else []
         metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_ports[index]}"] if self.metrics_ports else []
-        return [self.binary, "--listen", self.address(index), "--node-id", f"node-{index}", *seeds, *secret, *metrics,
+        return [self.binary, "--listen", self.address(index), "--node-id", self.ids[index], *seeds, *secret, *metrics,
                 "--log-level", "warning", *self.flags, *extra]
 
     def start(self, index, *extra, wrapper=(), env=None):

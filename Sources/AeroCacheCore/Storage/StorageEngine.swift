@@ -259,7 +259,8 @@ public final class StorageEngine: Sendable {
 
     /// Sweeps at most `budgetPerShard` entries per shard (each shard locked only for its own
     /// short pass): expired values become tombstones, tombstones past their grace are
-    /// dropped. Returns how many entries were dropped.
+    /// dropped, and so are entries stamped further ahead of the clock than peers accept.
+    /// Returns how many entries were dropped.
     @discardableResult
     public func sweep(budgetPerShard: Int = 256) -> Int {
         let now = now()
@@ -322,6 +323,11 @@ public final class StorageEngine: Sendable {
 
     /// What the sweep does with one entry at `now`.
     private func sweepAction(for entry: RawEntry, now: Int64) -> ShardTable.SweepAction {
+        // Stamped further ahead than any peer accepts: this node's clock ran ahead (and has
+        // been corrected). No replica holds it; neither does this one any longer.
+        if max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis) - now > configuration.maxClockSkewMillis {
+            return .remove
+        }
         guard entry.isDead(at: now) else { return .keep }
         let death = entry.isTombstone ? entry.version.physicalMillis : entry.expiresAt
         let reclaim = max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis, death)

@@ -17,6 +17,9 @@ struct PeerService: Sendable {
     /// Most keys one Read may ask for, and most bytes its answer may carry.
     static let maxReadKeys = 1000
     static let maxReadReplyBytes = 16 << 20
+    /// Most records one Replicate may carry (a link sends at most 512), most members one gossip message.
+    static let maxRecords = 4096
+    static let maxMembers = 4096
 
     var methods: [ServerMethod] {
         [
@@ -24,15 +27,15 @@ struct PeerService: Sendable {
                 try Self.requirePeer(context)
                 return try cluster.handleJoin(request)
             },
-            .sync(PeerMethods.gossip) { request, context throws(RPCError) in
+            .sync(PeerMethods.gossip, limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, context throws(RPCError) in
                 try Self.requirePeer(context)
                 return try cluster.handleGossip(request)
             },
-            .sync(PeerMethods.replicate) { request, context throws(RPCError) in
+            .sync(PeerMethods.replicate, limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, context throws(RPCError) in
                 try Self.requirePeer(context)
                 return replicate(request)
             },
-            .sync(PeerMethods.read) { request, context throws(RPCError) in
+            .sync(PeerMethods.read, limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, context throws(RPCError) in
                 try Self.requirePeer(context)
                 return try read(request)
             },

@@ -54,11 +54,12 @@ public struct ServerMethod: Sendable {
 
     /// A method answered on the event loop; `handler` must not block.
     public static func sync<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>,
+        _ method: MethodDescriptor<Request, Response>, limiting limit: RepeatedLimit? = nil,
         _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Response
     ) -> ServerMethod {
         ServerMethod(path: method.path, body: .sync({ bytes, context in
             do throws(RPCError) {
+                try limit?.check(bytes)
                 let request = try decode(Request.self, from: bytes)
                 let response = try handler(request, context)
                 return .success(try encode(response))
@@ -71,11 +72,12 @@ public struct ServerMethod: Sendable {
     /// A method that answers on the event loop when it can (`.now`) and suspends when it
     /// must (`.later`): a cache read served locally, or forwarded to another node.
     public static func adaptive<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>,
+        _ method: MethodDescriptor<Request, Response>, limiting limit: RepeatedLimit? = nil,
         _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Reply<Response>
     ) -> ServerMethod {
         ServerMethod(path: method.path, body: .adaptive({ bytes, context in
             do throws(RPCError) {
+                try limit?.check(bytes)
                 let request = try decode(Request.self, from: bytes)
                 switch try handler(request, context) {
                 case .now(let response):
@@ -121,6 +123,28 @@ public struct ServerMethod: Sendable {
                 return .failure(RPCError(.internalError, "handler failed: \(error)"))
             }
         }))
+    }
+}
+
+/// At most `limit` occurrences of a repeated field in a request, checked before it is decoded
+/// (``RepeatedFieldCount``): `INVALID_ARGUMENT` naming the limit otherwise.
+public struct RepeatedLimit: Sendable {
+    public var field: UInt64
+    public var limit: Int
+    /// What the field holds, for the message (`keys`, `records`).
+    public var name: String
+
+    public init(field: UInt64, limit: Int, name: String) {
+        self.field = field
+        self.limit = limit
+        self.name = name
+    }
+
+    func check(_ bytes: [UInt8]) throws(RPCError) {
+        let count = bytes.withUnsafeBytes { RepeatedFieldCount.count(field: field, in: $0, limit: limit) }
+        if let count, count > limit {
+            throw RPCError(.invalidArgument, "request has more than \(limit) \(name), over the limit of \(limit)")
+        }
     }
 }
 

@@ -1,0 +1,75 @@
+/* A wall clock shifted by a number of milliseconds, for one process (LD_PRELOAD).
+ *
+ * The skew tests run a real aerocache-node whose wall clock is minutes off, and move it while
+ * the node runs. libfaketime cannot do it: it allocates while it initialises, and the node's
+ * allocator (jemalloc) reads the clock while it initialises, so the two recurse and the node
+ * hangs at start. This shim allocates nothing: it asks the kernel for the time and adds the
+ * shift to the wall clocks only (CLOCK_REALTIME and its coarse variant, gettimeofday, time);
+ * monotonic clocks stay true.
+ *
+ * The shift (an integer, in milliseconds) is read from the file named by
+ * AEROCACHE_CLOCK_SHIFT_FILE, again at most every 100 ms, so a test can jump the clock.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long current_shift_ms;
+static long long next_read_ns;
+
+static long long monotonic_ns(void) {
+    struct timespec ts;
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long shift_ms(void) {
+    long long now = monotonic_ns();
+    if (now < next_read_ns) return current_shift_ms;
+    next_read_ns = now + 100000000LL;
+    const char *path = getenv("AEROCACHE_CLOCK_SHIFT_FILE");
+    if (!path) return current_shift_ms;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+    if (fd < 0) return current_shift_ms;
+    char text[32];
+    long count = (long)syscall(SYS_read, fd, text, sizeof text - 1);
+    syscall(SYS_close, fd);
+    if (count <= 0) return current_shift_ms;
+    text[count] = 0;
+    current_shift_ms = atoll(text);
+    return current_shift_ms;
+}
+
+static void shift(struct timespec *ts) {
+    long long total_ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL;
+    ts->tv_sec = total_ns / 1000000000LL;
+    ts->tv_nsec = total_ns % 1000000000LL;
+}
+
+int clock_gettime(clockid_t clock, struct timespec *ts) {
+    int result = (int)syscall(SYS_clock_gettime, clock, ts);
+    if (result == 0 && (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE)) shift(ts);
+    return result;
+}
+
+int gettimeofday(struct timeval *tv, void *tz) {
+    struct timespec ts;
+    int result = clock_gettime(CLOCK_REALTIME, &ts);
+    if (result == 0 && tv) {
+        tv->tv_sec = ts.tv_sec;
+        tv->tv_usec = ts.tv_nsec / 1000;
+    }
+    (void)tz;
+    return result;
+}
+
+time_t time(time_t *out) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (out) *out = ts.tv_sec;
+    return ts.tv_sec;
+}
