@@ -17,10 +17,15 @@ CONCURRENCY = 50
 
 
 
+SECRET_FILE = os.path.join(tempfile.mkdtemp(), "cluster-secret")
+with open(SECRET_FILE, "w") as secret:
+    secret.write(os.urandom(24).hex())
+
+
 def start(bin_dir, ports, index):
     seeds = [] if index == 0 else ["--seeds", f"127.0.0.1:{ports[0]}"]
     return subprocess.Popen([f"{bin_dir}/aerocache-node", "--listen", f"127.0.0.1:{ports[index]}", "--node-id", f"node-{index}",
-                             "--log-level", "warning", *seeds])
+                             "--cluster-secret-file", SECRET_FILE, "--log-level", "warning", *seeds])
 
 
 def wait_up(bin_dir, port, count, timeout=30):

@@ -5,7 +5,8 @@
 #   scripts/cluster.sh status      aerocachectl status
 #   scripts/cluster.sh down        stop every node started here (SIGTERM, by pid)
 #
-# Node logs and pid files live in run/cluster/. Extra node flags: AEROCACHE_NODE_FLAGS.
+# Node logs, pid files and the cluster secret (made once, shared by every node) live in
+# run/cluster/. Extra node flags: AEROCACHE_NODE_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=run/cluster
@@ -40,12 +41,17 @@ case "${1:-}" in
     install_missing
     swift build -c release
     down
+    # The secret every node sends on peer calls; a node without it cannot join.
+    if [[ ! -s $dir/secret ]]; then
+      (umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n' >"$dir/secret")
+    fi
     for ((i = 0; i < count; i++)); do
       port=$((7400 + i))
       seeds=""
       ((i > 0)) && seeds="--seeds 127.0.0.1:7400"
       # shellcheck disable=SC2086
-      .build/release/aerocache-node --listen "127.0.0.1:$port" --node-id "node-$i" $seeds ${AEROCACHE_NODE_FLAGS:-} \
+      .build/release/aerocache-node --listen "127.0.0.1:$port" --node-id "node-$i" $seeds \
+        --cluster-secret-file "$dir/secret" ${AEROCACHE_NODE_FLAGS:-} \
         >"$dir/node-$i.log" 2>&1 &
       echo $! >"$dir/node-$i.pid"
     done

@@ -46,9 +46,12 @@ extension EntryRecord {
         return Int64(exactly: sum)
     }
 
-    /// Every version the record carries (clocks must observe them; skew checks bound them).
-    public var versions: [Version] {
-        [version, expiryVersion] + (counter?.windows.map(\.id) ?? [])
+    /// The latest of the record's versions (value, expiry, counter windows): when it was last
+    /// written. Clocks observe it; skew checks bound it.
+    public var newestVersion: Version {
+        var newest = max(version, expiryVersion)
+        for window in counter?.windows ?? [] where window.id > newest { newest = window.id }
+        return newest
     }
 
     private func isLive(_ end: Int64, at now: Int64) -> Bool { end == 0 || end > now }

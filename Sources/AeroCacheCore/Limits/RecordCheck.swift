@@ -31,7 +31,7 @@ extension Limits {
             return .metadata
         }
         let horizon = now.addingReportingOverflow(maxClockSkewMillis).partialValue
-        for version in record.versions where version.physicalMillis > horizon { return .clockSkew }
+        if record.newestVersion.physicalMillis > horizon { return .clockSkew }
         let latestExpiry = horizon.addingReportingOverflow(maxTTLMilliseconds).partialValue
         if record.expiresAtMillis < 0 || record.expiresAtMillis > latestExpiry { return .expiry }
         if let counter = record.counter {

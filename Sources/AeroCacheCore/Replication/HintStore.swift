@@ -176,8 +176,3 @@ public final class HintStore: Sendable {
         return size
     }
 }
-
-extension EntryRecord {
-    /// The latest of the record's versions: when it was last written.
-    public var newestVersion: Version { versions.max()! }
-}

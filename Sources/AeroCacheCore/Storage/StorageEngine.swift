@@ -225,12 +225,12 @@ public final class StorageEngine: Sendable {
         let now = now()
         var applied = false
         _ = try write(record.key, now: now) { table, existing throws(StorageError) in
-            for version in record.versions where version != .zero {
-                do {
-                    try table.clock.observe(version, nowMillis: now)
-                } catch {
-                    throw .clockSkew(aheadMillis: version.physicalMillis - now)
-                }
+            // The newest version it carries bounds all of them (a touch's value version is zero).
+            let newest = record.newestVersion
+            do {
+                try table.clock.observe(newest, nowMillis: now)
+            } catch {
+                throw .clockSkew(aheadMillis: newest.physicalMillis - now)
             }
             guard let existing else {
                 // Nothing held: a record already past its grace shadows nothing here.
