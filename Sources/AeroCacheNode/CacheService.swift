@@ -54,8 +54,8 @@ public struct CacheService: Sendable {
             .adaptive(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, _ throws(RPCError) in
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
             },
-            .adaptive(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, _ throws(RPCError) in
-                try measured(.batchSet) { () throws(RPCError) in try batchSet(request) }
+            .adaptive(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
+                try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer) }
             },
         ]
     }
@@ -125,8 +125,8 @@ public struct CacheService: Sendable {
                 response.ringEpoch = Int64(view.ring.epoch)
                 return response
             }
-        case .local(let others, let count):
-            let needed = level.required(of: count) - 1
+        case .local(let others, let count, let selfIsReplica):
+            let needed = level.required(of: count) - (selfIsReplica ? 1 : 0)
             return .later {
                 let merged = try await coordinator.readMerged(key: request.key, others: others, needed: needed, view: view)
                 guard let visible = merged?.visible(at: UnixClock.nowMillis()) else { return Aerocache_V1_GetResponse() }
@@ -242,28 +242,59 @@ public struct CacheService: Sendable {
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
-        let store = self.store
-        let key = request.key
-        return try write(key, .default, forwarded: request.forwarded, method: CacheMethods.increment, request: request,
-                         local: { () throws(RPCError) in
-            let result = Result { () throws(StorageError) in try store.increment(key, by: request.delta, ttlMillis: request.ttlMs) }
+        return try routed(request.key, .default, forwarded: request.forwarded, method: CacheMethods.increment, request: request,
+                          alone: { () throws(RPCError) in try count(request).response }) { coordinator, others, needed, view throws(RPCError) in
+            try countAndReplicate(request, coordinator: coordinator, others: others, needed: needed, view: view, attempts: 2)
+        }
+    }
+
+    /// Counts `request` here: the answer, the record replicas are sent, the window counted in.
+    private func count(_ request: Aerocache_V1_IncrementRequest) throws(RPCError)
+        -> (response: Aerocache_V1_IncrementResponse, record: EntryRecord, window: Version) {
+        let result = Result { () throws(StorageError) in try store.increment(request.key, by: request.delta, ttlMillis: request.ttlMs) }
+        do throws(RPCError) {
+            let (value, record, window) = try Self.status(result)
             var response = Aerocache_V1_IncrementResponse()
-            do throws(RPCError) {
-                let (value, record) = try Self.status(result)
-                response.value = value
-                return (response, record.proto)
-            } catch {
-                throw RPCError(error.code, "cannot increment \(key): \(error.message)")
+            response.value = value
+            return (response, record, window)
+        } catch {
+            throw RPCError(error.code, "cannot increment \(request.key): \(error.message)")
+        }
+    }
+
+    /// Counts here, replicates, and answers with what the acknowledging replicas hold merged in:
+    /// quorums overlap, so the answer includes every increment acknowledged before it and never
+    /// goes backwards.
+    ///
+    /// When the merge shows that the window counted in was replaced (this replica had missed a
+    /// delete or a set the others had), the increment counted nowhere: it is counted again,
+    /// once, in the state the replicas hold.
+    private func countAndReplicate(_ request: Aerocache_V1_IncrementRequest, coordinator: Coordinator,
+                                   others: [Ring.Member], needed: Int, view: ClusterView,
+                                   attempts: Int) throws(RPCError) -> Reply<Aerocache_V1_IncrementResponse> {
+        let (response, record, window) = try count(request)
+        let store = self.store
+        let limits = self.limits
+        return coordinator.replicate(record.proto, to: others, needed: needed, view: view) { merged throws(RPCError) in
+            let now = UnixClock.nowMillis()
+            for reply in merged {
+                let held = EntryRecord(reply)
+                guard held.key == request.key,
+                      limits.check(held, now: now, maxClockSkewMillis: store.configuration.maxClockSkewMillis) == nil else { continue }
+                _ = try? store.merge(held)
             }
-        }, acknowledged: { response, merged throws(RPCError) in
-            // The replicas that acknowledged hold every increment acknowledged before this
-            // one (quorums overlap): merged in, the answer never goes backwards.
-            guard !merged.isEmpty else { return response }
-            for record in merged { _ = try? store.merge(EntryRecord(record)) }
+            let state = store.record(request.key)
+            guard state?.counter?.windows.contains(where: { $0.id == window }) ?? false else {
+                guard attempts > 1 else {
+                    throw RPCError(.aborted, "\(request.key) was deleted or set while it was incremented; the increment counted nowhere")
+                }
+                return try self.countAndReplicate(request, coordinator: coordinator, others: others, needed: needed, view: view,
+                                                  attempts: attempts - 1)
+            }
             var answer = response
-            if let value = store.read(key, { Counter.parse(Array($0.value)) }) ?? nil { answer.value = value }
-            return answer
-        })
+            if let total = state?.visible(at: now).flatMap({ Counter.parse($0.value) }) { answer.value = total }
+            return .now(answer)
+        }
     }
 
     func touch(_ request: Aerocache_V1_TouchRequest) throws(RPCError) -> Reply<Aerocache_V1_TouchResponse> {
@@ -274,7 +305,8 @@ public struct CacheService: Sendable {
         return try write(request.key, .default, forwarded: request.forwarded,
                          method: CacheMethods.touch, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_TouchResponse()
-            guard let (stamp, record) = store.touch(request.key, ttlMillis: request.ttlMs) else { return (response, nil) }
+            let touched = try Self.status(Result { () throws(StorageError) in try store.touch(request.key, ttlMillis: request.ttlMs) })
+            guard let (stamp, record) = touched else { return (response, nil) }
             response.found = true
             response.expiresAtUnixMs = stamp.expiresAtMillis
             // Replicas get the new expiry alone, never the value as this replica holds it.
@@ -282,7 +314,7 @@ public struct CacheService: Sendable {
         }
     }
 
-    func batchSet(_ request: Aerocache_V1_BatchSetRequest) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
+    func batchSet(_ request: Aerocache_V1_BatchSetRequest, fromPeer: Bool = false) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
         // Validate the whole batch first so that a bad entry stores nothing.
         try validate { () throws(ValidationError) in
             try validateBatchSize(request.entries.count)
@@ -297,6 +329,7 @@ public struct CacheService: Sendable {
         let replies = try request.entries.map { entry throws(RPCError) in
             var single = entry
             if single.consistency == .default { single.consistency = request.consistency }
+            if !fromPeer { single.forwarded = false }  // only a peer's call may say it was forwarded
             return try set(single)
         }
         return .later {
@@ -308,16 +341,31 @@ public struct CacheService: Sendable {
 
     /// Runs a write here (one node, or as a replica of the key, then replicates) or forwards it.
     ///
-    /// `local` writes to this node's store and returns the answer and the record replicas
-    /// are sent (nil: nothing to send); `acknowledged` turns the answer and what counter
-    /// replicas answered into the final answer.
+    /// `local` writes to this node's store and returns the answer and the record replicas are
+    /// sent (nil: nothing to send).
     private func write<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
         method: MethodDescriptor<Request, Response>, request: Request,
-        local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?),
-        acknowledged: @escaping @Sendable (Response, [Aerocache_V1_Record]) throws(RPCError) -> Response = { response, _ in response }
+        local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
-        guard let (coordinator, view) = try cluster() else { return .now(try local().0) }
+        try routed(key, consistency, forwarded: forwarded, method: method, request: request,
+                   alone: { () throws(RPCError) in try local().0 }) { coordinator, others, needed, view throws(RPCError) in
+            let (response, record) = try local()
+            guard let record else { return .now(response) }
+            return coordinator.replicate(record, to: others, needed: needed, view: view, response: response)
+        }
+    }
+
+    /// Where a write runs: `alone` on a one-node cluster; `coordinate` here when this node holds
+    /// a replica of the key (or a peer forwarded the call), given the other replicas and how
+    /// many of them must acknowledge; else forwarded to the key's first live replica.
+    private func routed<Request, Response>(
+        _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
+        method: MethodDescriptor<Request, Response>, request: Request,
+        alone: @escaping @Sendable () throws(RPCError) -> Response,
+        coordinate: @escaping @Sendable (Coordinator, [Ring.Member], Int, ClusterView) throws(RPCError) -> Reply<Response>
+    ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
+        guard let (coordinator, view) = try cluster() else { return .now(try alone()) }
         switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
         case .forward(let address):
             var call = request
@@ -325,20 +373,17 @@ public struct CacheService: Sendable {
             let forwardedCall = call
             return .later {
                 var response = try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
-                    try await self.write(key, consistency, forwarded: true, method: method, request: forwardedCall,
-                                         local: local, acknowledged: acknowledged).value()
+                    try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall,
+                                          alone: alone, coordinate: coordinate).value()
                 }
                 response.ringEpoch = Int64(view.ring.epoch)
                 return response
             }
-        case .local(let others, let count):
-            let needed = consistency.level(default: .quorum).required(of: count) - 1
+        case .local(let others, let count, let selfIsReplica):
+            // This node's own copy counts only when it is one of the key's replicas.
+            let needed = consistency.level(default: .quorum).required(of: count) - (selfIsReplica ? 1 : 0)
             try coordinator.requireWritable(others, needed: needed, replicas: count, view: view)
-            let (response, record) = try local()
-            guard let record else { return .now(response) }
-            return coordinator.replicate(record, to: others, needed: needed, view: view) { merged throws(RPCError) in
-                try acknowledged(response, merged)
-            }
+            return try coordinate(coordinator, others, needed, view)
         }
     }
 
@@ -370,9 +415,9 @@ public struct CacheService: Sendable {
         case .failure(let error):
             switch error {
             case .memoryFull: throw RPCError(.resourceExhausted, error.description)
-            case .notAnInteger: throw RPCError(.failedPrecondition, error.description)
+            case .notAnInteger, .counterWindowFixed: throw RPCError(.failedPrecondition, error.description)
             case .overflow: throw RPCError(.outOfRange, error.description)
-            case .clockSkew: throw RPCError(.unavailable, error.description)
+            case .clockSkew, .clockWentBack: throw RPCError(.unavailable, error.description)
             }
         }
     }

@@ -126,6 +126,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         configuration.cluster.hints.maxAgeMillis = configuration.storage.tombstoneGraceMillis / 2
         configuration.cluster.hints.capacityBytes = max(configuration.storage.maxMemoryBytes / 8, 1 << 20)
         configuration.cluster.linkQueueBytes = max(configuration.storage.maxMemoryBytes / 32, 4 << 20)
+        configuration.cluster.linkBudgetBytes = max(configuration.storage.maxMemoryBytes / 8, 8 << 20)
         if !clusterSecretFile.isEmpty {
             configuration.cluster.credential = try Self.readSecret(clusterSecretFile)
         } else if !configuration.cluster.seeds.isEmpty {

@@ -143,19 +143,17 @@ import Testing
         #expect(store.get("k")?.value == [3])
     }
 
-    @Test func entriesStampedByAClockThatRanAheadGoOnceItIsCorrected() throws {
+    @Test func aClockThatWentBackTakesNoWriteBelowWhatItStamped() throws {
         let clock = ManualClock()
         let store = StorageEngine(configuration: .init(), now: clock.reader)
         clock.advance(by: 300_000)  // the wall clock runs 5 minutes ahead…
-        try store.set("k", value: [1])
-        try store.set("j", value: [1])
+        let ahead = try store.set("k", value: [1])
         clock.advance(by: -300_000)  // …and is corrected
-        let stamp = try store.set("k", value: [2])
-        #expect(stamp.version.physicalMillis == clock.now, "new versions follow the corrected clock")
-        #expect(store.get("k")?.value == [2])
-        store.sweep(budgetPerShard: 1_000)
-        #expect(store.record("j") == nil, "no peer took the entry stamped 5 minutes ahead; nor does this node keep it")
-        #expect(store.get("k")?.value == [2])
+        #expect(throws: StorageError.clockWentBack(millis: 300_000)) { try store.set("k", value: [2]) }
+        #expect(store.get("k")?.value == [1], "kept: a lower version would lose to it anyway")
+        clock.advance(by: 300_001)  // the wall clock has caught up
+        let after = try store.set("k", value: [3])
+        #expect(after.version > ahead.version && store.get("k")?.value == [3])
     }
 
     @Test func hybridLogicalClockStaysAheadAndBoundsSkew() throws {

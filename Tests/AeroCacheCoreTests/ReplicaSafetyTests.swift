@@ -21,7 +21,7 @@ import Testing
         clock.advance(by: 10)
         try current.set("k", value: Array("v2".utf8))  // the stale replica misses v2
         clock.advance(by: 10)
-        let (stamp, touch) = try #require(stale.touch("k", ttlMillis: 60_000))
+        let (stamp, touch) = try #require(try stale.touch("k", ttlMillis: 60_000))
         #expect(stale.record("k")?.version == v1.version, "the value keeps its version")
         try current.merge(touch)
         try stale.merge(try #require(current.record("k")))
@@ -40,7 +40,7 @@ import Testing
         clock.advance(by: 10)
         try current.delete("k")
         clock.advance(by: 10)
-        let (_, touch) = try #require(stale.touch("k", ttlMillis: 0))
+        let (_, touch) = try #require(try stale.touch("k", ttlMillis: 0))
         try current.merge(touch)
         try stale.merge(try #require(current.record("k")))
         #expect(current.get("k") == nil && stale.get("k") == nil)
@@ -52,7 +52,7 @@ import Testing
         let writer = replica(clock, node: 2)
         try writer.set("k", value: [7], ttlMillis: 1_000)
         let set = try #require(writer.record("k"))
-        let (stamp, touch) = try #require(writer.touch("k", ttlMillis: 60_000))
+        let (stamp, touch) = try #require(try writer.touch("k", ttlMillis: 60_000))
         try late.merge(touch)
         #expect(late.get("k") == nil, "an expiry alone is no value")
         try late.merge(set)
@@ -77,6 +77,44 @@ import Testing
         try writer.merge(v1)
         #expect(writer.get("k") == nil)
         #expect(writer.record("k")?.value.isEmpty == true, "the expired value's bytes were freed")
+    }
+
+    @Test func aValueFreedAfterItExpiredNeverWinsOverTheBytes() throws {
+        let clock = ManualClock()
+        let late = replica(clock, node: 1)
+        let writer = replica(clock, node: 2)
+        try writer.set("k", value: [7], ttlMillis: 1_000)
+        try late.merge(try #require(writer.record("k")))
+        clock.advance(by: 900)
+        let (_, touch) = try #require(try writer.touch("k", ttlMillis: 60_000))  // in time, on the writer
+        clock.advance(by: 1_000 + late.configuration.maxClockSkewMillis)
+        late.sweep(budgetPerShard: 1_000)  // the late replica frees the value it thinks expired…
+        #expect(late.record("k")?.valueDropped == true)
+        try late.merge(touch)  // …then hears of the touch
+        #expect(late.get("k") == nil, "no bytes to show")
+        // The writer's copy still holds the bytes and wins: merging either way gives the value.
+        try late.merge(try #require(writer.record("k")))
+        try writer.merge(try #require(late.record("k")))
+        #expect(late.get("k")?.value == [7] && writer.get("k")?.value == [7])
+    }
+
+    @Test func aTouchOnACounterIsRefused() throws {
+        let store = replica(ManualClock(), node: 1)
+        _ = try store.increment("c", by: 1, ttlMillis: 1_000)
+        #expect(throws: StorageError.counterWindowFixed) { try store.touch("c", ttlMillis: 60_000) }
+    }
+
+    @Test func endedCounterWindowsDoNotPileUp() throws {
+        let clock = ManualClock()
+        let a = replica(clock, node: 1)
+        let b = replica(clock, node: 2)
+        for _ in 0..<500 {  // a window per millisecond, merged back and forth
+            _ = try a.increment("rate", by: 1, ttlMillis: 1)
+            try b.merge(try #require(a.record("rate")))
+            try a.merge(try #require(b.record("rate")))
+            clock.advance(by: 1)
+        }
+        for store in [a, b] { #expect((store.record("rate")?.counter?.windows.count ?? 0) <= 2) }
     }
 
     @Test func aTombstoneGuardsForItsGracePeriodThenGoes() throws {

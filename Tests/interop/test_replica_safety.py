@@ -13,6 +13,7 @@ import time
 
 import grpc
 import pytest
+import xxhash
 
 from cluster import Cluster, wait_for
 from conftest import cache_pb2
@@ -118,6 +119,7 @@ def test_a_counter_taken_over_by_a_stale_replica_goes_on(make_cluster):
     cluster.kill(0)                  # the coordinator dies before node-1 hears of them
     cluster.resume(1)
     cluster.wait_state(1, "up", via=2)
+    cluster.wait_state(2, "up", via=1)
     cluster.wait_state(0, "down", via=1)
     assert increment(cluster, 1, key) == 11, "node-1 counted from its stale copy"
     wait_for(lambda: value_on(cluster, 2, key) == b"11", 10, "11 on node-2")
@@ -247,15 +249,23 @@ def test_a_node_whose_clock_jumps_five_minutes_ahead_wins_no_write(make_cluster,
         for index in range(3):
             wait_for(lambda: value_on(cluster, index, "skewed") == b"v3", 10, f"v3 on node-{index}: a later write wins")
         with open(shift.name, "w") as f:
-            f.write("0")  # fixed: node-2 coordinates again
-        wait_for(lambda: write_error(cluster, 2) == "", 15, "node-2 taking writes again")
+            f.write("0")  # fixed: node-2 coordinates again (but not on the store shard of "probe", where
+            # it stamped versions 5 minutes ahead before it noticed, until its clock catches up)
+        fresh = next(f"fresh:{i}" for i in range(1000) if shard(f"fresh:{i}") != shard("probe"))
+        wait_for(lambda: write_error(cluster, 2, fresh) == "", 15, "node-2 taking writes again")
+        assert "went back" in write_error(cluster, 2, "probe")
     finally:
         os.unlink(shift.name)
 
 
-def write_error(cluster, index):
+def shard(key):
+    """The store shard (of 64) that holds `key`."""
+    return xxhash.xxh64_intdigest(key.encode()) >> 58
+
+
+def write_error(cluster, index, key="probe"):
     try:
-        cluster.stub(index).Set(cache_pb2.SetRequest(key="probe", value=b"p"), timeout=10)
+        cluster.stub(index).Set(cache_pb2.SetRequest(key=key, value=b"p"), timeout=10)
         return ""
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.UNAVAILABLE, error

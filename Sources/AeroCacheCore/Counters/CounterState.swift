@@ -31,8 +31,7 @@ public struct CounterState: Sendable, Hashable {
         /// The version of the increment that opened it (or, when ``converted``, of the plain
         /// integer value it was opened from).
         public var id: Version
-        /// Absolute expiry in Unix ms, 0 = never (a touch of the key may change it: see
-        /// ``EntryRecord/end(of:)``).
+        /// Absolute expiry in Unix ms, 0 = never; fixed when the window opens.
         public var expiresAtMillis: Int64
         /// The value the window started from: 0, or the integer a plain value held.
         public var base: Int64
@@ -155,18 +154,18 @@ extension CounterState {
     /// and slots, all little-endian.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(2 + windows.reduce(0) { $0 + 35 + $1.slots.count * 24 })
+        out.reserveCapacity(4 + windows.reduce(0) { $0 + 37 + $1.slots.count * 24 })
         func put<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
         }
-        put(UInt16(windows.count))
+        put(UInt32(windows.count))
         for window in windows {
             put(window.id.timestamp)
             put(window.id.node)
             put(window.expiresAtMillis)
             put(window.base)
             put(UInt8(window.converted ? 1 : 0))
-            put(UInt16(window.slots.count))
+            put(UInt32(window.slots.count))
             for slot in window.slots {
                 put(slot.id)
                 put(slot.added)
@@ -184,12 +183,13 @@ extension CounterState {
             defer { offset += MemoryLayout<T>.size }
             return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
-        guard let count = take(UInt16.self) else { return nil }
+        guard let count = take(UInt32.self), Int(count) <= bytes.count else { return nil }
         var windows: [Window] = []
         windows.reserveCapacity(Int(count))
         for _ in 0..<count {
             guard let timestamp = take(UInt64.self), let node = take(UInt32.self), let expiresAt = take(Int64.self),
-                  let base = take(Int64.self), let flag = take(UInt8.self), let slotCount = take(UInt16.self) else { return nil }
+                  let base = take(Int64.self), let flag = take(UInt8.self), let slotCount = take(UInt32.self),
+                  Int(slotCount) <= bytes.count else { return nil }
             var slots: [Slot] = []
             slots.reserveCapacity(Int(slotCount))
             for _ in 0..<slotCount {

@@ -21,7 +21,7 @@ extension Limits {
         } catch {
             return .key
         }
-        if record.value.count > maxValueBytes || (record.isTombstone && !record.value.isEmpty)
+        if record.value.count > maxValueBytes || ((record.isTombstone || record.valueDropped) && !record.value.isEmpty)
             || (record.counter != nil && !record.value.isEmpty) {
             return .value
         }
@@ -35,7 +35,7 @@ extension Limits {
         let latestExpiry = horizon.addingReportingOverflow(maxTTLMilliseconds).partialValue
         if record.expiresAtMillis < 0 || record.expiresAtMillis > latestExpiry { return .expiry }
         if let counter = record.counter {
-            guard counter.windows.count <= CounterState.maxWindows else { return .counter }
+            guard !counter.windows.isEmpty, counter.windows.count <= CounterState.maxWindows else { return .counter }
             var previous: Version?
             for window in counter.windows {
                 guard previous.map({ $0 < window.id }) ?? true, window.slots.count <= CounterState.maxSlotsPerWindow,

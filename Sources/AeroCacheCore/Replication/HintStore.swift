@@ -34,9 +34,9 @@ public final class HintStore: Sendable {
         var head = 0
 
         /// Merges `record` into the held hint for its key; returns the change in hints and bytes.
-        mutating func keep(_ record: EntryRecord) -> (hints: Int, bytes: Int) {
+        mutating func keep(_ record: EntryRecord, now: Int64) -> (hints: Int, bytes: Int) {
             let held = records[record.key]
-            let merged = held.map { $0.merged(with: record) } ?? record
+            let merged = (held.map { $0.merged(with: record) } ?? record).pruningEndedWindows(at: now)
             if merged == held { return (0, 0) }
             records[record.key] = merged
             arrivals.append((record.key, merged.newestVersion))
@@ -106,10 +106,10 @@ public final class HintStore: Sendable {
 
     /// Keeps `record` for `target`; returns how many hints had to be dropped to make room.
     @discardableResult
-    public func add(_ record: EntryRecord, for target: String) -> Int {
+    public func add(_ record: EntryRecord, for target: String, now: Int64) -> Int {
         let (dropped, delta) = state.withLock { state -> (Int, Int) in
             // Mutated in place (through the subscript), so the target's dictionary is never copied.
-            let (hints, bytes) = state.targets[target, default: Held()].keep(record)
+            let (hints, bytes) = state.targets[target, default: Held()].keep(record, now: now)
             state.count += hints
             state.bytes += bytes
             var delta = bytes

@@ -1,9 +1,10 @@
 /// How replicas combine what they hold: a join, so any order and any repetition of the same
 /// records gives the same state (property-tested in `MergeLawTests`).
 ///
-/// - The value register goes to the later set or delete. At one version a delete wins: a
-///   replica that compacted an expired value into a tombstone agrees with one that still
-///   holds the bytes, and both read as gone.
+/// - The value register goes to the later set or delete. At one version (one write, held in
+///   different forms) a delete wins, then a copy that holds the bytes, then one whose expired
+///   value was freed: freeing an expired value never takes it from a replica where a touch
+///   made in time keeps it alive.
 /// - The expiry register goes to the later expiry write (a set or a touch).
 /// - Counter windows are united (``CounterState``); those opened before the winning set or
 ///   delete are dropped.
@@ -27,6 +28,7 @@ extension EntryRecord {
             result.value = []
             result.metadata = [:]
             result.isTombstone = false
+            result.valueDropped = false
         } else {
             // No window stands: the winning set or delete is the state (a counter record
             // never wins here, since its own windows outlive its own version).
@@ -37,10 +39,15 @@ extension EntryRecord {
 
     private func winsValueRegister(over other: EntryRecord) -> Bool {
         if version != other.version { return version > other.version }
-        if isTombstone != other.isTombstone { return isTombstone }
-        // The same write; prefer the side that still holds its bytes, then any fixed order.
-        if counter == nil && other.counter != nil { return true }
-        return false
+        return valueRank > other.valueRank
+    }
+
+    /// How two forms of one write rank: a delete, the bytes, a counter (whose windows decide
+    /// anyway), a freed value.
+    var valueRank: Int {
+        if isTombstone { return 3 }
+        if valueDropped { return 0 }
+        return counter == nil ? 2 : 1
     }
 
     private func winsExpiryRegister(over other: EntryRecord) -> Bool {
@@ -67,15 +74,14 @@ extension EntryRecord {
             guard let (total, expiresAt) = liveTotal(of: counter, at: now) else { return nil }
             return Visible(value: Counter.format(total), metadata: [:], expiresAtMillis: expiresAt)
         }
-        if isTombstone || (expiresAtMillis != 0 && expiresAtMillis <= now) { return nil }
+        if isTombstone || valueDropped || (expiresAtMillis != 0 && expiresAtMillis <= now) { return nil }
         return Visible(value: value, metadata: metadata, expiresAtMillis: expiresAtMillis)
     }
 
-    /// When a counter window ends: its own expiry, unless a touch that came after it opened
-    /// (and before it ended) set the key's expiry.
+    /// When a counter window ends: at its own expiry, fixed when it opened (a touch does not
+    /// move it), so a window that ended stays ended wherever it is merged.
     public func end(of window: CounterState.Window) -> Int64 {
-        if window.expiresAtMillis != 0 && window.expiresAtMillis <= expiryVersion.physicalMillis { return window.expiresAtMillis }
-        return expiryVersion >= window.id ? expiresAtMillis : window.expiresAtMillis
+        window.expiresAtMillis
     }
 
     /// A counter's value at `now` (the sum of its live windows, saturating at the Int64 range)
@@ -94,7 +100,7 @@ extension EntryRecord {
     }
 
     /// When this state stops being visible (0 = not by time): the expiry, a counter's last
-    /// window end, or its own version for a delete.
+    /// window end, or its own version for a delete (and for a freed value without expiry).
     public var deathMillis: Int64 {
         if let counter {
             return counter.windows.reduce(Int64(-1)) { latest, window in
@@ -102,6 +108,9 @@ extension EntryRecord {
                 return latest == -1 ? end : CounterState.Window.later(latest, end)
             }
         }
-        return isTombstone ? version.physicalMillis : expiresAtMillis
+        if isTombstone || (valueDropped && expiresAtMillis == 0) {
+            return max(version.physicalMillis, expiryVersion.physicalMillis)
+        }
+        return expiresAtMillis
     }
 }

@@ -16,6 +16,10 @@ public struct EntryRecord: Sendable, Equatable {
     public var version: Version
     /// Whether the last set or delete was a delete.
     public var isTombstone: Bool
+    /// The value of an expired write, freed by the sweep: the record keeps its versions (so it
+    /// still outranks older copies) but can no longer be read, and a copy of the same write
+    /// that still holds the bytes wins over it.
+    public var valueDropped: Bool
     /// Absolute expiry in Unix milliseconds; 0 means never.
     public var expiresAtMillis: Int64
     /// The version of the write that set ``expiresAtMillis``: ``version`` for a set, later for a touch.
@@ -24,13 +28,15 @@ public struct EntryRecord: Sendable, Equatable {
     public var counter: CounterState?
 
     public init(key: String, value: [UInt8] = [], metadata: [String: String] = [:], expiresAtMillis: Int64 = 0,
-                version: Version, isTombstone: Bool = false, expiryVersion: Version? = nil, counter: CounterState? = nil) {
+                version: Version, isTombstone: Bool = false, expiryVersion: Version? = nil, counter: CounterState? = nil,
+                valueDropped: Bool = false) {
         self.key = key
         self.value = value
         self.metadata = metadata
         self.expiresAtMillis = expiresAtMillis
         self.version = version
         self.isTombstone = isTombstone
+        self.valueDropped = valueDropped
         self.expiryVersion = expiryVersion ?? version
         self.counter = counter
     }
@@ -78,10 +84,18 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case overflow
     /// A record stamped further ahead of this node's clock than it accepts.
     case clockSkew(aheadMillis: Int64)
+    /// This node's wall clock went back behind versions it stamped, by more than it accepts.
+    case clockWentBack(millis: Int64)
+    /// `touch` on a counter: its window keeps the TTL it was opened with.
+    case counterWindowFixed
 
     public var description: String {
         switch self {
         case .clockSkew(let ahead): "the record is stamped \(ahead) ms ahead of this node's clock, over its --max-clock-skew"
+        case .counterWindowFixed:
+            "a counter keeps the TTL its window was opened with; delete the key to start a new window"
+        case .clockWentBack(let millis):
+            "this node's clock went back \(millis) ms behind versions it stamped; it takes writes to these keys again when its clock has caught up"
         case .memoryFull(let limit): "memory is full: the store holds its --max-memory of \(limit) bytes and eviction is off"
         case .notAnInteger: "the value is not a 64-bit integer"
         case .overflow: "the result overflows a 64-bit integer"

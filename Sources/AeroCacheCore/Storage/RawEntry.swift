@@ -30,6 +30,7 @@ struct RawEntry {
     static let tombstoneFlag: UInt8 = 1
     static let counterFlag: UInt8 = 2
     private static let expiryVersionFlag: UInt8 = 4
+    static let valueDroppedFlag: UInt8 = 8
 
     init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
@@ -82,10 +83,14 @@ struct RawEntry {
     }
 
     private var flags: UInt8 { base.load(fromByteOffset: 32, as: UInt8.self) }
-    /// The flags that say what the entry is (``tombstoneFlag``, ``counterFlag``).
-    var kind: UInt8 { flags & (Self.tombstoneFlag | Self.counterFlag) }
+    /// The flags that say what the entry is (``tombstoneFlag``, ``counterFlag``, ``valueDroppedFlag``):
+    /// 0 for a value.
+    var kind: UInt8 { flags & (Self.tombstoneFlag | Self.counterFlag | Self.valueDroppedFlag) }
     var isTombstone: Bool { flags & Self.tombstoneFlag != 0 }
     var isCounter: Bool { flags & Self.counterFlag != 0 }
+    var isValueDropped: Bool { flags & Self.valueDroppedFlag != 0 }
+    /// A tombstone or a freed expired value: it only guards against older copies.
+    var isMarker: Bool { flags & (Self.tombstoneFlag | Self.valueDroppedFlag) != 0 }
 
     /// The version of the expiry (a touch gives it its own).
     var expiryVersion: Version {
@@ -117,7 +122,7 @@ struct RawEntry {
     /// Whether the entry is invisible to readers at `now`: a tombstone, or past its expiry
     /// (for a counter: past the end of its last window).
     func isDead(at now: Int64) -> Bool {
-        isTombstone || (expiresAt != 0 && expiresAt <= now)
+        isMarker || (expiresAt != 0 && expiresAt <= now)
     }
 
     func hasKey(_ other: UnsafeRawBufferPointer) -> Bool {

@@ -15,6 +15,7 @@ struct ShardTable: ~Copyable {
     private(set) var entries: [RawEntry] = []
     /// Bytes held by this shard's entries (allocator sizes plus index overhead).
     private(set) var bytes = 0
+    /// Tombstones and freed expired values.
     private(set) var tombstones = 0
     private let hash: HashFunction
     var clock: HybridLogicalClock
@@ -70,14 +71,14 @@ struct ShardTable: ~Copyable {
         entries.append(entry)
         place(tag: UInt32(truncatingIfNeeded: keyHash), index: entries.count - 1)
         bytes += Self.cost(of: entry)
-        if entry.isTombstone { tombstones += 1 }
+        if entry.isMarker { tombstones += 1 }
     }
 
     /// Puts `entry` in place of the one at `index` (same key) and frees the old one.
     mutating func replace(at index: Int, with entry: RawEntry) {
         let old = entries[index]
         bytes += Self.cost(of: entry) - Self.cost(of: old)
-        tombstones += (entry.isTombstone ? 1 : 0) - (old.isTombstone ? 1 : 0)
+        tombstones += (entry.isMarker ? 1 : 0) - (old.isMarker ? 1 : 0)
         entries[index] = entry
         old.deallocate()
     }
@@ -86,7 +87,7 @@ struct ShardTable: ~Copyable {
     mutating func remove(slot: Int, index: Int) {
         let removed = entries[index]
         bytes -= Self.cost(of: removed)
-        if removed.isTombstone { tombstones -= 1 }
+        if removed.isMarker { tombstones -= 1 }
         clearSlot(slot)
         let last = entries.count - 1
         if index != last {

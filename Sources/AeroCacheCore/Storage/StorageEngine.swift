@@ -12,8 +12,8 @@ import Darwin
 /// - Every local write gets a ``Version`` from the shard's hybrid logical clock; ``merge(_:)``
 ///   combines a replica's record with the one held by ``EntryRecord/merged(with:)``, so
 ///   replicas converge whatever the order, and a newer write always beats an older one.
-/// - Expired entries are invisible at once. The sweep (``sweep(budgetPerShard:)``) turns
-///   them into small tombstones (their value freed) and drops every tombstone once the grace
+/// - Expired entries are invisible at once. The sweep (``sweep(budgetPerShard:)``) frees
+///   their values, keeping their versions, and drops them and tombstones once the grace
 ///   period has passed, so an older copy arriving late cannot come back.
 /// - Memory is accounted per entry (allocator size plus index overhead), plus what the node
 ///   holds for replication (``reserveOutside(_:)``). A write that would pass
@@ -140,8 +140,8 @@ public final class StorageEngine: Sendable {
         let now = now()
         let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
         let encodedMetadata = MetadataCodec.encode(metadata)
-        return try write(key, now: now) { table, _ in
-            let version = table.clock.next(nowMillis: now)
+        return try write(key, now: now) { table, _ throws(StorageError) in
+            let version = try stamp(&table, now: now)
             return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: expiresAt), metadata: encodedMetadata,
                              value: .borrowed(value), expiresAt: expiresAt, version: version, expiryVersion: version, flags: 0)
         }
@@ -162,48 +162,52 @@ public final class StorageEngine: Sendable {
     public func delete(_ key: String) throws(StorageError) -> Bool {
         let now = now()
         var wasLive = false
-        _ = try write(key, now: now) { table, existing in
+        _ = try write(key, now: now) { table, existing throws(StorageError) in
             wasLive = existing.map { !$0.isDead(at: now) } ?? false
-            let version = table.clock.next(nowMillis: now)
+            let version = try stamp(&table, now: now)
             return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: 0), metadata: [], value: .owned([]),
                              expiresAt: 0, version: version, expiryVersion: version, flags: RawEntry.tombstoneFlag)
         }
         return wasLive
     }
 
-    /// Adds `delta` to the counter at `key` in this node's slot; returns the new value and the
-    /// counter's whole state (what replicas are sent).
+    /// Adds `delta` to the counter at `key` in this node's slot; returns the new value, the
+    /// counter's whole state (what replicas are sent) and the window it counted in.
     ///
     /// A missing, deleted or expired key opens a window that ends after `ttlMillis` (0: never);
     /// a live counter keeps its window. A plain value that is a decimal integer becomes the
     /// counter's starting point, keeping its expiry (``CounterState``).
-    public func increment(_ key: String, by delta: Int64, ttlMillis: Int64 = 0) throws(StorageError) -> (value: Int64, record: EntryRecord) {
+    public func increment(_ key: String, by delta: Int64, ttlMillis: Int64 = 0) throws(StorageError) -> (value: Int64, record: EntryRecord, window: Version) {
         let now = now()
-        var result: (Int64, EntryRecord)?
+        var result: (Int64, EntryRecord, Version)?
         let slot = configuration.counterSlot
         _ = try write(key, now: now) { table, existing throws(StorageError) in
             var record = existing.map { StoredForm.record(of: $0, key: key) }
                 ?? EntryRecord(key: key, version: .zero, isTombstone: true)
-            let value = try record.increment(by: delta, slot: slot, ttlMillis: ttlMillis, now: now) { table.clock.next(nowMillis: now) }
-            result = (value, record)
+            let version = try stamp(&table, now: now)
+            let (value, window) = try record.increment(by: delta, slot: slot, ttlMillis: ttlMillis, now: now) { version }
+            record = record.pruningEndedWindows(at: now)
+            result = (value, record, window)
             return StoredForm.plan(for: record)
         }
         return result!
     }
 
     /// Gives a live entry a new TTL (0: none); returns its new stamp and the expiry-only record
-    /// that replicas are sent, or nil when the key is missing, deleted or expired.
+    /// that replicas are sent, or nil when the key is missing, deleted or expired. A counter's
+    /// windows keep their TTL (``StorageError/counterWindowFixed``).
     ///
     /// Only the expiry changes, under a version of its own: the value keeps its version, so
     /// a replica that holds an older value (or missed a delete) cannot pass it off as new.
-    public func touch(_ key: String, ttlMillis: Int64) -> (stamp: WriteStamp, record: EntryRecord)? {
+    public func touch(_ key: String, ttlMillis: Int64) throws(StorageError) -> (stamp: WriteStamp, record: EntryRecord)? {
         let now = now()
         let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
         var result: (WriteStamp, EntryRecord)?
-        _ = try? write(key, now: now) { table, existing in
+        _ = try write(key, now: now) { table, existing throws(StorageError) in
             guard let existing, !existing.isDead(at: now) else { return nil }
+            if existing.isCounter { throw .counterWindowFixed }
             var record = StoredForm.record(of: existing, key: key)
-            let version = table.clock.next(nowMillis: now)
+            let version = try stamp(&table, now: now)
             record.expiresAtMillis = expiresAt
             record.expiryVersion = version
             result = (WriteStamp(version: version, expiresAtMillis: expiresAt),
@@ -236,7 +240,7 @@ public final class StorageEngine: Sendable {
                 // Nothing held: a record already past its grace shadows nothing here.
                 if let reclaim = reclaimMillis(of: record), reclaim <= now { return nil }
                 applied = true
-                return StoredForm.plan(for: record)
+                return StoredForm.plan(for: record.pruningEndedWindows(at: now))
             }
             switch StoredForm.fastMerge(held: existing, incoming: record) {
             case .keep:
@@ -246,7 +250,7 @@ public final class StorageEngine: Sendable {
                 return StoredForm.plan(for: record)
             case .combine:
                 let held = StoredForm.record(of: existing, key: record.key)
-                let merged = held.merged(with: record)
+                let merged = held.merged(with: record).pruningEndedWindows(at: now)
                 guard merged != held else { return nil }
                 applied = true
                 return StoredForm.plan(for: merged)
@@ -258,8 +262,7 @@ public final class StorageEngine: Sendable {
     // MARK: Maintenance
 
     /// Sweeps at most `budgetPerShard` entries per shard (each shard locked only for its own
-    /// short pass): expired values become tombstones, tombstones past their grace are
-    /// dropped, and so are entries stamped further ahead of the clock than peers accept.
+    /// short pass): expired values are freed (their versions kept), markers past their grace are
     /// Returns how many entries were dropped.
     @discardableResult
     public func sweep(budgetPerShard: Int = 256) -> Int {
@@ -317,32 +320,39 @@ public final class StorageEngine: Sendable {
     /// and after it died; nil while it is live or never dies by time.
     func reclaimMillis(of record: EntryRecord) -> Int64? {
         let death = record.deathMillis
-        guard record.isTombstone && record.counter == nil || death > 0 else { return nil }
+        guard death > 0 else { return nil }
         return max(record.version.physicalMillis, record.expiryVersion.physicalMillis, death) + configuration.tombstoneGraceMillis
     }
 
     /// What the sweep does with one entry at `now`.
     private func sweepAction(for entry: RawEntry, now: Int64) -> ShardTable.SweepAction {
-        // Stamped further ahead than any peer accepts: this node's clock ran ahead (and has
-        // been corrected). No replica holds it; neither does this one any longer.
-        if max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis) - now > configuration.maxClockSkewMillis {
-            return .remove
-        }
         guard entry.isDead(at: now) else { return .keep }
-        let death = entry.isTombstone ? entry.version.physicalMillis : entry.expiresAt
+        let death = entry.isTombstone || (entry.isValueDropped && entry.expiresAt == 0)
+            ? entry.version.physicalMillis : entry.expiresAt
         let reclaim = max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis, death)
             + configuration.tombstoneGraceMillis
         if reclaim <= now { return .remove }
         // An expired value keeps only what guards against older copies: its versions. Not at
         // the very moment it expires, so that a touch made just before on a replica whose
-        // clock lags still finds the value here.
+        // clock lags still finds the value here (and where it does not, a copy that kept the
+        // bytes wins over this one).
         if entry.kind == 0 && entry.expiresAt + configuration.maxClockSkewMillis <= now {
-            return .replace(StoredForm.tombstone(compacting: entry, lastAccess: Self.accessStamp(now)))
+            return .replace(StoredForm.droppingValue(of: entry, lastAccess: Self.accessStamp(now)))
         }
         return .keep
     }
 
     // MARK: Internals
+
+    /// The version for a local write on `table`'s shard; refuses while the shard's clock is
+    /// further ahead of the wall clock than peers accept (the wall clock went back): a version
+    /// stamped now would be refused by every peer, and one stamped lower could lose to this
+    /// node's own earlier writes. It takes writes again once the wall clock has caught up.
+    private func stamp(_ table: inout ShardTable, now: Int64) throws(StorageError) -> Version {
+        let ahead = table.clock.aheadMillis(of: now)
+        if ahead > configuration.maxClockSkewMillis { throw .clockWentBack(millis: ahead) }
+        return table.clock.next(nowMillis: now)
+    }
 
     /// The absolute expiry of a write at `now` with `ttlMillis` (0: never).
     private static func expiry(now: Int64, ttlMillis: Int64) -> Int64 {
@@ -408,8 +418,8 @@ public final class StorageEngine: Sendable {
             let before = table.bytes
             let entry = table.entry(at: victim)
             if entry.kind == 0 && entry.isDead(at: now) {
-                // An expired value gives back its bytes and stays as a tombstone.
-                table.replace(at: victim, with: StoredForm.tombstone(compacting: entry, lastAccess: entry.lastAccess))
+                // An expired value gives back its bytes and keeps its versions.
+                table.replace(at: victim, with: StoredForm.droppingValue(of: entry, lastAccess: entry.lastAccess))
             } else {
                 table.remove(index: victim)
                 evictionCount.add(1, ordering: .relaxed)

@@ -15,7 +15,7 @@ enum StoredForm {
         }
         return EntryRecord(key: key, value: Array(entry.value), metadata: MetadataCodec.decode(entry.metadata),
                            expiresAtMillis: entry.expiresAt, version: entry.version, isTombstone: entry.isTombstone,
-                           expiryVersion: entry.expiryVersion)
+                           expiryVersion: entry.expiryVersion, valueDropped: entry.isValueDropped)
     }
 
     /// The write that stores `record`.
@@ -28,9 +28,10 @@ enum StoredForm {
             return WritePlan(stamp: stamp, metadata: [], value: .owned(bytes), expiresAt: record.deathMillis,
                              version: record.version, expiryVersion: record.expiryVersion, flags: RawEntry.counterFlag)
         }
-        if record.isTombstone {
+        if record.isTombstone || record.valueDropped {
             return WritePlan(stamp: stamp, metadata: [], value: .owned([]), expiresAt: record.expiresAtMillis,
-                             version: record.version, expiryVersion: record.expiryVersion, flags: RawEntry.tombstoneFlag)
+                             version: record.version, expiryVersion: record.expiryVersion,
+                             flags: record.isTombstone ? RawEntry.tombstoneFlag : RawEntry.valueDroppedFlag)
         }
         return WritePlan(stamp: stamp, metadata: MetadataCodec.encode(record.metadata), value: .owned(record.value),
                          expiresAt: record.expiresAtMillis, version: record.version, expiryVersion: record.expiryVersion,
@@ -44,8 +45,8 @@ enum StoredForm {
     /// record is newer (or older) in both registers and neither side is a counter.
     static func fastMerge(held: RawEntry, incoming: EntryRecord) -> MergeShortcut {
         if held.isCounter || incoming.counter != nil { return .combine }
-        let valueWins = incoming.version != held.version ? incoming.version > held.version
-                                                         : incoming.isTombstone && !held.isTombstone
+        let heldRank = held.isTombstone ? 3 : held.isValueDropped ? 0 : 2
+        let valueWins = incoming.version != held.version ? incoming.version > held.version : incoming.valueRank > heldRank
         let heldExpiry = held.expiryVersion
         let expiryWins = incoming.expiryVersion != heldExpiry ? incoming.expiryVersion > heldExpiry
             : incoming.expiresAtMillis != held.expiresAt
@@ -57,12 +58,12 @@ enum StoredForm {
         }
     }
 
-    /// `entry` (an expired value) reduced to what guards against older copies: a tombstone at
-    /// its version with its expiry register.
-    static func tombstone(compacting entry: RawEntry, lastAccess: UInt32) -> RawEntry {
+    /// `entry` (an expired value) reduced to what guards against older copies: its versions
+    /// and expiry, its bytes freed (``EntryRecord/valueDropped``).
+    static func droppingValue(of entry: RawEntry, lastAccess: UInt32) -> RawEntry {
         RawEntry.make(key: entry.key, metadata: UnsafeRawBufferPointer(start: nil, count: 0),
                       value: UnsafeRawBufferPointer(start: nil, count: 0), expiresAt: entry.expiresAt,
-                      version: entry.version, expiryVersion: entry.expiryVersion, flags: RawEntry.tombstoneFlag,
+                      version: entry.version, expiryVersion: entry.expiryVersion, flags: RawEntry.valueDroppedFlag,
                       lastAccess: lastAccess)
     }
 }

@@ -15,15 +15,16 @@ public struct HybridLogicalClock: Sendable {
     }
 
     /// The version for a local write at physical time `nowMillis`.
-    ///
-    /// If the clock went back by more than ``maxSkewMillis`` (a wall clock that ran ahead was
-    /// corrected), it starts again from the physical time: peers refused whatever it stamped
-    /// that far ahead, and the store drops such entries (``StorageEngine/sweep(budgetPerShard:)``).
     public mutating func next(nowMillis: Int64) -> Version {
         let physical = UInt64(max(nowMillis, 0)) << 16
-        if Int64(last >> 16) - nowMillis > maxSkewMillis { last = physical }
         last = physical > last ? physical : last + 1
         return Version(timestamp: last, node: node)
+    }
+
+    /// How far the latest timestamp issued or seen is ahead of physical time `nowMillis`
+    /// (negative: behind). Past ``maxSkewMillis``, the wall clock went back.
+    public func aheadMillis(of nowMillis: Int64) -> Int64 {
+        Int64(last >> 16) - nowMillis
     }
 
     /// Moves the clock past a timestamp seen from another node.

@@ -22,8 +22,10 @@ public struct ClusterConfiguration: Sendable {
     public var maxClockSkewMillis: Int64 = 2_000
     /// Hints kept for unreachable replicas: bytes in all, and how old they may get.
     public var hints = HintStore.Settings()
-    /// Bytes waiting on one replication link before writes to that replica become hints.
+    /// Bytes waiting on one replication link before writes to that replica become hints, and
+    /// on all links together.
     public var linkQueueBytes = 16 << 20
+    public var linkBudgetBytes = 64 << 20
     /// Largest Replicate request: batches and hint replays are cut under it.
     public var maxBatchBytes = 2 << 20
     public init() {}

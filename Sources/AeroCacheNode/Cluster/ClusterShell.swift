@@ -114,9 +114,10 @@ public final class ClusterShell: Sendable {
                     guard reply.member.tokens.count == configuration.tokensPerNode else {
                         throw JoinRefused(message: "cannot join the cluster through \(seed): it allotted \(reply.member.tokens.count) tokens")
                     }
+                    let members = acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                     let instance = membership.withLock { instance -> Membership.Instance in
                         instance.adoptTokens(reply.member.tokens)
-                        instance.merge(acceptable(reply.members.map(Membership.Record.init), nowMillis: now), nowMillis: now)
+                        instance.merge(members, nowMillis: now)
                         return instance
                     }
                     publish(instance, nowMillis: now)
@@ -171,7 +172,7 @@ public final class ClusterShell: Sendable {
     /// full store has to drop.
     func addHint(_ record: EntryRecord, for target: String) {
         guard configuration.hintedHandoff else { return }
-        guard hints.add(record, for: target) > 0 else { return }
+        guard hints.add(record, for: target, now: UnixClock.nowMillis()) > 0 else { return }
         if !droppingHints.exchange(true, ordering: .relaxed) {
             logger.warning("""
                 the hint store is full (\(hints.bytes) bytes): dropping the oldest hints; the replicas that miss \
@@ -208,9 +209,19 @@ public final class ClusterShell: Sendable {
 
     /// The records worth merging: those that pass ``Membership/Record/problem(tokensPerNode:nowMillis:maxClockSkewMillis:)``.
     private func acceptable(_ records: [Membership.Record], nowMillis: Int64) -> [Membership.Record] {
-        records.filter { record in
-            guard let problem = record.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
-                                               maxClockSkewMillis: configuration.maxClockSkewMillis) else { return true }
+        let known = membership.withLock { $0.records }
+        return records.filter { record in
+            var problem = record.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
+                                         maxClockSkewMillis: configuration.maxClockSkewMillis)
+            // Two members that stamp one version number would make their writes ties: the
+            // second to be heard of is kept out (seeds refuse it at join; this catches two
+            // joins through different seeds).
+            if problem == nil, known[record.id] == nil,
+               let twin = known.values.first(where: { $0.versionNode == record.versionNode }) {
+                problem = "member \(record.id) stamps the same version number as \(twin.id)"
+                logger.error("\(problem!): it is kept out of the ring; restart it with another --node-id")
+            }
+            guard let problem else { return true }
             metrics.rejected(.member)
             logger.debug("refused a member record: \(problem)")
             return false

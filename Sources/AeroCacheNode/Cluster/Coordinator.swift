@@ -20,6 +20,7 @@ public final class Coordinator: Sendable {
     private let forwardedCalls = Atomic<Int>(0)
     private let metrics: NodeMetrics
     private let links = Mutex<[String: ReplicationLink]>([:])
+    private let linkBudget: ReplicationLink.Budget
 
     init(cluster: ClusterShell, store: StorageEngine, limits: Limits,
          background: AsyncStream<@Sendable () async -> Void>.Continuation, metrics: NodeMetrics) {
@@ -28,14 +29,17 @@ public final class Coordinator: Sendable {
         self.limits = limits
         self.background = background
         self.metrics = metrics
+        self.linkBudget = ReplicationLink.Budget(limit: cluster.configuration.linkBudgetBytes)
     }
 
     /// Calls that reached this node although it does not coordinate their key.
     public var forwardedCount: Int { forwardedCalls.load(ordering: .relaxed) }
 
     enum Route {
-        /// This node coordinates; `others` are the remaining replicas, `replicas` how many there are.
-        case local(others: [Ring.Member], replicas: Int)
+        /// This node coordinates; `others` are the key's replicas but this node, `replicas` how
+        /// many there are, `selfIsReplica` whether this node is one (not when a peer with
+        /// another view of the ring forwarded the call here).
+        case local(others: [Ring.Member], replicas: Int, selfIsReplica: Bool)
         case forward(address: String)
     }
 
@@ -43,12 +47,14 @@ public final class Coordinator: Sendable {
     /// call was forwarded here by a peer), else at the key's first live replica.
     func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
         if let others = view.othersWhenEveryoneIsAReplica {
-            return .local(others: others, replicas: others.count + 1)
+            return .local(others: others, replicas: others.count + 1, selfIsReplica: true)
         }
         let replicas = view.replicas(forKey: key)
         guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
         let others = replicas.filter { $0.id != view.selfID }
-        if others.count < replicas.count || forwarded { return .local(others: others, replicas: replicas.count) }
+        if others.count < replicas.count || forwarded {
+            return .local(others: others, replicas: replicas.count, selfIsReplica: others.count < replicas.count)
+        }
         guard let coordinator = replicas.first(where: view.isAlive) else {
             throw RPCError(.unavailable, "none of the key's \(replicas.count) replicas is alive")
         }
@@ -99,25 +105,36 @@ public final class Coordinator: Sendable {
     /// `needed` of them acknowledged (at once when `needed` is 0; the rest go on in the background).
     func replicate<Response: Sendable>(_ record: Aerocache_V1_Record, to others: [Ring.Member], needed: Int,
                                        view: ClusterView, response: Response) -> Reply<Response> {
-        replicate(record, to: others, needed: needed, view: view) { _ in response }
+        replicate(record, to: others, needed: needed, view: view) { _ in .now(response) }
     }
 
     /// Replicates a write and answers with `answer(merged)`, where `merged` holds what the
     /// acknowledging replicas answered for a counter record (what they hold after merging it).
+    /// `answer` may start more work (`.callback`); it must not suspend (`.later`).
     func replicate<Response: Sendable>(_ record: Aerocache_V1_Record, to others: [Ring.Member], needed: Int,
                                        view: ClusterView,
-                                       answer: @escaping @Sendable ([Aerocache_V1_Record]) throws(RPCError) -> Response) -> Reply<Response> {
-        guard !others.isEmpty else {
-            do { return .now(try answer([])) } catch { return .callback { $0(.failure(error)) } }
-        }
+                                       answer: @escaping @Sendable ([Aerocache_V1_Record]) throws(RPCError) -> Reply<Response>) -> Reply<Response> {
         let quorum = Quorum(needed: needed, total: others.count)
         for member in others { send(record, to: member, view: view, waiter: quorum) }
-        if needed == 0 {
-            do { return .now(try answer([])) } catch { return .callback { $0(.failure(error)) } }
+        if needed <= 0 {
+            do { return try answer([]) } catch { return .callback { $0(.failure(error)) } }
         }
         return .callback { completion in
             quorum.onOutcome { outcome in
-                completion(outcome.flatMap { merged in Result { () throws(RPCError) in try answer(merged) } })
+                switch outcome {
+                case .failure(let error):
+                    completion(.failure(error))
+                case .success(let merged):
+                    do throws(RPCError) {
+                        switch try answer(merged) {
+                        case .now(let response): completion(.success(response))
+                        case .callback(let begin): begin(completion)
+                        case .later: completion(.failure(RPCError(.internalError, "a replication answer may not suspend")))
+                        }
+                    } catch {
+                        completion(.failure(error))
+                    }
+                }
             }
         }
     }
@@ -202,7 +219,7 @@ public final class Coordinator: Sendable {
         links.withLock { links in
             if let link = links[member.id], link.target.address == member.address { return link }
             let link = ReplicationLink(target: member, maxQueueBytes: cluster.configuration.linkQueueBytes,
-                                       maxBatchBytes: cluster.configuration.maxBatchBytes, store: store)
+                                       maxBatchBytes: cluster.configuration.maxBatchBytes, budget: linkBudget, store: store)
             links[member.id] = link
             return link
         }

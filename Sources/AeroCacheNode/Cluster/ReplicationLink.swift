@@ -7,9 +7,10 @@ import Synchronization
 /// Records queue up while a Replicate call is in flight and all go in the next one, so under
 /// load one call carries many writes (the batch grows with the load, and an idle link sends
 /// a write at once). A batch stays under ``maxBatchBytes`` (the request limit, less room), so
-/// large values never make a batch the replica must refuse. The queue holds at most
-/// ``maxQueueBytes``, counted in the node's memory bound; past that a write is refused here
-/// and its caller leaves a hint instead. Each record's waiter hears whether its copy landed
+/// large values never make a batch the replica must refuse. The queue (with the batch in
+/// flight) holds at most ``maxQueueBytes``, and all links together at most what their shared
+/// ``Budget`` allows, all counted in the node's memory bound; past that a write is refused
+/// here and its caller leaves a hint instead. Each record's waiter hears whether its copy landed
 /// (and, for a counter, what the replica holds after merging it); a failed call leaves a hint
 /// for every record in it; a record the replica refused is dropped and counted there.
 final class ReplicationLink: Sendable {
@@ -36,23 +37,48 @@ final class ReplicationLink: Sendable {
         case full
     }
 
+    /// The bytes every link of a node may hold together.
+    final class Budget: Sendable {
+        let limit: Int
+        private let used = Atomic<Int>(0)
+
+        init(limit: Int) { self.limit = limit }
+
+        /// Takes `bytes` when they fit (or nothing is held at all); returns whether it did.
+        func take(_ bytes: Int) -> Bool {
+            var current = used.load(ordering: .relaxed)
+            while true {
+                if current + bytes > limit && current > 0 { return false }
+                let (exchanged, original) = used.compareExchange(expected: current, desired: current + bytes,
+                                                                 ordering: .relaxed)
+                if exchanged { return true }
+                current = original
+            }
+        }
+
+        func give(_ bytes: Int) { used.subtract(bytes, ordering: .relaxed) }
+    }
+
     let target: Ring.Member
     let maxQueueBytes: Int
     let maxBatchBytes: Int
     static let maxBatchRecords = 512
     private let state = Mutex(State())
     private let store: StorageEngine
+    private let budget: Budget
 
-    init(target: Ring.Member, maxQueueBytes: Int, maxBatchBytes: Int, store: StorageEngine) {
+    init(target: Ring.Member, maxQueueBytes: Int, maxBatchBytes: Int, budget: Budget, store: StorageEngine) {
         self.target = target
         self.maxQueueBytes = maxQueueBytes
         self.maxBatchBytes = maxBatchBytes
+        self.budget = budget
         self.store = store
     }
 
     /// Queues `record`; the caller starts the drain when told to.
     func enqueue(_ record: Aerocache_V1_Record, waiter: Quorum?) -> Enqueued {
         let size = record.estimatedSize
+        guard budget.take(size) else { return .full }
         let outcome = state.withLock { state -> Enqueued in
             if state.queuedBytes + size > maxQueueBytes && state.queuedBytes > 0 { return .full }
             state.pending.append(Pending(record: record, size: size, waiter: waiter))
@@ -61,7 +87,10 @@ final class ReplicationLink: Sendable {
             state.sending = true
             return .startDrain
         }
-        if case .full = outcome { return outcome }
+        if case .full = outcome {
+            budget.give(size)
+            return outcome
+        }
         store.reserveOutside(size)
         return outcome
     }
@@ -81,7 +110,6 @@ final class ReplicationLink: Sendable {
                     bytes += next.size
                     state.head += 1
                 }
-                state.queuedBytes -= bytes
                 if state.head == state.pending.count {
                     state.pending.removeAll(keepingCapacity: state.pending.count < 4096)
                     state.head = 0
@@ -90,8 +118,12 @@ final class ReplicationLink: Sendable {
                 return batch
             }
             guard !batch.isEmpty else { return }
-            store.releaseOutside(batch.reduce(0) { $0 + $1.size })
             let answer = await send(batch.map(\.record))
+            // The batch counted against the bounds until its call ended.
+            let bytes = batch.reduce(0) { $0 + $1.size }
+            state.withLock { $0.queuedBytes -= bytes }
+            budget.give(bytes)
+            store.releaseOutside(bytes)
             let rejected = Set(answer?.rejected.map(Int.init) ?? [])
             var merged: [Int: Aerocache_V1_Record] = [:]
             for reply in answer?.merged ?? [] { merged[Int(reply.index)] = reply.record }

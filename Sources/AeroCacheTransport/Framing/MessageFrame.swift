@@ -32,10 +32,9 @@ public struct UnaryMessageCollector: Sendable {
     public mutating func append(_ chunk: UnsafeRawBufferPointer) throws(RPCError) {
         if declaredLength == nil && bytes.count + chunk.count >= MessageFrame.prefixLength {
             bytes.append(contentsOf: chunk)
+            // No room is reserved for the declared length: the bytes grow as they arrive, so
+            // a prefix alone (1,024 streams of them) costs nothing.
             try readPrefix()
-            if let declaredLength {
-                bytes.reserveCapacity(MessageFrame.prefixLength + declaredLength)
-            }
             return
         }
         if let declaredLength, bytes.count + chunk.count > MessageFrame.prefixLength + declaredLength {

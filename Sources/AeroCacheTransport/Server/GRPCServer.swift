@@ -82,7 +82,7 @@ public final class GRPCServer: Sendable {
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxConcurrentStreams: configuration.maxConcurrentStreams,
             initialWindowSize: 1 << 20,
-            connectionWindowSize: 16 << 20,
+            connectionWindowSize: Int32(clamping: max(1 << 20, configuration.maxHeldBytesPerConnection)),
             maxHeldBytes: configuration.maxHeldBytesPerConnection,
             peerCredential: configuration.peerCredential)
         let listener: any Channel

@@ -27,7 +27,7 @@ public struct PeerCredential: Sendable {
 
     /// Whether `presented` is the secret; takes the same time wherever the bytes differ.
     public func admits(_ presented: UnsafeRawBufferPointer) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: presented.count ^ secret.count)
+        var difference: UInt8 = presented.count == secret.count ? 0 : 1
         for index in secret.indices {
             difference |= secret[index] ^ (index < presented.count ? presented[index] : 0)
         }

@@ -8,14 +8,18 @@ import NIOCore
 /// the socket reads, turns its callbacks into calls on ``ServerMethod``s, and writes what it
 /// has to send once per read cycle, in one buffer and one flush.
 ///
-/// Memory is bounded per connection, whatever the client does: requests and unsent answers
-/// together stay within ``Settings/maxHeldBytes`` (plus one answer and one socket read).
-/// Past it the handler stops reading from the socket and holds back requests already read
-/// until the client takes its answers; it hands nghttp2's output to the socket only while
-/// the socket takes it.
-final class ServerConnectionHandler: ChannelDuplexHandler {
+/// Memory is bounded per connection, whatever the client does. Requests (until answered) and
+/// unsent answers together stay within ``Settings/maxHeldBytes``, plus the HTTP/2 windows the
+/// node grants and one answer:
+/// - request bodies are under HTTP/2 flow control that the handler drives itself: it gives
+///   the client more window only while the connection is under its budget;
+/// - a request that completes while too many answers wait is held back (not run) until the
+///   client has taken them;
+/// - nghttp2's output goes to the socket only while the socket takes it.
+/// The handler never stops reading the socket: the client's WINDOW_UPDATEs, which let the
+/// waiting answers go, arrive there.
+final class ServerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// Fired down the pipeline to start a graceful close: GOAWAY, finish in-flight calls, close.
@@ -50,15 +54,15 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// Running calls with a deadline, checked by `deadlineSweep`.
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
-    /// Request bytes received and not yet handed to their method.
+    /// Request bytes received for calls not yet answered.
     private var heldRequestBytes = 0
     /// Answer bytes not yet handed to nghttp2's output.
     private var heldResponseBytes = 0
     /// Requests complete but held back while too many answers wait.
     private var waiting: [(stream: ServerStream, request: [UInt8])] = []
     private var waitingHead = 0
-    /// A read was asked for while reading was paused.
-    private var readPending = false
+    /// Streams with request bytes received but not yet given back to the client's window.
+    private var unconsumed: [Int32: ServerStream] = [:]
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
@@ -138,15 +142,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Reads from the socket only while the connection holds less than its budget.
-    func read(context: ChannelHandlerContext) {
-        if isOverBudget {
-            readPending = true
-        } else {
-            context.read()
-        }
-    }
-
     private var isOverBudget: Bool { heldRequestBytes + heldResponseBytes >= settings.maxHeldBytes }
 
     /// The connection is gone: every call ends, nothing is kept.
@@ -159,6 +154,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         streams.removeAll()
         waiting.removeAll()
         waitingHead = 0
+        unconsumed.removeAll()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -223,21 +219,26 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// whether it takes more).
     static let writeChunkBytes = 64 * 1024
 
-    /// Runs held-back requests while the answers fit the budget, and reads again once it allows.
+    /// Runs held-back requests while the answers fit the budget, and gives the client window
+    /// for the request bytes it holds once the budget allows.
     private func runWaitingCalls() {
         while waitingHead < waiting.count && heldResponseBytes < settings.maxHeldBytes && isOpen {
             let (stream, request) = waiting[waitingHead]
             waitingHead += 1
-            heldRequestBytes -= request.count
             if stream.phase == .waiting { run(stream, request: request) }
         }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingHead = 0
         }
-        if readPending && !isOverBudget, let context {
-            readPending = false
-            context.read()
+        if !unconsumed.isEmpty && !isOverBudget {
+            for (id, stream) in unconsumed {
+                nghttp2_session_consume(session, id, stream.unconsumedBytes)
+                stream.unconsumedBytes = 0
+            }
+            unconsumed.removeAll()
+            // The WINDOW_UPDATEs go out with the next flush.
+            flushSoon()
         }
     }
 
@@ -313,28 +314,48 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
-        guard let stream = streams[streamID], stream.phase == .receivingMessage else { return }
+        guard let stream = streams[streamID], stream.phase == .receivingMessage else {
+            // Not kept: its window goes back at once.
+            nghttp2_session_consume(session, streamID, length)
+            return
+        }
         let before = stream.collector.byteCount
         do {
             try stream.collector.append(UnsafeRawBufferPointer(start: data, count: length))
         } catch {
             respond(stream, .failure(error))
         }
-        heldRequestBytes += stream.collector.byteCount - before
+        hold(stream, requestBytes: stream.collector.byteCount - before)
+        // Kept: the client gets the window back now, or once the connection is under budget.
+        if isOverBudget {
+            stream.unconsumedBytes += length
+            unconsumed[streamID] = stream
+        } else {
+            nghttp2_session_consume(session, streamID, length)
+        }
+    }
+
+    /// Counts request bytes a stream keeps until it is answered or closed.
+    private func hold(_ stream: ServerStream, requestBytes: Int) {
+        stream.heldRequestBytes += requestBytes
+        heldRequestBytes += requestBytes
+    }
+
+    /// The stream is answered or gone: its request bytes no longer count.
+    private func releaseRequest(of stream: ServerStream) {
+        heldRequestBytes -= stream.heldRequestBytes
+        stream.heldRequestBytes = 0
     }
 
     /// The client half-closed the stream: the request is complete, run it.
     fileprivate func onRequestEnd(streamID: Int32) {
         guard let stream = streams[streamID], stream.phase == .receivingMessage, stream.method != nil else { return }
-        let collected = stream.collector.byteCount
         let request: [UInt8]
         do {
             request = try stream.collector.finish()
         } catch {
-            heldRequestBytes -= collected
             return respond(stream, .failure(error))
         }
-        heldRequestBytes -= collected - request.count
         // Too many answers wait for the client to read them: this call waits too.
         if heldResponseBytes >= settings.maxHeldBytes {
             stream.phase = .waiting
@@ -342,7 +363,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             if stream.deadline != nil, let context { armDeadline(stream, on: context.eventLoop) }
             return
         }
-        heldRequestBytes -= request.count
         run(stream, request: request)
     }
 
@@ -432,8 +452,12 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     fileprivate func onStreamClose(streamID: Int32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        // What it still held: request bytes being received, or an answer not all sent.
-        if stream.phase == .receivingMessage { heldRequestBytes -= stream.collector.byteCount }
+        // What it still held: its request, an answer not all sent, window not given back.
+        releaseRequest(of: stream)
+        if unconsumed.removeValue(forKey: streamID) != nil {
+            nghttp2_session_consume_connection(session, stream.unconsumedBytes)
+            stream.unconsumedBytes = 0
+        }
         heldResponseBytes -= stream.unsentResponseBytes
         stream.unsentResponseBytes = 0
         stream.response = []
@@ -446,6 +470,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
         guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
         stream.phase = .responding
+        releaseRequest(of: stream)
         switch result {
         case .success(let payload):
             stream.response = payload
@@ -465,6 +490,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private func respondHTTPError(_ stream: ServerStream, status: StaticHeader, _ error: RPCError) {
         guard stream.phase != .responding, stream.phase != .closed else { return }
         stream.phase = .responding
+        releaseRequest(of: stream)
         submitTrailersOnly(stream, httpStatus: status, error)
     }
 
@@ -574,9 +600,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             handler(userData).onStreamClose(streamID: streamID)
             return 0
         }
+        // Request bodies are flow-controlled by hand (onDataChunk, runWaitingCalls).
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
         var session: OpaquePointer?
-        let rv = nghttp2_session_server_new(&session, callbacks, userData)
-        precondition(rv == 0 && session != nil, "nghttp2_session_server_new failed: \(rv)")
+        let rv = nghttp2_session_server_new2(&session, callbacks, userData, option)
+        precondition(rv == 0 && session != nil, "nghttp2_session_server_new2 failed: \(rv)")
         return session!
     }
 }
@@ -613,6 +644,10 @@ final class ServerStream {
     var responseOffset = 0
     /// Bytes of the answer (prefix included) not yet handed to nghttp2.
     var unsentResponseBytes = 0
+    /// Request bytes kept until the call is answered or the stream closes.
+    var heldRequestBytes = 0
+    /// Request bytes received but not yet given back to the client's flow-control window.
+    var unconsumedBytes = 0
 
     init(id: Int32, maxMessageBytes: Int) {
         self.id = id
