@@ -4,15 +4,19 @@ A client that asks for large answers and never reads them, a load balancer openi
 closing connections all day, a header too long to quote: the node's memory stays bounded
 and every call gets an answer.
 """
+import concurrent.futures
+import os
 import socket
 import time
 
+import grpc
 import h2.config
 import h2.connection
+import h2.events
 import h2.settings
 
-from conftest import assert_serving, cache_pb2
-from test_robustness import H2Client, get_request
+from conftest import assert_serving, cache_pb2, cache_pb2_grpc
+from test_robustness import H2Client, framed, get_request
 
 
 def rss_bytes(node):
@@ -85,3 +89,89 @@ def test_a_path_too_long_to_quote_still_gets_an_answer(node):
     assert headers["grpc-status"] == "0"
     client.close()
     assert_serving(node.address)
+
+
+def test_answers_larger_than_the_connection_budget_still_flow(node):
+    # More than the 8 MiB a connection may hold: the answers go out as the client reads them.
+    channel = grpc.insecure_channel(node.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+    stub = cache_pb2_grpc.CacheStub(channel)
+    value = os.urandom(1 << 20)
+    for i in range(12):
+        stub.Set(cache_pb2.SetRequest(key=f"large:{i}", value=value), timeout=10)
+    reply = stub.BatchGet(cache_pb2.BatchGetRequest(keys=[f"large:{i}" for i in range(12)]), timeout=20)
+    assert [r.value == value for r in reply.results] == [True] * 12
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        values = list(pool.map(lambda i: stub.Get(cache_pb2.GetRequest(key=f"large:{i % 12}"), timeout=20).value,
+                               range(48)))
+    assert all(v == value for v in values)
+
+
+class Answers:
+    """What a hand-driven HTTP/2 client heard, per stream: headers (with trailers), and whether it ended."""
+
+    def __init__(self, client):
+        self.client = client
+        self.headers = {}
+        self.ended = set()
+
+    def read(self):
+        """Reads once (up to 0.2 s) and records what arrived; False when nothing came."""
+        self.client.sock.settimeout(0.2)
+        try:
+            received = self.client.sock.recv(65_536)
+        except socket.timeout:
+            return False
+        assert received, "the node closed the connection"
+        for event in self.client.conn.receive_data(received):
+            stream = getattr(event, "stream_id", None)
+            if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                self.headers.setdefault(stream, {}).update({k.decode(): v.decode() for k, v in event.headers})
+            elif isinstance(event, h2.events.DataReceived):
+                self.client.conn.acknowledge_received_data(event.flow_controlled_length, stream)
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                self.ended.add(stream)
+        self.client.flush()
+        return True
+
+    def send_all(self, stream, data, timeout=10.0):
+        """Sends `data` on `stream` as fast as the node's flow-control windows allow."""
+        deadline = time.monotonic() + timeout
+        while data:
+            window = min(self.client.conn.local_flow_control_window(stream), self.client.conn.max_outbound_frame_size)
+            if window <= 0:
+                assert time.monotonic() < deadline, "the node gives no more window: it holds bytes it should have let go"
+                self.read()
+                continue
+            self.client.send(stream, data[:window])
+            data = data[window:]
+
+    def wait_ended(self, streams, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not set(streams) <= self.ended:
+            assert time.monotonic() < deadline, f"streams {sorted(set(streams) - self.ended)} never ended"
+            self.read()
+
+
+def test_calls_cut_short_by_their_deadline_give_their_bytes_back(node):
+    client = H2Client(node)
+    answers = Answers(client)
+    warm = client.start()
+    client.send(warm, get_request("nothing"), end=True)
+    answers.wait_ended([warm])  # the node's SETTINGS and windows are known now
+    batch = cache_pb2.BatchSetRequest(entries=[cache_pb2.SetRequest(key=f"big:{i}", value=b"b" * (1 << 20)) for i in range(3)])
+    body = framed(batch.SerializeToString())
+    cut_short = []
+    for _ in range(14):  # 14 × 400 KB of request bodies, never finished, under a 20 ms deadline
+        stream = client.start(path="/aerocache.v1.Cache/BatchSet", extra=[("grpc-timeout", "20m")])
+        answers.send_all(stream, body[:400_000])
+        cut_short.append(stream)
+    answers.wait_ended(cut_short)
+    assert all(answers.headers.get(s, {}).get("grpc-status") == "4" for s in cut_short if s in answers.headers)
+    # Those bytes no longer count: a 3 MiB call on the same connection goes through.
+    stream = client.start(path="/aerocache.v1.Cache/BatchSet")
+    answers.send_all(stream, body)
+    client.conn.end_stream(stream)
+    client.flush()
+    answers.wait_ended([stream])
+    assert answers.headers[stream].get("grpc-status") == "0", answers.headers[stream]
+    client.close()
