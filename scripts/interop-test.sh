@@ -2,7 +2,7 @@
 # Process-level tests with standard gRPC clients: Python grpcio (client code generated from
 # proto/ here) for interop, python-hyper h2 on raw sockets for hostile and broken clients.
 #
-#   scripts/interop-test.sh [PATH_TO_aerocache-node]     (default: .build/debug/aerocache-node)
+#   scripts/interop-test.sh [PATH_TO_aerocache-node [PYTEST_ARGS...]]   (default: .build/debug/aerocache-node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +18,7 @@ gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 "$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$gen" --grpc_python_out="$gen" aerocache/v1/cache.proto aerocache/v1/admin.proto aerocache/v1/peer.proto
 
-AEROCACHE_NODE=$node_bin AEROCACHE_CTL=$(dirname "$node_bin")/aerocachectl AEROCACHE_PYGEN=$gen "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/interop "${@:2}"
+# Extra arguments go to pytest; naming test files (Tests/interop/test_x.py) runs just those.
+targets=(Tests/interop)
+for arg in "${@:2}"; do [[ $arg == Tests/* ]] && targets=(); done
+AEROCACHE_NODE=$node_bin AEROCACHE_CTL=$(dirname "$node_bin")/aerocachectl AEROCACHE_PYGEN=$gen "$venv/bin/python" -m pytest -q -p no:cacheprovider "${targets[@]}" "${@:2}"

@@ -35,8 +35,11 @@ public final class CacheNode: Service, Sendable {
         public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
         public var maxRequestBytes: Int = 4 << 20
-        /// Bytes of requests and unsent answers one client connection may hold (see ``GRPCServer``).
+        /// Bytes of requests and unsent answers one client connection may hold, and all together (see ``GRPCServer``).
         public var maxHeldBytesPerConnection: Int = 8 << 20
+        public var maxHeldBytes: Int = 256 << 20
+        /// Connections open at once; more are closed as they arrive.
+        public var maxConnections: Int = 10_000
         public var shutdownGracePeriod: TimeAmount = .seconds(10)
         public init() {}
     }
@@ -95,6 +98,7 @@ public final class CacheNode: Service, Sendable {
                                  maxRequestMessageBytes: maxRequestBytes,
                                  shutdownGracePeriod: configuration.shutdownGracePeriod,
                                  maxHeldBytesPerConnection: configuration.maxHeldBytesPerConnection,
+                                 maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
                                  peerCredential: configuration.cluster.credential),
             methods: cache.methods + HealthService(cluster: cluster).methods
                 + AdminService(store: store, coordinator: coordinator).methods

@@ -73,6 +73,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "How long tombstones of deletes and expired entries are kept, so older copies cannot come back (10m, 1h, ...).")
     var tombstoneGrace: String = environment("tombstone-grace") ?? "10m"
 
+    @Option(help: "Client and peer connections open at once; more are closed as they arrive.")
+    var maxConnections: Int = environment("max-connections").flatMap { Int($0) } ?? 10_000
+
     @Option(help: "Event-loop threads serving connections.")
     var eventLoopThreads: Int = environment("event-loop-threads").flatMap { Int($0) } ?? 1
 
@@ -92,6 +95,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         }
         guard replicationFactor > 0 else { throw ArgumentParser.ValidationError("--replication-factor must be at least 1") }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
+        guard maxConnections > 0 else { throw ArgumentParser.ValidationError("--max-connections must be at least 1") }
     }
 
     func run() async throws {
@@ -144,6 +148,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.metricsRegistry = registry
         }
         configuration.eventLoopThreads = eventLoopThreads
+        configuration.maxConnections = maxConnections
         configuration.cluster.replicationFactor = replicationFactor
         configuration.cluster.zone = zone
         configuration.cluster.hintedHandoff = hintedHandoff == "on"

@@ -54,8 +54,12 @@ class Cluster:
         self.env = env or {}
         self.processes = {}
         self.logs = {}
-        for index in range(size):
-            self.start(index)
+        try:
+            for index in range(size):
+                self.start(index)
+        except BaseException:
+            self.stop_all()  # a node that failed to start leaves none running
+            raise
 
     @property
     def secret(self):
@@ -117,7 +121,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-        if self.secret_file:
+        if self.secret_file and os.path.exists(self.secret_file):
             os.unlink(self.secret_file)
 
     def ctl(self, *args, via=0):
@@ -141,8 +145,13 @@ class Cluster:
                 and len({n["ring_epoch"] for n in nodes}) == 1)
 
     def wait_converged(self, indexes=None, timeout=30):
+        """Waits until the nodes see each other up on one ring (the caller stops the cluster if not)."""
         indexes = list(range(len(self.ports))) if indexes is None else indexes
-        wait_for(lambda: all(self.converged(via=i) for i in indexes), timeout, "every node up in every view")
+        try:
+            wait_for(lambda: all(self.converged(via=i) for i in indexes), timeout, "every node up in every view")
+        except BaseException:
+            self.stop_all()
+            raise
 
     def wait_state(self, index, state, via, timeout=15):
         return wait_for(lambda: self.status(via=via).get(f"node-{index}", {}).get("state") == state, timeout,

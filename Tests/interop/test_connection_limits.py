@@ -175,3 +175,25 @@ def test_calls_cut_short_by_their_deadline_give_their_bytes_back(node):
     answers.wait_ended([stream])
     assert answers.headers[stream].get("grpc-status") == "0", answers.headers[stream]
     client.close()
+
+
+def test_connections_past_the_limit_are_closed_and_the_rest_served():
+    import subprocess
+    from conftest import Node
+    limited = Node(os.environ["AEROCACHE_NODE"], "--max-connections", "20")
+    try:
+        time.sleep(0.3)  # the start-up probe's connection is gone
+        held = [socket.create_connection(("127.0.0.1", limited.port), timeout=5) for _ in range(20)]
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", limited.port), timeout=5)
+        extra.settimeout(5)
+        assert extra.recv(1024) == b"", "the connection past the limit is closed"
+        extra.close()
+        for sock in held[:10]:
+            sock.close()
+        time.sleep(0.3)
+        assert_serving(limited.address)  # room again once some closed
+        for sock in held[10:]:
+            sock.close()
+    finally:
+        assert limited.stop() == 0

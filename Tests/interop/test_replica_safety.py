@@ -22,19 +22,14 @@ from aerocache.v1 import peer_pb2  # noqa: E402
 QUORUM = cache_pb2.CONSISTENCY_QUORUM
 
 
-def start(*flags, metrics=False, size=3):
-    cluster = Cluster(size, *flags, metrics=metrics)
-    cluster.wait_converged()
-    return cluster
-
-
 @pytest.fixture
 def make_cluster():
     started = []
 
-    def make(*flags, **options):
-        cluster = start(*flags, **options)
-        started.append(cluster)
+    def make(*flags, metrics=False, size=3):
+        cluster = Cluster(size, *flags, metrics=metrics)
+        started.append(cluster)  # stopped at the end whatever happens next
+        cluster.wait_converged()
         return cluster
     yield make
     for cluster in started:

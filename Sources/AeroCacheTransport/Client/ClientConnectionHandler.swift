@@ -129,7 +129,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }()
         var fields = [StaticHeader.methodPOST.field, StaticHeader.schemeHTTP.field, pathHeader.field,
                       authority.field, StaticHeader.contentTypeGRPC.field, StaticHeader.te.field,
-                      StaticHeader.userAgent.field] + extraHeaders.map(\.field)
+                      StaticHeader.userAgent.field]
+        for header in extraHeaders { fields.append(header.field) }
         var provider = nghttp2_data_provider()
         provider.read_callback = clientReadRequestData
         let streamID: Int32

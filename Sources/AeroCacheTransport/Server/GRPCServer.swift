@@ -30,18 +30,25 @@ public final class GRPCServer: Sendable {
         /// Bytes of requests and unsent answers one connection may hold before the server stops
         /// reading from it (a client that does not read its answers waits; nothing grows).
         public var maxHeldBytesPerConnection: Int
+        /// Bytes of requests and unsent answers all connections may hold together.
+        public var maxHeldBytes: Int
+        /// Connections open at once; more are closed as they come.
+        public var maxConnections: Int
         /// Recognises calls from other cluster members; nil: none is.
         public var peerCredential: PeerCredential?
 
         public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
                     maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10),
-                    maxHeldBytesPerConnection: Int = 8 << 20, peerCredential: PeerCredential? = nil) {
+                    maxHeldBytesPerConnection: Int = 8 << 20, maxHeldBytes: Int = 256 << 20,
+                    maxConnections: Int = 10_000, peerCredential: PeerCredential? = nil) {
             self.host = host
             self.port = port
             self.maxRequestMessageBytes = maxRequestMessageBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.shutdownGracePeriod = shutdownGracePeriod
             self.maxHeldBytesPerConnection = maxHeldBytesPerConnection
+            self.maxHeldBytes = maxHeldBytes
+            self.maxConnections = maxConnections
             self.peerCredential = peerCredential
         }
     }
@@ -84,6 +91,7 @@ public final class GRPCServer: Sendable {
             initialWindowSize: 1 << 20,
             connectionWindowSize: Int32(clamping: max(1 << 20, configuration.maxHeldBytesPerConnection)),
             maxHeldBytes: configuration.maxHeldBytesPerConnection,
+            total: HeldBytes(limit: configuration.maxHeldBytes),
             peerCredential: configuration.peerCredential)
         let listener: any Channel
         do {
@@ -151,7 +159,7 @@ public final class GRPCServer: Sendable {
     private func register(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
         let refuse = state.withLock { state in
-            if state.isShuttingDown { return true }
+            if state.isShuttingDown || state.connections.count >= configuration.maxConnections { return true }
             state.connections[id] = channel
             return false
         }
@@ -169,6 +177,21 @@ public final class GRPCServer: Sendable {
         let done = state.withLock { $0.isShuttingDown && $0.listener != nil && $0.connections.isEmpty }
         if done { jobsContinuation.finish() }
     }
+}
+
+/// The bytes all connections of a server hold (requests not yet answered, answers not yet
+/// sent), against a limit: past it every connection holds back new work.
+final class HeldBytes: Sendable {
+    let limit: Int
+    private let used = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    func add(_ delta: Int) {
+        if delta != 0 { used.add(delta, ordering: .relaxed) }
+    }
+
+    var isOver: Bool { used.load(ordering: .relaxed) >= limit }
 }
 
 /// The server could not bind its address.

@@ -32,6 +32,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var connectionWindowSize: Int32
         /// Bytes of requests and unsent answers one connection may hold before it stops reading.
         var maxHeldBytes: Int
+        /// What all connections hold together, against its own limit.
+        var total: HeldBytes
         /// Recognises peer calls (``ServerCallContext/isPeer``); nil: no call is a peer call.
         var peerCredential: PeerCredential?
     }
@@ -55,9 +57,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
     /// Request bytes received for calls not yet answered.
-    private var heldRequestBytes = 0
+    private var heldRequestBytes = 0 {
+        didSet { settings.total.add(heldRequestBytes - oldValue) }
+    }
     /// Answer bytes not yet handed to nghttp2's output.
-    private var heldResponseBytes = 0
+    private var heldResponseBytes = 0 {
+        didSet { settings.total.add(heldResponseBytes - oldValue) }
+    }
+    /// A recheck is scheduled: this connection waits for the others to free their bytes.
+    private var recheckScheduled = false
     /// Requests complete but held back while too many answers wait.
     private var waiting: [(stream: ServerStream, request: [UInt8])] = []
     private var waitingHead = 0
@@ -142,7 +150,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    private var isOverBudget: Bool { heldRequestBytes + heldResponseBytes >= settings.maxHeldBytes }
+    private var isOverBudget: Bool {
+        heldRequestBytes + heldResponseBytes >= settings.maxHeldBytes || settings.total.isOver
+    }
+
+    /// Whether a request that completes now must wait: too many answers wait here, or
+    /// everywhere together.
+    private var answersMustWait: Bool {
+        heldResponseBytes >= settings.maxHeldBytes || settings.total.isOver
+    }
 
     /// The connection is gone: every call ends, nothing is kept.
     private func tearDown() {
@@ -155,6 +171,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         waiting.removeAll()
         waitingHead = 0
         unconsumed.removeAll()
+        heldRequestBytes = 0
+        heldResponseBytes = 0
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -222,7 +240,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Runs held-back requests while the answers fit the budget, and gives the client window
     /// for the request bytes it holds once the budget allows.
     private func runWaitingCalls() {
-        while waitingHead < waiting.count && heldResponseBytes < settings.maxHeldBytes && isOpen {
+        while waitingHead < waiting.count && !answersMustWait && isOpen {
             let (stream, request) = waiting[waitingHead]
             waitingHead += 1
             if stream.phase == .waiting { run(stream, request: request) }
@@ -239,6 +257,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             unconsumed.removeAll()
             // The WINDOW_UPDATEs go out with the next flush.
             flushSoon()
+        }
+        // Held back only by what the other connections hold: look again shortly.
+        if (!unconsumed.isEmpty || waitingHead < waiting.count) && settings.total.isOver, !recheckScheduled, let context {
+            recheckScheduled = true
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { [self] in
+                recheckScheduled = false
+                flush()
+            }
         }
     }
 
@@ -357,7 +383,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             return respond(stream, .failure(error))
         }
         // Too many answers wait for the client to read them: this call waits too.
-        if heldResponseBytes >= settings.maxHeldBytes {
+        if answersMustWait {
             stream.phase = .waiting
             waiting.append((stream, request))
             if stream.deadline != nil, let context { armDeadline(stream, on: context.eventLoop) }
