@@ -10,8 +10,8 @@
 
 /// The AeroCache public data plane.
 ///
-/// Field names of Get, Set, Delete, Has and Increment are fixed by the contract
-/// (shared/CONTRACT.md); new fields and RPCs may be added, never renamed.
+/// Field names of Get, Set, Delete, Has and Increment are fixed (clients in other languages
+/// depend on them); new fields and RPCs may be added, never renamed.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials

@@ -179,29 +179,13 @@ public nonisolated struct Aerocache_V1_Record: Sendable {
 
   public var expiryNode: UInt32 = 0
 
-  /// Set when the key holds a counter (value and metadata are then empty).
-  public var counter: Aerocache_V1_CounterState {
-    get {_counter ?? Aerocache_V1_CounterState()}
-    set {_counter = newValue}
-  }
-  /// Returns true if `counter` has been explicitly set.
-  public var hasCounter: Bool {self._counter != nil}
-  /// Clears the value of `counter`. Subsequent reads from it will return its default value.
-  public mutating func clearCounter() {self._counter = nil}
+  /// The counter's windows, when the key holds a counter (value and metadata are then empty;
+  /// a counter has at least one window). Repeated rather than a nested message, so a Record
+  /// stays a plain value (no heap storage per record) on the replication path.
+  public var counterWindows: [Aerocache_V1_CounterWindow] = []
 
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _counter: Aerocache_V1_CounterState? = nil
-}
-
-public nonisolated struct Aerocache_V1_CounterState: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var windows: [Aerocache_V1_CounterWindow] = []
+  /// The value of an expired write, freed: the record keeps its versions but no bytes.
+  public var valueDropped: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -554,7 +538,7 @@ nonisolated extension Aerocache_V1_GossipMessage: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Record"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0\u{1}timestamp\0\u{1}node\0\u{1}tombstone\0\u{3}expiry_timestamp\0\u{3}expiry_node\0\u{1}counter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}metadata\0\u{3}expires_at_unix_ms\0\u{1}timestamp\0\u{1}node\0\u{1}tombstone\0\u{3}expiry_timestamp\0\u{3}expiry_node\0\u{3}counter_windows\0\u{3}value_dropped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -571,17 +555,14 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
       case 7: try { try decoder.decodeSingularBoolField(value: &self.tombstone) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.expiryTimestamp) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.expiryNode) }()
-      case 10: try { try decoder.decodeSingularMessageField(value: &self._counter) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.counterWindows) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.valueDropped) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
@@ -609,9 +590,12 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
     if self.expiryNode != 0 {
       try visitor.visitSingularUInt32Field(value: self.expiryNode, fieldNumber: 9)
     }
-    try { if let v = self._counter {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    } }()
+    if !self.counterWindows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.counterWindows, fieldNumber: 10)
+    }
+    if self.valueDropped != false {
+      try visitor.visitSingularBoolField(value: self.valueDropped, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -625,37 +609,8 @@ nonisolated extension Aerocache_V1_Record: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.tombstone != rhs.tombstone {return false}
     if lhs.expiryTimestamp != rhs.expiryTimestamp {return false}
     if lhs.expiryNode != rhs.expiryNode {return false}
-    if lhs._counter != rhs._counter {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Aerocache_V1_CounterState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CounterState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}windows\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.windows) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.windows.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.windows, fieldNumber: 1)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Aerocache_V1_CounterState, rhs: Aerocache_V1_CounterState) -> Bool {
-    if lhs.windows != rhs.windows {return false}
+    if lhs.counterWindows != rhs.counterWindows {return false}
+    if lhs.valueDropped != rhs.valueDropped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,7 +9,8 @@ extension EntryRecord {
             ? version : Version(timestamp: proto.expiryTimestamp, node: proto.expiryNode)
         self.init(key: proto.key, value: Array(proto.value), metadata: proto.metadata, expiresAtMillis: proto.expiresAtUnixMs,
                   version: version, isTombstone: proto.tombstone, expiryVersion: expiryVersion,
-                  counter: proto.hasCounter ? CounterState(proto.counter) : nil)
+                  counter: proto.counterWindows.isEmpty ? nil : CounterState(proto.counterWindows),
+                  valueDropped: proto.valueDropped)
     }
 
     var proto: Aerocache_V1_Record {
@@ -25,7 +26,8 @@ extension EntryRecord {
             record.expiryTimestamp = expiryVersion.timestamp
             record.expiryNode = expiryVersion.node
         }
-        if let counter { record.counter = counter.proto }
+        if let counter { record.counterWindows = counter.proto }
+        record.valueDropped = valueDropped
         return record
     }
 }
@@ -33,18 +35,17 @@ extension EntryRecord {
 extension CounterState {
     /// The state a peer sent, as it sent it (``Limits/check(_:now:maxClockSkewMillis:)`` then
     /// refuses windows or slots that are out of order).
-    init(_ proto: Aerocache_V1_CounterState) {
+    init(_ proto: [Aerocache_V1_CounterWindow]) {
         self.init()
-        windows = proto.windows.map { window in
+        windows = proto.map { window in
             CounterState.Window(id: Version(timestamp: window.timestamp, node: window.node),
                                 expiresAtMillis: window.expiresAtUnixMs, base: window.base, converted: window.converted,
                                 slots: window.slots.map { CounterState.Slot(id: $0.id, added: $0.added, subtracted: $0.subtracted) })
         }
     }
 
-    var proto: Aerocache_V1_CounterState {
-        var state = Aerocache_V1_CounterState()
-        state.windows = windows.map { window in
+    var proto: [Aerocache_V1_CounterWindow] {
+        windows.map { window in
             var message = Aerocache_V1_CounterWindow()
             message.timestamp = window.id.timestamp
             message.node = window.id.node
@@ -60,7 +61,6 @@ extension CounterState {
             }
             return message
         }
-        return state
     }
 }
 

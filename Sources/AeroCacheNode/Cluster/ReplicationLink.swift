@@ -144,7 +144,7 @@ extension Aerocache_V1_Record {
     var estimatedSize: Int {
         var size = 64 + key.utf8.count + value.count
         for (name, value) in metadata { size += name.utf8.count + value.utf8.count + 4 }
-        for window in counter.windows { size += 40 + 30 * window.slots.count }
+        for window in counterWindows { size += 40 + 30 * window.slots.count }
         return size
     }
 }

@@ -57,13 +57,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
     /// Request bytes received for calls not yet answered.
-    private var heldRequestBytes = 0 {
-        didSet { settings.total.add(heldRequestBytes - oldValue) }
-    }
+    private var heldRequestBytes = 0
     /// Answer bytes not yet handed to nghttp2's output.
-    private var heldResponseBytes = 0 {
-        didSet { settings.total.add(heldResponseBytes - oldValue) }
-    }
+    private var heldResponseBytes = 0
+    /// What this connection last reported to ``Settings/total`` (once per flush, not per call).
+    private var reportedBytes = 0
     /// A recheck is scheduled: this connection waits for the others to free their bytes.
     private var recheckScheduled = false
     /// Requests complete but held back while too many answers wait.
@@ -173,6 +171,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         unconsumed.removeAll()
         heldRequestBytes = 0
         heldResponseBytes = 0
+        reportHeldBytes()
+    }
+
+    /// Brings the server-wide total up to date with what this connection holds.
+    private func reportHeldBytes() {
+        let held = heldRequestBytes + heldResponseBytes
+        if held != reportedBytes {
+            settings.total.add(held - reportedBytes)
+            reportedBytes = held
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -240,6 +248,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Runs held-back requests while the answers fit the budget, and gives the client window
     /// for the request bytes it holds once the budget allows.
     private func runWaitingCalls() {
+        reportHeldBytes()
         while waitingHead < waiting.count && !answersMustWait && isOpen {
             let (stream, request) = waiting[waitingHead]
             waitingHead += 1
