@@ -284,7 +284,9 @@ public struct CacheService: Sendable {
                 _ = try? store.merge(held)
             }
             let state = store.record(request.key)
-            guard state?.counter?.windows.contains(where: { $0.id == window }) ?? false else {
+            // Counted nowhere: a set or delete newer than the window replaced it (this replica had
+            // missed it). A window gone for another reason (it ended and was pruned) was counted.
+            if let state, state.version > window, !(state.counter?.windows.contains(where: { $0.id == window }) ?? false) {
                 guard attempts > 1 else {
                     throw RPCError(.aborted, "\(request.key) was deleted or set while it was incremented; the increment counted nowhere")
                 }

@@ -70,7 +70,12 @@ class Cluster:
         return f"127.0.0.1:{self.ports[index]}"
 
     def command(self, index, *extra):
-        seeds = [] if index == 0 else ["--seeds", self.address(0)]
+        # node-0 founds the cluster; restarted, it joins it again through node-1 (without seeds
+        # it would start a new cluster of one until gossip reached it).
+        if index == 0:
+            seeds = ["--seeds", self.address(1)] if 0 in self.processes and len(self.ports) > 1 else []
+        else:
+            seeds = ["--seeds", self.address(0)]
         secret = ["--cluster-secret-file", self.secret_file] if self.secret_file else []
         metrics = ["--metrics-listen", f"127.0.0.1:{self.metrics_ports[index]}"] if self.metrics_ports else []
         return [self.binary, "--listen", self.address(index), "--node-id", self.ids[index], *seeds, *secret, *metrics,

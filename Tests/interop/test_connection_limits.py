@@ -197,3 +197,30 @@ def test_connections_past_the_limit_are_closed_and_the_rest_served():
             sock.close()
     finally:
         assert limited.stop() == 0
+
+
+def test_many_large_requests_at_once_all_complete(node):
+    # 24 Sets of 1 MiB on one connection: more partial bodies than the 8 MiB budget holds.
+    # Past the budget the oldest request still arriving gets window, so none waits forever.
+    channel = grpc.insecure_channel(node.address, options=[("grpc.max_send_message_length", 64 << 20)])
+    stub = cache_pb2_grpc.CacheStub(channel)
+    value = os.urandom(1 << 20)
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        list(pool.map(lambda i: stub.Set(cache_pb2.SetRequest(key=f"concurrent:{i}", value=value), timeout=30), range(24)))
+    assert stub.Get(cache_pb2.GetRequest(key="concurrent:23"), timeout=10).value == value
+    channel.close()
+
+
+def test_a_request_larger_than_the_default_budget_completes():
+    from conftest import Node
+    large = Node(os.environ["AEROCACHE_NODE"], "--max-value-size", "12MiB", "--max-request-size", "16MiB")
+    try:
+        channel = grpc.insecure_channel(large.address, options=[("grpc.max_send_message_length", 64 << 20),
+                                                               ("grpc.max_receive_message_length", 64 << 20)])
+        stub = cache_pb2_grpc.CacheStub(channel)
+        value = os.urandom(11 << 20)
+        stub.Set(cache_pb2.SetRequest(key="eleven", value=value), timeout=30)
+        assert stub.Get(cache_pb2.GetRequest(key="eleven"), timeout=30).value == value
+        channel.close()
+    finally:
+        assert large.stop() == 0

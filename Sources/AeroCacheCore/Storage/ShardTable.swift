@@ -153,25 +153,27 @@ struct ShardTable: ~Copyable {
     // MARK: Eviction and sweeping
 
     /// Picks an entry to evict among `samples` random ones: the least recently used live
-    /// entry; only when every sample is dead (expired values, tombstones), the least recently
-    /// used of those. Tombstones guard against older copies coming back, so they go last.
+    /// entry; when every sample is dead, an expired value whose bytes can be freed; never a
+    /// tombstone or a freed value (they guard against older copies for their grace period,
+    /// and go only with it). Nil when the samples hold nothing to evict.
     mutating func evictionCandidate(samples: Int, now: Int64) -> Int? {
         guard !entries.isEmpty else { return nil }
         var bestLive = -1
         var bestLiveAccess = UInt32.max
-        var bestDead = -1
-        var bestDeadAccess = UInt32.max
+        var expired = -1
         for _ in 0..<samples {
             let index = Int(random.next() % UInt64(entries.count))
             let entry = entries[index]
+            if entry.isMarker { continue }
             if entry.isDead(at: now) {
-                if entry.lastAccess <= bestDeadAccess { bestDead = index; bestDeadAccess = entry.lastAccess }
+                if !entry.isCounter { expired = index }
             } else if entry.lastAccess <= bestLiveAccess {
                 bestLive = index
                 bestLiveAccess = entry.lastAccess
             }
         }
-        return bestLive >= 0 ? bestLive : bestDead
+        if bestLive >= 0 { return bestLive }
+        return expired >= 0 ? expired : nil
     }
 
     /// What the sweep does with an entry.

@@ -406,14 +406,19 @@ public final class StorageEngine: Sendable {
         return stamp
     }
 
-    /// Evicts from the locked shard until `bytes` more fit under the bound (or the shard runs out).
+    /// Evicts from the locked shard until `bytes` more fit under the bound (or its samples find
+    /// nothing evictable: tombstones are never evicted, so memory full of recent deletes goes
+    /// over the bound until their grace ends).
     private func evict(from table: inout ShardTable, toFit bytes: Int, sparing spared: Int?, now: Int64) {
+        var misses = 0
         while memoryBytes + bytes > configuration.maxMemoryBytes {
             guard table.count > (spared == nil ? 0 : 1),
-                  var victim = table.evictionCandidate(samples: configuration.evictionSamples, now: now) else { return }
+                  let victim = table.evictionCandidate(samples: configuration.evictionSamples, now: now) else { return }
+            // Never the entry being written; a few draws that hit only it, and this shard gives up.
             if victim == spared {
-                guard table.count > 1 else { return }
-                victim = victim == 0 ? 1 : victim - 1
+                misses += 1
+                if misses > 3 { return }
+                continue
             }
             let before = table.bytes
             let entry = table.entry(at: victim)

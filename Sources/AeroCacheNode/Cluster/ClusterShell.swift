@@ -209,18 +209,20 @@ public final class ClusterShell: Sendable {
 
     /// The records worth merging: those that pass ``Membership/Record/problem(tokensPerNode:nowMillis:maxClockSkewMillis:)``.
     private func acceptable(_ records: [Membership.Record], nowMillis: Int64) -> [Membership.Record] {
-        let known = membership.withLock { $0.records }
+        // Each version number and the member that stamps it, as known here and as accepted so far.
+        var numbers: [UInt32: String] = [:]
+        for record in membership.withLock({ Array($0.records.values) }) { numbers[record.versionNode] = record.id }
         return records.filter { record in
             var problem = record.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
                                          maxClockSkewMillis: configuration.maxClockSkewMillis)
             // Two members that stamp one version number would make their writes ties: the
             // second to be heard of is kept out (seeds refuse it at join; this catches two
             // joins through different seeds).
-            if problem == nil, known[record.id] == nil,
-               let twin = known.values.first(where: { $0.versionNode == record.versionNode }) {
-                problem = "member \(record.id) stamps the same version number as \(twin.id)"
+            if problem == nil, let twin = numbers[record.versionNode], twin != record.id {
+                problem = "member \(record.id) stamps the same version number as \(twin)"
                 logger.error("\(problem!): it is kept out of the ring; restart it with another --node-id")
             }
+            if problem == nil { numbers[record.versionNode] = record.id }
             guard let problem else { return true }
             metrics.rejected(.member)
             logger.debug("refused a member record: \(problem)")
@@ -233,6 +235,9 @@ public final class ClusterShell: Sendable {
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let joiner = Membership.Record(request.member)
+        guard joiner.id != selfID else {
+            throw RPCError(.failedPrecondition, "node id \(joiner.id) is the id of the seed it joins through; start it with another --node-id")
+        }
         if let problem = joiner.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: now,
                                         maxClockSkewMillis: configuration.maxClockSkewMillis) {
             throw RPCError(.invalidArgument, problem)

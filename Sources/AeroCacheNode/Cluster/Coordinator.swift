@@ -205,7 +205,8 @@ public final class Coordinator: Sendable {
         let local = store.record(key)
         let records = answers.compactMap(\.record) + (local.map { [$0] } ?? [])
         guard let first = records.first else { return }
-        let merged = records.dropFirst().reduce(first) { $0.merged(with: $1) }
+        // Pruned as stores keep it, so that a window that ended is no reason to repair.
+        let merged = records.dropFirst().reduce(first) { $0.merged(with: $1) }.pruningEndedWindows(at: UnixClock.nowMillis())
         if merged != local { _ = try? store.merge(merged) }
         let proto = merged.proto
         let view = cluster.view

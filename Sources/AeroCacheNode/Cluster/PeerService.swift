@@ -5,7 +5,7 @@ import AeroCacheTransport
 /// `aerocache.v1.Peer`: what other nodes call — join, gossip, replicate, read.
 ///
 /// Only members may call it: a call without the cluster's credential
-/// (``ServerCallContext/isPeer``) is `UNAUTHENTICATED`. What members send is checked like a
+/// (``ServerCallContext/isPeer``) is `UNAUTHENTICATED` before its request is decoded. What members send is checked like a
 /// client request: a record that breaks a limit or comes from a clock too far ahead is
 /// refused on its own (and counted), the rest of its batch is applied.
 struct PeerService: Sendable {
@@ -23,30 +23,20 @@ struct PeerService: Sendable {
 
     var methods: [ServerMethod] {
         [
-            .sync(PeerMethods.join) { request, context throws(RPCError) in
-                try Self.requirePeer(context)
-                return try cluster.handleJoin(request)
+            .sync(PeerMethods.join, membersOnly: true) { request, _ throws(RPCError) in try cluster.handleJoin(request) },
+            .sync(PeerMethods.gossip, membersOnly: true,
+                  limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, _ throws(RPCError) in
+                try cluster.handleGossip(request)
             },
-            .sync(PeerMethods.gossip, limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, context throws(RPCError) in
-                try Self.requirePeer(context)
-                return try cluster.handleGossip(request)
+            .sync(PeerMethods.replicate, membersOnly: true,
+                  limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, _ throws(RPCError) in
+                replicate(request)
             },
-            .sync(PeerMethods.replicate, limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, context throws(RPCError) in
-                try Self.requirePeer(context)
-                return replicate(request)
-            },
-            .sync(PeerMethods.read, limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, context throws(RPCError) in
-                try Self.requirePeer(context)
-                return try read(request)
+            .sync(PeerMethods.read, membersOnly: true,
+                  limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
+                try read(request)
             },
         ]
-    }
-
-    /// The one check between a peer method and its caller.
-    static func requirePeer(_ context: ServerCallContext) throws(RPCError) {
-        guard context.isPeer else {
-            throw RPCError(.unauthenticated, "peer calls need the cluster secret (--cluster-secret-file)")
-        }
     }
 
     func replicate(_ request: Aerocache_V1_ReplicateRequest) -> Aerocache_V1_ReplicateResponse {

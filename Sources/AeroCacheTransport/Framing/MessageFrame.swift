@@ -75,7 +75,10 @@ public struct UnaryMessageCollector: Sendable {
         guard bytes.count == MessageFrame.prefixLength + declaredLength else {
             throw RPCError(.internalError, "request ended after \(bytes.count - MessageFrame.prefixLength) of \(declaredLength) message bytes")
         }
-        bytes.removeFirst(MessageFrame.prefixLength)
-        return bytes
+        // The bytes move out: the collector keeps nothing of a request it handed over.
+        var message: [UInt8] = []
+        swap(&message, &bytes)
+        message.removeFirst(MessageFrame.prefixLength)
+        return message
     }
 }

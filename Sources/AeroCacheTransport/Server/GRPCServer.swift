@@ -90,7 +90,8 @@ public final class GRPCServer: Sendable {
             maxConcurrentStreams: configuration.maxConcurrentStreams,
             initialWindowSize: 1 << 20,
             connectionWindowSize: Int32(clamping: max(1 << 20, configuration.maxHeldBytesPerConnection)),
-            maxHeldBytes: configuration.maxHeldBytesPerConnection,
+            // At least two of the largest requests, so that one always fits beside another.
+            maxHeldBytes: max(configuration.maxHeldBytesPerConnection, 2 * configuration.maxRequestMessageBytes + 64 * 1024),
             total: HeldBytes(limit: configuration.maxHeldBytes),
             peerCredential: configuration.peerCredential)
         let listener: any Channel
@@ -180,18 +181,22 @@ public final class GRPCServer: Sendable {
 }
 
 /// The bytes all connections of a server hold (requests not yet answered, answers not yet
-/// sent), against a limit: past it every connection holds back new work.
+/// sent), against a limit: past it, request bodies get window only one at a time per
+/// connection, and, when answers alone pass it, completed calls wait.
 final class HeldBytes: Sendable {
     let limit: Int
-    private let used = Atomic<Int>(0)
+    private let requests = Atomic<Int>(0)
+    private let answers = Atomic<Int>(0)
 
     init(limit: Int) { self.limit = limit }
 
-    func add(_ delta: Int) {
-        if delta != 0 { used.add(delta, ordering: .relaxed) }
+    func add(requests requestDelta: Int, answers answerDelta: Int) {
+        if requestDelta != 0 { requests.add(requestDelta, ordering: .relaxed) }
+        if answerDelta != 0 { answers.add(answerDelta, ordering: .relaxed) }
     }
 
-    var isOver: Bool { used.load(ordering: .relaxed) >= limit }
+    var isOver: Bool { requests.load(ordering: .relaxed) + answers.load(ordering: .relaxed) >= limit }
+    var answersAreOver: Bool { answers.load(ordering: .relaxed) >= limit }
 }
 
 /// The server could not bind its address.

@@ -10,9 +10,10 @@ import NIOCore
 ///
 /// Memory is bounded per connection, whatever the client does. Requests (until answered) and
 /// unsent answers together stay within ``Settings/maxHeldBytes``, plus the HTTP/2 windows the
-/// node grants and one answer:
-/// - request bodies are under HTTP/2 flow control that the handler drives itself: it gives
-///   the client more window only while the connection is under its budget;
+/// node grants, one request and one answer:
+/// - request bodies are under HTTP/2 flow control that the handler drives itself: past the
+///   budget only the oldest request still arriving gets more window (so one always
+///   completes, and none waits on another forever);
 /// - a request that completes while too many answers wait is held back (not run) until the
 ///   client has taken them;
 /// - nghttp2's output goes to the socket only while the socket takes it.
@@ -61,12 +62,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Answer bytes not yet handed to nghttp2's output.
     private var heldResponseBytes = 0
     /// What this connection last reported to ``Settings/total`` (once per flush, not per call).
-    private var reportedBytes = 0
+    private var reportedRequestBytes = 0
+    private var reportedResponseBytes = 0
     /// A recheck is scheduled: this connection waits for the others to free their bytes.
     private var recheckScheduled = false
-    /// Requests complete but held back while too many answers wait.
-    private var waiting: [(stream: ServerStream, request: [UInt8])] = []
+    /// Streams whose complete request is held back while too many answers wait, oldest first;
+    /// ones that closed meanwhile are skipped (and compacted away).
+    private var waiting: [ServerStream] = []
     private var waitingHead = 0
+    private var waitingGone = 0
+    /// Streams whose request is still arriving, oldest first (client stream ids only grow);
+    /// ones done arriving are skipped.
+    private var arriving: [ServerStream] = []
+    private var arrivingHead = 0
     /// Streams with request bytes received but not yet given back to the client's window.
     private var unconsumed: [Int32: ServerStream] = [:]
 
@@ -153,9 +161,19 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     /// Whether a request that completes now must wait: too many answers wait here, or
-    /// everywhere together.
+    /// everywhere together (answers only: requests still arriving never hold up a call).
     private var answersMustWait: Bool {
-        heldResponseBytes >= settings.maxHeldBytes || settings.total.isOver
+        heldResponseBytes >= settings.maxHeldBytes || settings.total.answersAreOver
+    }
+
+    /// The oldest stream whose request is still arriving: it gets window even past the budget.
+    private var oldestArriving: ServerStream? {
+        while arrivingHead < arriving.count && arriving[arrivingHead].phase != .receivingMessage { arrivingHead += 1 }
+        if arrivingHead > 256 && arrivingHead * 2 > arriving.count {
+            arriving.removeFirst(arrivingHead)
+            arrivingHead = 0
+        }
+        return arrivingHead < arriving.count ? arriving[arrivingHead] : nil
     }
 
     /// The connection is gone: every call ends, nothing is kept.
@@ -168,18 +186,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         streams.removeAll()
         waiting.removeAll()
         waitingHead = 0
+        waitingGone = 0
+        arriving.removeAll()
+        arrivingHead = 0
         unconsumed.removeAll()
         heldRequestBytes = 0
         heldResponseBytes = 0
         reportHeldBytes()
     }
 
-    /// Brings the server-wide total up to date with what this connection holds.
+    /// Brings the server-wide totals up to date with what this connection holds.
     private func reportHeldBytes() {
-        let held = heldRequestBytes + heldResponseBytes
-        if held != reportedBytes {
-            settings.total.add(held - reportedBytes)
-            reportedBytes = held
+        if heldRequestBytes != reportedRequestBytes || heldResponseBytes != reportedResponseBytes {
+            settings.total.add(requests: heldRequestBytes - reportedRequestBytes,
+                               answers: heldResponseBytes - reportedResponseBytes)
+            reportedRequestBytes = heldRequestBytes
+            reportedResponseBytes = heldResponseBytes
         }
     }
 
@@ -250,22 +272,30 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func runWaitingCalls() {
         reportHeldBytes()
         while waitingHead < waiting.count && !answersMustWait && isOpen {
-            let (stream, request) = waiting[waitingHead]
+            let stream = waiting[waitingHead]
             waitingHead += 1
-            if stream.phase == .waiting { run(stream, request: request) }
+            if stream.phase == .waiting, let request = stream.pendingRequest {
+                stream.pendingRequest = nil
+                run(stream, request: request)
+            } else {
+                waitingGone -= 1
+            }
         }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingHead = 0
+            waitingGone = 0
         }
-        if !unconsumed.isEmpty && !isOverBudget {
-            for (id, stream) in unconsumed {
-                nghttp2_session_consume(session, id, stream.unconsumedBytes)
-                stream.unconsumedBytes = 0
+        if !unconsumed.isEmpty {
+            if !isOverBudget {
+                for (id, stream) in unconsumed { giveWindow(back: stream, id: id) }
+                unconsumed.removeAll()
+            } else if let oldest = oldestArriving, unconsumed[oldest.id] != nil {
+                // Past the budget, the oldest request still arriving goes on: it completes, runs,
+                // and frees what it holds. Without it, partial requests could wait on each other forever.
+                unconsumed[oldest.id] = nil
+                giveWindow(back: oldest, id: oldest.id)
             }
-            unconsumed.removeAll()
-            // The WINDOW_UPDATEs go out with the next flush.
-            flushSoon()
         }
         // Held back only by what the other connections hold: look again shortly.
         if (!unconsumed.isEmpty || waitingHead < waiting.count) && settings.total.isOver, !recheckScheduled, let context {
@@ -275,6 +305,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 flush()
             }
         }
+    }
+
+    /// Gives the client back the window of the request bytes `stream` holds; the WINDOW_UPDATEs
+    /// go out with the next flush.
+    private func giveWindow(back stream: ServerStream, id: Int32) {
+        nghttp2_session_consume(session, id, stream.unconsumedBytes)
+        stream.unconsumedBytes = 0
+        flushSoon()
     }
 
     /// Flushes once the current event-loop task is done: answers completed together (a
@@ -327,6 +365,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     fileprivate func onRequestHeaders(streamID: Int32, endStream: Bool) {
         guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
         stream.phase = .receivingMessage
+        if !endStream { arriving.append(stream) }
         if !stream.isPOST {
             return respondHTTPError(stream, status: .status405, RPCError(.internalError, "gRPC requires the POST method"))
         }
@@ -361,8 +400,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             respond(stream, .failure(error))
         }
         hold(stream, requestBytes: stream.collector.byteCount - before)
-        // Kept: the client gets the window back now, or once the connection is under budget.
-        if isOverBudget {
+        // Kept: the client gets the window back now (or, past the budget, when this is the
+        // oldest request still arriving), else once the connection is under budget again.
+        if isOverBudget && oldestArriving !== stream {
             stream.unconsumedBytes += length
             unconsumed[streamID] = stream
         } else {
@@ -376,10 +416,23 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         heldRequestBytes += requestBytes
     }
 
-    /// The stream is answered or gone: its request bytes no longer count.
+    /// The stream is answered or gone: its request bytes no longer count, and are let go.
     private func releaseRequest(of stream: ServerStream) {
         heldRequestBytes -= stream.heldRequestBytes
         stream.heldRequestBytes = 0
+        stream.collector = UnaryMessageCollector(maxMessageBytes: 0)
+        stream.pendingRequest = nil
+    }
+
+    /// A held-back stream closed or was answered (its deadline): its place in the queue is
+    /// skipped, and the queue compacted once mostly such places.
+    private func forgetWaiting(_ stream: ServerStream) {
+        waitingGone += 1
+        if waitingGone > 16 && waitingGone * 2 > waiting.count - waitingHead {
+            waiting = waiting[waitingHead...].filter { $0.phase == .waiting && $0 !== stream }
+            waitingHead = 0
+            waitingGone = 0
+        }
     }
 
     /// The client half-closed the stream: the request is complete, run it.
@@ -394,7 +447,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         // Too many answers wait for the client to read them: this call waits too.
         if answersMustWait {
             stream.phase = .waiting
-            waiting.append((stream, request))
+            stream.pendingRequest = request
+            waiting.append(stream)
             if stream.deadline != nil, let context { armDeadline(stream, on: context.eventLoop) }
             return
         }
@@ -489,6 +543,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         // What it still held: its request, an answer not all sent, window not given back.
         releaseRequest(of: stream)
+        if stream.phase == .waiting { forgetWaiting(stream) }
         if unconsumed.removeValue(forKey: streamID) != nil {
             nghttp2_session_consume_connection(session, stream.unconsumedBytes)
             stream.unconsumedBytes = 0
@@ -504,6 +559,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Answers a call once: a message then `grpc-status: 0`, or a Trailers-Only error.
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
         guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
+        if stream.phase == .waiting { forgetWaiting(stream) }
         stream.phase = .responding
         releaseRequest(of: stream)
         switch result {
@@ -524,6 +580,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     private func respondHTTPError(_ stream: ServerStream, status: StaticHeader, _ error: RPCError) {
         guard stream.phase != .responding, stream.phase != .closed else { return }
+        if stream.phase == .waiting { forgetWaiting(stream) }
         stream.phase = .responding
         releaseRequest(of: stream)
         submitTrailersOnly(stream, httpStatus: status, error)
@@ -683,6 +740,8 @@ final class ServerStream {
     var heldRequestBytes = 0
     /// Request bytes received but not yet given back to the client's flow-control window.
     var unconsumedBytes = 0
+    /// The complete request of a call held back while too many answers wait.
+    var pendingRequest: [UInt8]?
 
     init(id: Int32, maxMessageBytes: Int) {
         self.id = id

@@ -53,12 +53,17 @@ public struct ServerMethod: Sendable {
     }
 
     /// A method answered on the event loop; `handler` must not block.
+    /// `membersOnly`: the call must come from a cluster member (``ServerCallContext/isPeer``);
+    /// from anyone else it is `UNAUTHENTICATED` before its request is even decoded.
     public static func sync<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, limiting limit: RepeatedLimit? = nil,
+        _ method: MethodDescriptor<Request, Response>, membersOnly: Bool = false, limiting limit: RepeatedLimit? = nil,
         _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Response
     ) -> ServerMethod {
         ServerMethod(path: method.path, body: .sync({ bytes, context in
             do throws(RPCError) {
+                if membersOnly && !context.isPeer {
+                    throw RPCError(.unauthenticated, "\(method.path) takes calls from cluster members only: send the cluster secret")
+                }
                 try limit?.check(bytes)
                 let request = try decode(Request.self, from: bytes)
                 let response = try handler(request, context)
