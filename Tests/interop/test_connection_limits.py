@@ -28,8 +28,8 @@ def rss_bytes(node):
 
 
 def test_a_client_that_never_reads_its_answers_holds_a_bounded_amount(node, stub):
-    # The stated bound: a connection holds at most 8 MiB of requests and unsent answers, plus
-    # one answer and one socket read, before the node stops reading from it.
+    # The stated bound: a connection holds at most 8 MiB of large requests and unsent answers,
+    # plus the first 64 KiB of each stream; past it, completed calls wait to run.
     stub.Set(cache_pb2.SetRequest(key="huge", value=b"h" * (1 << 20)), timeout=10)
     before = rss_bytes(node)
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=5)
@@ -200,8 +200,8 @@ def test_connections_past_the_limit_are_closed_and_the_rest_served():
 
 
 def test_many_large_requests_at_once_all_complete(node):
-    # 24 Sets of 1 MiB on one connection: more partial bodies than the 8 MiB budget holds.
-    # Past the budget the oldest request still arriving gets window, so none waits forever.
+    # 24 Sets of 1 MiB on one connection: more than the 8 MiB budget holds. Each gets the
+    # window for its message in turn, as the budget frees, so none waits forever.
     channel = grpc.insecure_channel(node.address, options=[("grpc.max_send_message_length", 64 << 20)])
     stub = cache_pb2_grpc.CacheStub(channel)
     value = os.urandom(1 << 20)
@@ -224,3 +224,63 @@ def test_a_request_larger_than_the_default_budget_completes():
         channel.close()
     finally:
         assert large.stop() == 0
+
+
+def test_many_requests_of_the_largest_size_at_once_all_complete():
+    # 32 Sets of 4 MiB (the largest request) on one connection, sent round-robin by grpcio:
+    # the streams still waiting must not take the connection window from the one given its
+    # turn (on the previous transport 16 of them never completed).
+    from conftest import Node
+    large = Node(os.environ["AEROCACHE_NODE"], "--max-value-size", "8MiB", "--max-request-size", "8MiB")
+    try:
+        channel = grpc.insecure_channel(large.address, options=[("grpc.max_send_message_length", 64 << 20)])
+        stub = cache_pb2_grpc.CacheStub(channel)
+        value = os.urandom(4 << 20)
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda i: stub.Set(cache_pb2.SetRequest(key=f"largest:{i}", value=value), timeout=30),
+                          range(32)))
+        channel.close()
+    finally:
+        assert large.stop() == 0
+
+
+def test_large_requests_behind_unread_answers_stay_within_the_bound(node, stub):
+    # A client that reads no answers, then sends 300 Sets of 1 MiB one after the other: with
+    # the budget full of answers, a large request gets no more than the first window of its
+    # stream (the previous transport let each in turn arrive, then held it: 300 MiB).
+    stub.Set(cache_pb2.SetRequest(key="huge", value=b"h" * (1 << 20)), timeout=10)
+    before = rss_bytes(node)
+    client = H2Client(node)
+    for _ in range(16):
+        stream = client.start()
+        client.send(stream, get_request("huge"), end=True)
+    body = framed(cache_pb2.SetRequest(key="pile", value=b"p" * (1 << 20)).SerializeToString())
+    pending = {}
+    for _ in range(300):
+        pending[client.start("/aerocache.v1.Cache/Set")] = body
+    client.sock.settimeout(0.05)
+    deadline = time.monotonic() + 8
+    while pending and time.monotonic() < deadline:
+        stream = next(iter(pending))  # one at a time, oldest first
+        window = min(client.conn.local_flow_control_window(stream), client.conn.max_outbound_frame_size)
+        while window > 0 and pending.get(stream):
+            data = pending[stream]
+            client.conn.send_data(stream, data[:window], end_stream=len(data) <= window)
+            pending[stream] = data[window:]
+            window = min(client.conn.local_flow_control_window(stream), client.conn.max_outbound_frame_size)
+        if not pending[stream]:
+            del pending[stream]
+        client.flush()
+        try:
+            received = client.sock.recv(1 << 20)  # window updates; answers are never acknowledged
+            assert received, "the node closed the connection"
+            client.conn.receive_data(received)
+            client.flush()
+        except socket.timeout:
+            pass
+    grown = rss_bytes(node) - before
+    assert grown < 48 << 20, f"the node grew by {grown >> 20} MiB for one client that reads nothing"
+    assert pending, "every Set was let in although no answer was read"
+    assert_serving(node.address)
+    client.sock.close()
+    assert_serving(node.address)

@@ -63,10 +63,13 @@ public struct UnaryMessageCollector: Sendable {
         }
     }
 
-    /// The message once the stream has ended; throws when it is missing or cut short.
     /// Bytes collected so far (prefix included).
     public var byteCount: Int { bytes.count }
 
+    /// The message's length as its prefix declares it, once the prefix has arrived.
+    public var declaredMessageBytes: Int? { declaredLength }
+
+    /// The message once the stream has ended; throws when it is missing or cut short.
     public mutating func finish() throws(RPCError) -> [UInt8] {
         guard let declaredLength else {
             if bytes.isEmpty { throw RPCError(.unimplemented, "unary call ended without a request message") }

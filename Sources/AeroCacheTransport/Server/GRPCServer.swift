@@ -88,7 +88,9 @@ public final class GRPCServer: Sendable {
         let settings = ServerConnectionHandler.Settings(
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxConcurrentStreams: configuration.maxConcurrentStreams,
-            initialWindowSize: 1 << 20,
+            // What any stream may send before its size is known: larger messages wait for
+            // window until the connection's budget has room for them.
+            initialWindowSize: 64 << 10,
             connectionWindowSize: Int32(clamping: max(1 << 20, configuration.maxHeldBytesPerConnection)),
             // At least two of the largest requests, so that one always fits beside another.
             maxHeldBytes: max(configuration.maxHeldBytesPerConnection, 2 * configuration.maxRequestMessageBytes + 64 * 1024),
@@ -180,22 +182,41 @@ public final class GRPCServer: Sendable {
     }
 }
 
-/// The bytes all connections of a server hold (requests not yet answered, answers not yet
-/// sent), against a limit: past it, request bodies get window only one at a time per
-/// connection, and, when answers alone pass it, completed calls wait.
+/// The bytes all connections of a server hold (large requests given their window and not yet
+/// answered, answers not yet sent), against a limit: past it, one large request at a time
+/// gets its window (the holder of the exemption), and, when answers alone pass it,
+/// completed calls wait.
 final class HeldBytes: Sendable {
     let limit: Int
     private let requests = Atomic<Int>(0)
     private let answers = Atomic<Int>(0)
+    /// The connection holding the exemption; 0: none.
+    private let exemptOwner = Atomic<Int>(0)
+    private static let owners = Atomic<Int>(0)
 
     init(limit: Int) { self.limit = limit }
+
+    /// A number naming one connection, never 0.
+    static func newOwner() -> Int { owners.add(1, ordering: .relaxed).newValue }
+
+    func hasRoom(for bytes: Int) -> Bool {
+        requests.load(ordering: .relaxed) + answers.load(ordering: .relaxed) + bytes <= limit
+    }
+
+    /// Takes the exemption for `owner` if no connection holds it.
+    func takeExemption(_ owner: Int) -> Bool {
+        exemptOwner.compareExchange(expected: 0, desired: owner, ordering: .relaxed).exchanged
+    }
+
+    func releaseExemption(_ owner: Int) {
+        _ = exemptOwner.compareExchange(expected: owner, desired: 0, ordering: .relaxed)
+    }
 
     func add(requests requestDelta: Int, answers answerDelta: Int) {
         if requestDelta != 0 { requests.add(requestDelta, ordering: .relaxed) }
         if answerDelta != 0 { answers.add(answerDelta, ordering: .relaxed) }
     }
 
-    var isOver: Bool { requests.load(ordering: .relaxed) + answers.load(ordering: .relaxed) >= limit }
     var answersAreOver: Bool { answers.load(ordering: .relaxed) >= limit }
 }
 

@@ -8,12 +8,15 @@ import NIOCore
 /// the socket reads, turns its callbacks into calls on ``ServerMethod``s, and writes what it
 /// has to send once per read cycle, in one buffer and one flush.
 ///
-/// Memory is bounded per connection, whatever the client does. Requests (until answered) and
-/// unsent answers together stay within ``Settings/maxHeldBytes``, plus the HTTP/2 windows the
-/// node grants, one request and one answer:
-/// - request bodies are under HTTP/2 flow control that the handler drives itself: past the
-///   budget only the oldest request still arriving gets more window (so one always
-///   completes, and none waits on another forever);
+/// Memory is bounded per connection, whatever the client does: large requests (until
+/// answered) and unsent answers together stay within ``Settings/maxHeldBytes``, plus the
+/// first ``Settings/initialWindowSize`` bytes of each open stream and the answers of calls
+/// already running:
+/// - request bodies are under HTTP/2 flow control that the handler drives itself. Every
+///   stream may send its first window; a message larger than that gets the window for all of
+///   it once its size (read from the gRPC prefix) fits the budget, in arrival order. The
+///   connection's window goes back as bytes arrive, so a stream that has its window always
+///   completes, whatever the streams still waiting send;
 /// - a request that completes while too many answers wait is held back (not run) until the
 ///   client has taken them;
 /// - nghttp2's output goes to the socket only while the socket takes it.
@@ -31,7 +34,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var maxConcurrentStreams: UInt32
         var initialWindowSize: UInt32
         var connectionWindowSize: Int32
-        /// Bytes of requests and unsent answers one connection may hold before it stops reading.
+        /// Bytes of large requests and unsent answers one connection may hold: past it, large
+        /// requests wait for window and completed ones wait to run.
         var maxHeldBytes: Int
         /// What all connections hold together, against its own limit.
         var total: HeldBytes
@@ -57,8 +61,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Running calls with a deadline, checked by `deadlineSweep`.
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
-    /// Request bytes received for calls not yet answered.
-    private var heldRequestBytes = 0
+    /// Bytes set aside for the large requests given their window, until answered.
+    private var reservedRequestBytes = 0
     /// Answer bytes not yet handed to nghttp2's output.
     private var heldResponseBytes = 0
     /// What this connection last reported to ``Settings/total`` (once per flush, not per call).
@@ -71,12 +75,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var waiting: [ServerStream] = []
     private var waitingHead = 0
     private var waitingGone = 0
-    /// Streams whose request is still arriving, oldest first (client stream ids only grow);
-    /// ones done arriving are skipped.
-    private var arriving: [ServerStream] = []
-    private var arrivingHead = 0
-    /// Streams with request bytes received but not yet given back to the client's window.
-    private var unconsumed: [Int32: ServerStream] = [:]
+    /// Streams whose message is larger than the first window, waiting for the rest of it,
+    /// oldest first; ones that ended meanwhile are skipped (and compacted away).
+    private var awaitingWindow: [ServerStream] = []
+    private var awaitingWindowHead = 0
+    /// Names this connection to ``HeldBytes`` when it takes the one exemption from the total.
+    private let owner = HeldBytes.newOwner()
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
@@ -156,24 +160,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    private var isOverBudget: Bool {
-        heldRequestBytes + heldResponseBytes >= settings.maxHeldBytes || settings.total.isOver
-    }
-
     /// Whether a request that completes now must wait: too many answers wait here, or
     /// everywhere together (answers only: requests still arriving never hold up a call).
     private var answersMustWait: Bool {
         heldResponseBytes >= settings.maxHeldBytes || settings.total.answersAreOver
-    }
-
-    /// The oldest stream whose request is still arriving: it gets window even past the budget.
-    private var oldestArriving: ServerStream? {
-        while arrivingHead < arriving.count && arriving[arrivingHead].phase != .receivingMessage { arrivingHead += 1 }
-        if arrivingHead > 256 && arrivingHead * 2 > arriving.count {
-            arriving.removeFirst(arrivingHead)
-            arrivingHead = 0
-        }
-        return arrivingHead < arriving.count ? arriving[arrivingHead] : nil
     }
 
     /// The connection is gone: every call ends, nothing is kept.
@@ -182,25 +172,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         deadlineSweep?.cancel()
         deadlineSweep = nil
         runningWithDeadlines.removeAll()
-        for stream in streams.values { stream.finish() }
+        for stream in streams.values {
+            releaseRequest(of: stream)
+            stream.finish()
+        }
         streams.removeAll()
         waiting.removeAll()
         waitingHead = 0
         waitingGone = 0
-        arriving.removeAll()
-        arrivingHead = 0
-        unconsumed.removeAll()
-        heldRequestBytes = 0
+        awaitingWindow.removeAll()
+        awaitingWindowHead = 0
+        reservedRequestBytes = 0
         heldResponseBytes = 0
         reportHeldBytes()
     }
 
     /// Brings the server-wide totals up to date with what this connection holds.
     private func reportHeldBytes() {
-        if heldRequestBytes != reportedRequestBytes || heldResponseBytes != reportedResponseBytes {
-            settings.total.add(requests: heldRequestBytes - reportedRequestBytes,
+        if reservedRequestBytes != reportedRequestBytes || heldResponseBytes != reportedResponseBytes {
+            settings.total.add(requests: reservedRequestBytes - reportedRequestBytes,
                                answers: heldResponseBytes - reportedResponseBytes)
-            reportedRequestBytes = heldRequestBytes
+            reportedRequestBytes = reservedRequestBytes
             reportedResponseBytes = heldResponseBytes
         }
     }
@@ -267,15 +259,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// whether it takes more).
     static let writeChunkBytes = 64 * 1024
 
-    /// Runs held-back requests while the answers fit the budget, and gives the client window
-    /// for the request bytes it holds once the budget allows.
+    /// Runs held-back requests while the answers fit the budget, and gives waiting large
+    /// requests their window while the budget has room for them.
     private func runWaitingCalls() {
-        reportHeldBytes()
         while waitingHead < waiting.count && !answersMustWait && isOpen {
             let stream = waiting[waitingHead]
             waitingHead += 1
             if stream.phase == .waiting, let request = stream.pendingRequest {
                 stream.pendingRequest = nil
+                stream.phase = .running  // out of the queue: no longer counted as waiting in it
                 run(stream, request: request)
             } else {
                 waitingGone -= 1
@@ -286,19 +278,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             waitingHead = 0
             waitingGone = 0
         }
-        if !unconsumed.isEmpty {
-            if !isOverBudget {
-                for (id, stream) in unconsumed { giveWindow(back: stream, id: id) }
-                unconsumed.removeAll()
-            } else if let oldest = oldestArriving, unconsumed[oldest.id] != nil {
-                // Past the budget, the oldest request still arriving goes on: it completes, runs,
-                // and frees what it holds. Without it, partial requests could wait on each other forever.
-                unconsumed[oldest.id] = nil
-                giveWindow(back: oldest, id: oldest.id)
-            }
-        }
+        let heldBackByOthers = grantWaitingWindows()
+        reportHeldBytes()
         // Held back only by what the other connections hold: look again shortly.
-        if (!unconsumed.isEmpty || waitingHead < waiting.count) && settings.total.isOver, !recheckScheduled, let context {
+        if (heldBackByOthers || (waitingHead < waiting.count && settings.total.answersAreOver)), !recheckScheduled, let context {
             recheckScheduled = true
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) { [self] in
                 recheckScheduled = false
@@ -307,10 +290,69 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Gives the client back the window of the request bytes `stream` holds; the WINDOW_UPDATEs
-    /// go out with the next flush.
-    private func giveWindow(back stream: ServerStream, id: Int32) {
-        nghttp2_session_consume(session, id, stream.unconsumedBytes)
+    /// A stream's message is `messageBytes` long (prefix included): if that is more than the
+    /// window every stream starts with, it waits its turn for the rest.
+    private func messageSizeKnown(_ stream: ServerStream, messageBytes: Int) {
+        if messageBytes <= Int(settings.initialWindowSize) {
+            stream.hasWindow = true
+            giveWindowBack(stream)
+            return
+        }
+        stream.messageBytes = messageBytes
+        awaitingWindow.append(stream)
+        _ = grantWaitingWindows()
+        reportHeldBytes()
+    }
+
+    /// Gives waiting large requests, oldest first, the window for their whole message while
+    /// the budget has room; returns whether the budget of all connections together (not this
+    /// one's) is what holds the next one back.
+    private func grantWaitingWindows() -> Bool {
+        var heldBackByOthers = false
+        while awaitingWindowHead < awaitingWindow.count && isOpen {
+            let stream = awaitingWindow[awaitingWindowHead]
+            guard stream.phase == .receivingMessage, !stream.hasWindow else {
+                awaitingWindowHead += 1
+                continue
+            }
+            let bytes = stream.messageBytes
+            // At most two of the largest requests fill the budget: with nothing else held, one fits.
+            guard reservedRequestBytes + heldResponseBytes + bytes <= settings.maxHeldBytes else { break }
+            if !settings.total.hasRoom(for: bytes) {
+                // All connections together are full: one request at a time goes on past the
+                // limit (so that none waits on another forever); the others look again shortly.
+                guard settings.total.takeExemption(owner) else {
+                    heldBackByOthers = true
+                    break
+                }
+                stream.holdsExemption = true
+            }
+            awaitingWindowHead += 1
+            reservedRequestBytes += bytes
+            stream.reservedBytes = bytes
+            stream.hasWindow = true
+            // The window grows to the whole message; what already arrived goes back too.
+            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
+                                                  Int32(clamping: bytes))
+            giveWindowBack(stream)
+            settings.total.add(requests: bytes, answers: 0)
+            reportedRequestBytes += bytes
+        }
+        if awaitingWindowHead == awaitingWindow.count {
+            awaitingWindow.removeAll(keepingCapacity: true)
+            awaitingWindowHead = 0
+        } else if awaitingWindowHead > 64 && awaitingWindowHead * 2 > awaitingWindow.count {
+            awaitingWindow.removeFirst(awaitingWindowHead)
+            awaitingWindowHead = 0
+        }
+        return heldBackByOthers
+    }
+
+    /// Gives the client back the stream window of the request bytes `stream` kept; the
+    /// WINDOW_UPDATE goes out with the next flush.
+    private func giveWindowBack(_ stream: ServerStream) {
+        guard stream.unconsumedBytes > 0 else { return }
+        nghttp2_session_consume_stream(session, stream.id, stream.unconsumedBytes)
         stream.unconsumedBytes = 0
         flushSoon()
     }
@@ -365,7 +407,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     fileprivate func onRequestHeaders(streamID: Int32, endStream: Bool) {
         guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
         stream.phase = .receivingMessage
-        if !endStream { arriving.append(stream) }
         if !stream.isPOST {
             return respondHTTPError(stream, status: .status405, RPCError(.internalError, "gRPC requires the POST method"))
         }
@@ -388,38 +429,38 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
+        // The connection's window goes back at once: each stream's own window bounds what it
+        // sends, and a connection window held for waiting streams would stall the one that has
+        // its window (which then never completes to free the budget).
+        nghttp2_session_consume_connection(session, length)
         guard let stream = streams[streamID], stream.phase == .receivingMessage else {
-            // Not kept: its window goes back at once.
-            nghttp2_session_consume(session, streamID, length)
+            // Not kept: the stream's window goes back too.
+            nghttp2_session_consume_stream(session, streamID, length)
             return
         }
-        let before = stream.collector.byteCount
+        let sizeWasKnown = stream.collector.declaredMessageBytes != nil
         do {
             try stream.collector.append(UnsafeRawBufferPointer(start: data, count: length))
         } catch {
-            respond(stream, .failure(error))
+            nghttp2_session_consume_stream(session, streamID, length)
+            return respond(stream, .failure(error))
         }
-        hold(stream, requestBytes: stream.collector.byteCount - before)
-        // Kept: the client gets the window back now (or, past the budget, when this is the
-        // oldest request still arriving), else once the connection is under budget again.
-        if isOverBudget && oldestArriving !== stream {
-            stream.unconsumedBytes += length
-            unconsumed[streamID] = stream
-        } else {
-            nghttp2_session_consume(session, streamID, length)
+        stream.unconsumedBytes += length
+        if stream.hasWindow {
+            giveWindowBack(stream)
+        } else if !sizeWasKnown, let declared = stream.collector.declaredMessageBytes {
+            messageSizeKnown(stream, messageBytes: MessageFrame.prefixLength + declared)
         }
-    }
-
-    /// Counts request bytes a stream keeps until it is answered or closed.
-    private func hold(_ stream: ServerStream, requestBytes: Int) {
-        stream.heldRequestBytes += requestBytes
-        heldRequestBytes += requestBytes
     }
 
     /// The stream is answered or gone: its request bytes no longer count, and are let go.
     private func releaseRequest(of stream: ServerStream) {
-        heldRequestBytes -= stream.heldRequestBytes
-        stream.heldRequestBytes = 0
+        reservedRequestBytes -= stream.reservedBytes
+        stream.reservedBytes = 0
+        if stream.holdsExemption {
+            settings.total.releaseExemption(owner)
+            stream.holdsExemption = false
+        }
         stream.collector = UnaryMessageCollector(maxMessageBytes: 0)
         stream.pendingRequest = nil
     }
@@ -544,10 +585,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         // What it still held: its request, an answer not all sent, window not given back.
         releaseRequest(of: stream)
         if stream.phase == .waiting { forgetWaiting(stream) }
-        if unconsumed.removeValue(forKey: streamID) != nil {
-            nghttp2_session_consume_connection(session, stream.unconsumedBytes)
-            stream.unconsumedBytes = 0
-        }
         heldResponseBytes -= stream.unsentResponseBytes
         stream.unsentResponseBytes = 0
         stream.response = []
@@ -736,10 +773,16 @@ final class ServerStream {
     var responseOffset = 0
     /// Bytes of the answer (prefix included) not yet handed to nghttp2.
     var unsentResponseBytes = 0
-    /// Request bytes kept until the call is answered or the stream closes.
-    var heldRequestBytes = 0
-    /// Request bytes received but not yet given back to the client's flow-control window.
+    /// Request bytes received but not yet given back to the stream's flow-control window.
     var unconsumedBytes = 0
+    /// The stream may send its whole message: it fits the first window, or was given the rest.
+    var hasWindow = false
+    /// The message's size (prefix included) once known, when larger than the first window.
+    var messageBytes = 0
+    /// Budget set aside for the message while it is given its window, until answered.
+    var reservedBytes = 0
+    /// The stream went on past the limit of all connections together (one at a time does).
+    var holdsExemption = false
     /// The complete request of a call held back while too many answers wait.
     var pendingRequest: [UInt8]?
 
