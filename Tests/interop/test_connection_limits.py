@@ -7,6 +7,7 @@ and every call gets an answer.
 import concurrent.futures
 import os
 import socket
+import struct
 import time
 
 import grpc
@@ -29,7 +30,7 @@ def rss_bytes(node):
 
 def test_a_client_that_never_reads_its_answers_holds_a_bounded_amount(node, stub):
     # The stated bound: a connection holds at most 8 MiB of large requests and unsent answers,
-    # plus the first 64 KiB of each stream; past it, completed calls wait to run.
+    # plus the first 16 KiB of each stream; past it, completed calls wait to run.
     stub.Set(cache_pb2.SetRequest(key="huge", value=b"h" * (1 << 20)), timeout=10)
     before = rss_bytes(node)
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=5)
@@ -282,5 +283,28 @@ def test_large_requests_behind_unread_answers_stay_within_the_bound(node, stub):
     assert grown < 48 << 20, f"the node grew by {grown >> 20} MiB for one client that reads nothing"
     assert pending, "every Set was let in although no answer was read"
     assert_serving(node.address)
+    client.sock.close()
+    assert_serving(node.address)
+
+
+def test_a_request_that_stops_sending_gives_its_share_back(node):
+    # Two Sets announce 4 MiB each, get the window for it (the connection's whole budget), and
+    # send nothing more. After 10 s without a byte they are answered DEADLINE_EXCEEDED, and a
+    # third Set, waiting for its turn meanwhile, completes (before, it waited for ever).
+    client = H2Client(node)
+    answers = Answers(client)
+    stalled = []
+    for _ in range(2):
+        stream = client.start("/aerocache.v1.Cache/Set")
+        client.send(stream, struct.pack(">BI", 0, (4 << 20) - 16) + b"\x0a" * 1000)
+        stalled.append(stream)
+    waiting = client.start("/aerocache.v1.Cache/Set")
+    answers.send_all(waiting, framed(cache_pb2.SetRequest(key="after-stall", value=b"a" * (1 << 20)).SerializeToString()),
+                     timeout=30)
+    client.send(waiting, b"", end=True)
+    answers.wait_ended([*stalled, waiting], timeout=30)
+    assert [answers.headers[s].get("grpc-status") for s in stalled] == ["4", "4"], answers.headers
+    assert "sent nothing for 10 s" in answers.headers[stalled[0]].get("grpc-message", "")
+    assert answers.headers[waiting].get("grpc-status") == "0", answers.headers[waiting]
     client.sock.close()
     assert_serving(node.address)

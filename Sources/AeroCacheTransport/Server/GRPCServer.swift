@@ -36,6 +36,9 @@ public final class GRPCServer: Sendable {
         public var maxConnections: Int
         /// Recognises calls from other cluster members; nil: none is.
         public var peerCredential: PeerCredential?
+        /// A large request given the window for its whole message that sends nothing for this
+        /// long is answered `DEADLINE_EXCEEDED` (its share of the budget goes to the next).
+        public var stalledRequestBodyTimeout: TimeAmount = .seconds(10)
 
         public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
                     maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10),
@@ -90,12 +93,13 @@ public final class GRPCServer: Sendable {
             maxConcurrentStreams: configuration.maxConcurrentStreams,
             // What any stream may send before its size is known: larger messages wait for
             // window until the connection's budget has room for them.
-            initialWindowSize: 64 << 10,
+            initialWindowSize: 16 << 10,
             connectionWindowSize: Int32(clamping: max(1 << 20, configuration.maxHeldBytesPerConnection)),
             // At least two of the largest requests, so that one always fits beside another.
             maxHeldBytes: max(configuration.maxHeldBytesPerConnection, 2 * configuration.maxRequestMessageBytes + 64 * 1024),
             total: HeldBytes(limit: configuration.maxHeldBytes),
-            peerCredential: configuration.peerCredential)
+            peerCredential: configuration.peerCredential,
+            stalledBodyTimeout: configuration.stalledRequestBodyTimeout)
         let listener: any Channel
         do {
             listener = try await ServerBootstrap(group: group)

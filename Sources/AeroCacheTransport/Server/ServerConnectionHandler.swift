@@ -16,7 +16,8 @@ import NIOCore
 ///   stream may send its first window; a message larger than that gets the window for all of
 ///   it once its size (read from the gRPC prefix) fits the budget, in arrival order. The
 ///   connection's window goes back as bytes arrive, so a stream that has its window always
-///   completes, whatever the streams still waiting send;
+///   completes, whatever the streams still waiting send; one that stops sending is answered
+///   after ``Settings/stalledBodyTimeout``, so none keeps its share of the budget for ever;
 /// - a request that completes while too many answers wait is held back (not run) until the
 ///   client has taken them;
 /// - nghttp2's output goes to the socket only while the socket takes it.
@@ -41,6 +42,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var total: HeldBytes
         /// Recognises peer calls (``ServerCallContext/isPeer``); nil: no call is a peer call.
         var peerCredential: PeerCredential?
+        /// A request given the window for its whole message that sends nothing for this long is
+        /// answered `DEADLINE_EXCEEDED`, and its share of the budget freed.
+        var stalledBodyTimeout: TimeAmount = .seconds(10)
     }
 
     /// Longest `grpc-message` sent, and longest piece of a request quoted in one.
@@ -81,6 +85,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private var awaitingWindowHead = 0
     /// Names this connection to ``HeldBytes`` when it takes the one exemption from the total.
     private let owner = HeldBytes.newOwner()
+    /// Looks for requests given their window that stopped sending; scheduled while there are some.
+    private var stalledBodySweep: Scheduled<Void>?
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
@@ -171,6 +177,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         isOpen = false
         deadlineSweep?.cancel()
         deadlineSweep = nil
+        stalledBodySweep?.cancel()
+        stalledBodySweep = nil
         runningWithDeadlines.removeAll()
         for stream in streams.values {
             releaseRequest(of: stream)
@@ -262,6 +270,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Runs held-back requests while the answers fit the budget, and gives waiting large
     /// requests their window while the budget has room for them.
     private func runWaitingCalls() {
+        reportHeldBytes()
+        var ranSome = false
         while waitingHead < waiting.count && !answersMustWait && isOpen {
             let stream = waiting[waitingHead]
             waitingHead += 1
@@ -269,10 +279,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 stream.pendingRequest = nil
                 stream.phase = .running  // out of the queue: no longer counted as waiting in it
                 run(stream, request: request)
+                ranSome = true
             } else {
                 waitingGone -= 1
             }
         }
+        // Calls answered at once queued their answers after this flush wrote: another one.
+        if ranSome { flushSoon() }
         if waitingHead == waiting.count {
             waiting.removeAll(keepingCapacity: true)
             waitingHead = 0
@@ -300,6 +313,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         stream.messageBytes = messageBytes
         awaitingWindow.append(stream)
+        // Ended streams behind one that waits long (this connection's answers unread) are
+        // dropped once they outnumber the streams still open.
+        if awaitingWindow.count - awaitingWindowHead > 2 * streams.count + 64 {
+            awaitingWindow = awaitingWindow[awaitingWindowHead...].filter { $0.phase == .receivingMessage && !$0.hasWindow }
+            awaitingWindowHead = 0
+        }
+        reportHeldBytes()
         _ = grantWaitingWindows()
         reportHeldBytes()
     }
@@ -331,6 +351,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             reservedRequestBytes += bytes
             stream.reservedBytes = bytes
             stream.hasWindow = true
+            stream.lastDataAt = .now()
+            watchForStalledBodies()
             // The window grows to the whole message; what already arrived goes back too.
             nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
                                                   Int32(clamping: bytes))
@@ -355,6 +377,28 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         nghttp2_session_consume_stream(session, stream.id, stream.unconsumedBytes)
         stream.unconsumedBytes = 0
         flushSoon()
+    }
+
+    /// Sweeps for stalled request bodies every second while some request has its window.
+    private func watchForStalledBodies() {
+        guard stalledBodySweep == nil, let context else { return }
+        stalledBodySweep = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
+            stalledBodySweep = nil
+            let now = NIODeadline.now()
+            var watching = false
+            for stream in streams.values where stream.phase == .receivingMessage && stream.reservedBytes > 0 {
+                if stream.lastDataAt + settings.stalledBodyTimeout <= now {
+                    let received = stream.collector.byteCount
+                    respond(stream, .failure(RPCError(.deadlineExceeded,
+                        "the request sent nothing for \(settings.stalledBodyTimeout.nanoseconds / 1_000_000_000) s "
+                            + "(\(received) of its \(stream.messageBytes) bytes arrived)")))
+                    flushSoon()
+                } else {
+                    watching = true
+                }
+            }
+            if watching { watchForStalledBodies() }
+        }
     }
 
     /// Flushes once the current event-loop task is done: answers completed together (a
@@ -447,6 +491,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         stream.unconsumedBytes += length
         if stream.hasWindow {
+            if stream.reservedBytes > 0 { stream.lastDataAt = .now() }
             giveWindowBack(stream)
         } else if !sizeWasKnown, let declared = stream.collector.declaredMessageBytes {
             messageSizeKnown(stream, messageBytes: MessageFrame.prefixLength + declared)
@@ -457,12 +502,15 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func releaseRequest(of stream: ServerStream) {
         reservedRequestBytes -= stream.reservedBytes
         stream.reservedBytes = 0
-        if stream.holdsExemption {
-            settings.total.releaseExemption(owner)
-            stream.holdsExemption = false
-        }
+        releaseExemption(of: stream)
         stream.collector = UnaryMessageCollector(maxMessageBytes: 0)
         stream.pendingRequest = nil
+    }
+
+    private func releaseExemption(of stream: ServerStream) {
+        guard stream.holdsExemption else { return }
+        settings.total.releaseExemption(owner)
+        stream.holdsExemption = false
     }
 
     /// A held-back stream closed or was answered (its deadline): its place in the queue is
@@ -485,6 +533,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         } catch {
             return respond(stream, .failure(error))
         }
+        // Complete: the next request past the server-wide total may have its turn.
+        releaseExemption(of: stream)
         // Too many answers wait for the client to read them: this call waits too.
         if answersMustWait {
             stream.phase = .waiting
@@ -597,6 +647,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
         guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
         if stream.phase == .waiting { forgetWaiting(stream) }
+        // Answered before its request arrived whole: what the client still sends is dropped,
+        // and its window goes back, so a client that sends all before it reads is not stuck.
+        if stream.phase == .receivingMessage { giveWindowBack(stream) }
         stream.phase = .responding
         releaseRequest(of: stream)
         switch result {
@@ -783,6 +836,8 @@ final class ServerStream {
     var reservedBytes = 0
     /// The stream went on past the limit of all connections together (one at a time does).
     var holdsExemption = false
+    /// When the request, given its window, last sent bytes.
+    var lastDataAt = NIODeadline.uptimeNanoseconds(0)
     /// The complete request of a call held back while too many answers wait.
     var pendingRequest: [UInt8]?
 
