@@ -248,7 +248,7 @@ def test_many_requests_of_the_largest_size_at_once_all_complete():
 def test_large_requests_behind_unread_answers_stay_within_the_bound(node, stub):
     # A client that reads no answers, then sends 300 Sets of 1 MiB one after the other: with
     # the budget full of answers, a large request gets no more than the first window of its
-    # stream (the previous transport let each in turn arrive, then held it: 300 MiB).
+    # stream, 16 KiB (the previous transport let each in turn arrive, then held it: 300 MiB).
     stub.Set(cache_pb2.SetRequest(key="huge", value=b"h" * (1 << 20)), timeout=10)
     before = rss_bytes(node)
     client = H2Client(node)
