@@ -36,9 +36,10 @@ public final class GRPCServer: Sendable {
         public var maxConnections: Int
         /// Recognises calls from other cluster members; nil: none is.
         public var peerCredential: PeerCredential?
-        /// A large request given the window for its whole message that sends nothing for this
-        /// long is answered `DEADLINE_EXCEEDED` (its share of the budget goes to the next).
-        public var stalledRequestBodyTimeout: TimeAmount = .seconds(10)
+        /// A large request given the window for its whole message has this long, plus its
+        /// size at 1 MiB/s, to send it; later it is answered `DEADLINE_EXCEEDED` (its share of
+        /// the budget goes to the next).
+        public var requestBodyGrace: TimeAmount = .seconds(10)
 
         public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
                     maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10),
@@ -99,7 +100,7 @@ public final class GRPCServer: Sendable {
             maxHeldBytes: max(configuration.maxHeldBytesPerConnection, 2 * configuration.maxRequestMessageBytes + 64 * 1024),
             total: HeldBytes(limit: configuration.maxHeldBytes),
             peerCredential: configuration.peerCredential,
-            stalledBodyTimeout: configuration.stalledRequestBodyTimeout)
+            requestBodyGrace: configuration.requestBodyGrace)
         let listener: any Channel
         do {
             listener = try await ServerBootstrap(group: group)
@@ -211,6 +212,8 @@ final class HeldBytes: Sendable {
     func takeExemption(_ owner: Int) -> Bool {
         exemptOwner.compareExchange(expected: 0, desired: owner, ordering: .relaxed).exchanged
     }
+
+    func exemptionIsHeld(by owner: Int) -> Bool { exemptOwner.load(ordering: .relaxed) == owner }
 
     func releaseExemption(_ owner: Int) {
         _ = exemptOwner.compareExchange(expected: owner, desired: 0, ordering: .relaxed)

@@ -16,8 +16,9 @@ import NIOCore
 ///   stream may send its first window; a message larger than that gets the window for all of
 ///   it once its size (read from the gRPC prefix) fits the budget, in arrival order. The
 ///   connection's window goes back as bytes arrive, so a stream that has its window always
-///   completes, whatever the streams still waiting send; one that stops sending is answered
-///   after ``Settings/stalledBodyTimeout``, so none keeps its share of the budget for ever;
+///   completes, whatever the streams still waiting send; one that has not sent it all by its
+///   body deadline (``Settings/bodyDeadline(forBytes:)``) is answered, so none keeps its
+///   share of the budget for ever;
 /// - a request that completes while too many answers wait is held back (not run) until the
 ///   client has taken them;
 /// - nghttp2's output goes to the socket only while the socket takes it.
@@ -42,9 +43,17 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var total: HeldBytes
         /// Recognises peer calls (``ServerCallContext/isPeer``); nil: no call is a peer call.
         var peerCredential: PeerCredential?
-        /// A request given the window for its whole message that sends nothing for this long is
-        /// answered `DEADLINE_EXCEEDED`, and its share of the budget freed.
-        var stalledBodyTimeout: TimeAmount = .seconds(10)
+        /// A request given the window for its whole message has this long, plus its size at
+        /// ``minRequestBodyBytesPerSecond``, to send it; later it is answered
+        /// `DEADLINE_EXCEEDED`, and its share of the budget freed (a stalled or trickling
+        /// client keeps no share for ever).
+        var requestBodyGrace: TimeAmount = .seconds(10)
+        var minRequestBodyBytesPerSecond = 1 << 20
+
+        /// How long after its admission a request body of `bytes` may take to arrive.
+        func bodyDeadline(forBytes bytes: Int) -> TimeAmount {
+            requestBodyGrace + .nanoseconds(Int64(bytes) * 1_000_000_000 / Int64(max(1, minRequestBodyBytesPerSecond)))
+        }
     }
 
     /// Longest `grpc-message` sent, and longest piece of a request quoted in one.
@@ -342,7 +351,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
                 // All connections together are full: one request at a time goes on past the
                 // limit (so that none waits on another forever); the others look again shortly.
                 guard settings.total.takeExemption(owner) else {
-                    heldBackByOthers = true
+                    // Held by another connection: look again shortly. Held here: its release
+                    // (the last byte of that request, or its answer) flushes, and looks again.
+                    if !settings.total.exemptionIsHeld(by: owner) { heldBackByOthers = true }
                     break
                 }
                 stream.holdsExemption = true
@@ -351,7 +362,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             reservedRequestBytes += bytes
             stream.reservedBytes = bytes
             stream.hasWindow = true
-            stream.lastDataAt = .now()
+            stream.bodyDeadline = .now() + settings.bodyDeadline(forBytes: bytes)
             watchForStalledBodies()
             // The window grows to the whole message; what already arrived goes back too.
             nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
@@ -379,7 +390,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         flushSoon()
     }
 
-    /// Sweeps for stalled request bodies every second while some request has its window.
+    /// Sweeps for request bodies past their deadline every second while some request has its window.
     private func watchForStalledBodies() {
         guard stalledBodySweep == nil, let context else { return }
         stalledBodySweep = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
@@ -387,11 +398,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             let now = NIODeadline.now()
             var watching = false
             for stream in streams.values where stream.phase == .receivingMessage && stream.reservedBytes > 0 {
-                if stream.lastDataAt + settings.stalledBodyTimeout <= now {
+                if stream.bodyDeadline <= now {
                     let received = stream.collector.byteCount
+                    let allowed = settings.bodyDeadline(forBytes: stream.messageBytes).nanoseconds / 1_000_000
                     respond(stream, .failure(RPCError(.deadlineExceeded,
-                        "the request sent nothing for \(settings.stalledBodyTimeout.nanoseconds / 1_000_000_000) s "
-                            + "(\(received) of its \(stream.messageBytes) bytes arrived)")))
+                        "the request did not arrive within \(allowed) ms of its turn "
+                            + "(\(received) of its \(stream.messageBytes) bytes did)")))
                     flushSoon()
                 } else {
                     watching = true
@@ -491,7 +503,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         stream.unconsumedBytes += length
         if stream.hasWindow {
-            if stream.reservedBytes > 0 { stream.lastDataAt = .now() }
             giveWindowBack(stream)
         } else if !sizeWasKnown, let declared = stream.collector.declaredMessageBytes {
             messageSizeKnown(stream, messageBytes: MessageFrame.prefixLength + declared)
@@ -836,8 +847,8 @@ final class ServerStream {
     var reservedBytes = 0
     /// The stream went on past the limit of all connections together (one at a time does).
     var holdsExemption = false
-    /// When the request, given its window, last sent bytes.
-    var lastDataAt = NIODeadline.uptimeNanoseconds(0)
+    /// When the request, given its window, must have arrived whole.
+    var bodyDeadline = NIODeadline.distantFuture
     /// The complete request of a call held back while too many answers wait.
     var pendingRequest: [UInt8]?
 
