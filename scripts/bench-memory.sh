@@ -7,12 +7,10 @@
 #  3. the storage engine alone: ns per get and per set with 1M keys on 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v redis-cli >/dev/null || missing+=(redis-tools)
-for package in libnghttp2-dev libjemalloc-dev; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
-if ((${#missing[@]})); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/lib.sh
+need_command redis-server redis-server
+need_command redis-cli redis-tools
+need_packages libnghttp2-dev libjemalloc-dev
+install_needed
 swift build -c release >/dev/null
 exec python3 scripts/bench_memory.py --bin .build/release

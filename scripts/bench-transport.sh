@@ -6,14 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v h2load >/dev/null || missing+=(nghttp2-client)
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v redis-benchmark >/dev/null || missing+=(redis-tools)
-for package in libnghttp2-dev libjemalloc-dev; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
-if ((${#missing[@]})); then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/lib.sh
+need_command h2load nghttp2-client
+need_command redis-server redis-server
+need_command redis-benchmark redis-tools
+need_packages libnghttp2-dev libjemalloc-dev
+install_needed
 
 swift build -c release --product aerocache-node >/dev/null
 exec python3 scripts/bench_transport.py --node .build/release/aerocache-node --rounds "${1:-3}"

@@ -12,15 +12,7 @@ cd "$(dirname "$0")/.."
 dir=run/cluster
 mkdir -p "$dir"
 
-install_missing() {
-  local missing=()
-  for package in libnghttp2-dev libjemalloc-dev pkg-config; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-  done
-  if ((${#missing[@]})); then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  fi
-}
+source scripts/lib.sh
 
 down() {
   for pidfile in "$dir"/*.pid; do
@@ -38,7 +30,8 @@ down() {
 case "${1:-}" in
   up)
     count=${2:-3}
-    install_missing
+    need_packages libnghttp2-dev libjemalloc-dev pkg-config
+    install_needed
     swift build -c release
     down
     # The secret every node sends on peer calls; a node without it cannot join.

@@ -28,7 +28,9 @@ if [[ "${1:-}" == "--check" ]]; then
   exit 0
 fi
 
-command -v protoc >/dev/null || apt-get install -y protobuf-compiler
+source scripts/lib.sh
+need_command protoc protobuf-compiler
+install_needed
 swift build -c release --product protoc-gen-swift --scratch-path .build-protoc
 plugin=.build-protoc/release/protoc-gen-swift
 rm -f "$out"/*.pb.swift

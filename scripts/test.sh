@@ -7,16 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-for package in libnghttp2-dev libjemalloc-dev pkg-config iproute2; do
-  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-done
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-if ((${#missing[@]})); then
-  echo "== installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/lib.sh
+need_packages libnghttp2-dev libjemalloc-dev pkg-config iproute2
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing_packages+=(python3-venv)
+install_needed
 
 echo "== generated code"
 scripts/generate-proto.sh --check

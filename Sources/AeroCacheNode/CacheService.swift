@@ -109,7 +109,7 @@ public struct CacheService: Sendable {
     // MARK: Reads
 
     func get(_ request: Aerocache_V1_GetRequest) throws(RPCError) -> Reply<Aerocache_V1_GetResponse> {
-        try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
+        try validate { () throws(InputError) in try limits.validate(key: request.key) }
         guard let (coordinator, view) = try cluster() else { return .now(lookup(request.key)) }
         let level = request.consistency.level(default: .one)
         if level == .one && view.holdsReplica(ofKey: request.key) { return .now(lookup(request.key)) }
@@ -173,7 +173,7 @@ public struct CacheService: Sendable {
     }
 
     func batchGet(_ request: Aerocache_V1_BatchGetRequest) throws(RPCError) -> Reply<Aerocache_V1_BatchGetResponse> {
-        try validate { () throws(ValidationError) in
+        try validate { () throws(InputError) in
             try validateBatchSize(request.keys.count)
             for key in request.keys { try limits.validate(key: key) }
         }
@@ -211,7 +211,7 @@ public struct CacheService: Sendable {
     // MARK: Writes
 
     func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
-        try validate { () throws(ValidationError) in try validateWrite(request) }
+        try validate { () throws(InputError) in try validateWrite(request) }
         return try write(request.key, request.consistency, forwarded: request.forwarded,
                          method: CacheMethods.set, request: request) { () throws(RPCError) in
             let (response, stamp) = try storeStamped(request)
@@ -228,7 +228,7 @@ public struct CacheService: Sendable {
     }
 
     func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
-        try validate { () throws(ValidationError) in try limits.validate(key: request.key) }
+        try validate { () throws(InputError) in try limits.validate(key: request.key) }
         return try write(request.key, request.consistency, forwarded: request.forwarded,
                          method: CacheMethods.delete, request: request) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
@@ -238,7 +238,7 @@ public struct CacheService: Sendable {
     }
 
     func increment(_ request: Aerocache_V1_IncrementRequest) throws(RPCError) -> Reply<Aerocache_V1_IncrementResponse> {
-        try validate { () throws(ValidationError) in
+        try validate { () throws(InputError) in
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
@@ -300,7 +300,7 @@ public struct CacheService: Sendable {
     }
 
     func touch(_ request: Aerocache_V1_TouchRequest) throws(RPCError) -> Reply<Aerocache_V1_TouchResponse> {
-        try validate { () throws(ValidationError) in
+        try validate { () throws(InputError) in
             try limits.validate(key: request.key)
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
@@ -318,7 +318,7 @@ public struct CacheService: Sendable {
 
     func batchSet(_ request: Aerocache_V1_BatchSetRequest, fromPeer: Bool = false) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
         // Validate the whole batch first so that a bad entry stores nothing.
-        try validate { () throws(ValidationError) in
+        try validate { () throws(InputError) in
             try validateBatchSize(request.entries.count)
             for entry in request.entries { try validateWrite(entry) }
         }
@@ -389,7 +389,7 @@ public struct CacheService: Sendable {
         }
     }
 
-    private func validateWrite(_ request: Aerocache_V1_SetRequest) throws(ValidationError) {
+    private func validateWrite(_ request: Aerocache_V1_SetRequest) throws(InputError) {
         try limits.validate(key: request.key)
         try limits.validate(valueCount: request.value.count)
         try limits.validate(metadata: request.metadata)
@@ -424,13 +424,13 @@ public struct CacheService: Sendable {
         }
     }
 
-    private func validateBatchSize(_ count: Int) throws(ValidationError) {
+    private func validateBatchSize(_ count: Int) throws(InputError) {
         if count > Self.maxBatchKeys {
-            throw ValidationError("batch has \(count) keys, over the limit of \(Self.maxBatchKeys) keys")
+            throw InputError("batch has \(count) keys, over the limit of \(Self.maxBatchKeys) keys")
         }
     }
 
-    private func validate(_ check: () throws(ValidationError) -> Void) throws(RPCError) {
+    private func validate(_ check: () throws(InputError) -> Void) throws(RPCError) {
         do {
             try check()
         } catch {

@@ -44,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
         let settings: Runner.Settings
         let workload: Workload
         do {
-            addresses = try endpoints.split(separator: ",").map { text throws(AeroCacheCore.ValidationError) in try HostPort(parsing: String(text)) }
+            addresses = try endpoints.split(separator: ",").map { text throws(InputError) in try HostPort(parsing: String(text)) }
             guard concurrency > 0, connections > 0, threads > 0, valueSize >= 0, rate >= 0 else {
                 throw BenchError("--concurrency, --connections and --threads must be at least 1; --value-size and --rate at least 0")
             }
@@ -56,7 +56,7 @@ struct BenchCommand: AsyncParsableCommand {
                 consistency: try Self.consistency(consistency),
                 timeout: .milliseconds(try DurationText.milliseconds(timeout)),
                 progress: isatty(STDERR_FILENO) != 0)
-        } catch let error as AeroCacheCore.ValidationError {
+        } catch let error as InputError {
             throw ArgumentParser.ValidationError(error.message)
         } catch let error as BenchError {
             throw ArgumentParser.ValidationError(error.description)

@@ -113,7 +113,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.port = address.port
             if !advertise.isEmpty { configuration.advertise = try HostPort(parsing: advertise).description }
             configuration.nodeID = nodeId
-            configuration.cluster.seeds = try seeds.split(separator: ",").map { text throws(AeroCacheCore.ValidationError) in
+            configuration.cluster.seeds = try seeds.split(separator: ",").map { text throws(InputError) in
                 try HostPort(parsing: String(text))
             }.filter { $0.description != configuration.effectiveAdvertise }
             configuration.limits.maxValueBytes = try ByteSize.parse(maxValueSize)

@@ -36,7 +36,7 @@ struct GlobalOptions: ParsableArguments {
     func withClient<Result>(_ body: (CacheClient) async throws -> Result) async throws -> Result {
         let timeoutMillis: Int64
         let addresses: [HostPort]
-        do throws(AeroCacheCore.ValidationError) {
+        do throws(InputError) {
             timeoutMillis = try DurationText.milliseconds(timeout)
             var parsed: [HostPort] = []
             for endpoint in endpoints.split(separator: ",") { parsed.append(try HostPort(parsing: String(endpoint))) }

@@ -5,37 +5,37 @@ import Testing
     let limits = Limits()
 
     @Test func keysMustBeOneTo512Bytes() throws {
-        #expect(throws: ValidationError("key must not be empty")) { try limits.validate(key: "") }
+        #expect(throws: InputError("key must not be empty")) { try limits.validate(key: "") }
         try limits.validate(key: String(repeating: "k", count: 512))
-        let error = #expect(throws: ValidationError.self) { try limits.validate(key: String(repeating: "k", count: 513)) }
+        let error = #expect(throws: InputError.self) { try limits.validate(key: String(repeating: "k", count: 513)) }
         #expect(error?.message.contains("512") == true, "the message names the limit")
         // 171 three-byte characters = 513 UTF-8 bytes: the limit counts bytes, not characters.
-        #expect(throws: ValidationError.self) { try limits.validate(key: String(repeating: "€", count: 171)) }
+        #expect(throws: InputError.self) { try limits.validate(key: String(repeating: "€", count: 171)) }
     }
 
     @Test func valuesAndMetadataHaveSizeLimits() throws {
         try limits.validate(valueCount: 1 << 20)
-        let valueError = #expect(throws: ValidationError.self) { try limits.validate(valueCount: (1 << 20) + 1) }
+        let valueError = #expect(throws: InputError.self) { try limits.validate(valueCount: (1 << 20) + 1) }
         #expect(valueError?.message.contains("1048576") == true)
         try limits.validate(metadata: ["a": String(repeating: "x", count: 1023)])
-        let metaError = #expect(throws: ValidationError.self) { try limits.validate(metadata: ["a": String(repeating: "x", count: 1024)]) }
+        let metaError = #expect(throws: InputError.self) { try limits.validate(metadata: ["a": String(repeating: "x", count: 1024)]) }
         #expect(metaError?.message.contains("1024") == true)
     }
 
     @Test func ttlMustNotBeNegative() throws {
         try limits.validate(ttlMilliseconds: 0)
-        #expect(throws: ValidationError.self) { try limits.validate(ttlMilliseconds: -1) }
+        #expect(throws: InputError.self) { try limits.validate(ttlMilliseconds: -1) }
     }
 
     @Test func addressesAndSizesParse() throws {
         #expect(try HostPort(parsing: "127.0.0.1:7400") == HostPort(host: "127.0.0.1", port: 7400))
         #expect(try HostPort(parsing: "[::1]:7401") == HostPort(host: "::1", port: 7401))
-        #expect(throws: ValidationError.self) { try HostPort(parsing: "localhost") }
-        #expect(throws: ValidationError.self) { try HostPort(parsing: "host:70000") }
+        #expect(throws: InputError.self) { try HostPort(parsing: "localhost") }
+        #expect(throws: InputError.self) { try HostPort(parsing: "host:70000") }
         #expect(try ByteSize.parse("512MiB") == 512 << 20)
         #expect(try ByteSize.parse("1GiB") == 1 << 30)
         #expect(try ByteSize.parse("1048576") == 1 << 20)
-        #expect(throws: ValidationError.self) { try ByteSize.parse("lots") }
+        #expect(throws: InputError.self) { try ByteSize.parse("lots") }
     }
 
     @Test func xxHash64MatchesTheReferenceVectors() {
@@ -58,6 +58,6 @@ import Testing
 
     @Test(arguments: ["", "abc", "-1", "-5s", "10x", "ms", "nan", "inf"])
     func refuses(text: String) {
-        #expect(throws: ValidationError.self) { try DurationText.milliseconds(text) }
+        #expect(throws: InputError.self) { try DurationText.milliseconds(text) }
     }
 }

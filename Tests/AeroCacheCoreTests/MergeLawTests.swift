@@ -162,7 +162,7 @@ import Testing
         try clock.observe(Version(physicalMillis: 5_500, logical: 7, node: 2), nowMillis: 5_000)
         let b = clock.next(nowMillis: 5_001)
         #expect(b > Version(physicalMillis: 5_500, logical: 7, node: 2) && b > a)
-        #expect(throws: ValidationError.self) {
+        #expect(throws: InputError.self) {
             try clock.observe(Version(physicalMillis: 7_000, logical: 0, node: 3), nowMillis: 5_000)
         }
     }

@@ -6,8 +6,15 @@ import subprocess
 import sys
 import time
 
-import grpc
-import pytest
+HOW_TO_RUN = ("run these through scripts/interop-test.sh .build/debug/aerocache-node [pytest args]: "
+              "it makes the Python venv and the generated stubs, and names the binaries")
+try:
+    import grpc
+    import pytest
+except ImportError as missing:
+    sys.exit(f"{missing}; {HOW_TO_RUN}")
+if "AEROCACHE_NODE" not in os.environ:
+    sys.exit(f"AEROCACHE_NODE is not set; {HOW_TO_RUN}")
 
 sys.path.insert(0, os.environ.get("AEROCACHE_PYGEN", os.path.join(os.path.dirname(__file__), "gen")))
 

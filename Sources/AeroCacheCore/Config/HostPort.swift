@@ -9,14 +9,14 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses `HOST:PORT`; IPv6 hosts go in brackets.
-    public init(parsing text: String) throws(ValidationError) {
+    public init(parsing text: String) throws(InputError) {
         guard let colon = text.lastIndex(of: ":") else {
-            throw ValidationError("address \"\(text)\" must be HOST:PORT")
+            throw InputError("address \"\(text)\" must be HOST:PORT")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("address \"\(text)\" must be HOST:PORT with a port from 0 to 65535")
+            throw InputError("address \"\(text)\" must be HOST:PORT with a port from 0 to 65535")
         }
         self.init(host: host, port: port)
     }

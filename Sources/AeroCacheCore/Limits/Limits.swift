@@ -24,41 +24,41 @@ public struct Limits: Sendable, Equatable {
     }
 
     /// Checks a key: not empty, at most ``maxKeyBytes`` UTF-8 bytes.
-    public func validate(key: String) throws(ValidationError) {
+    public func validate(key: String) throws(InputError) {
         let count = key.utf8.count
-        if count == 0 { throw ValidationError("key must not be empty") }
+        if count == 0 { throw InputError("key must not be empty") }
         if count > maxKeyBytes {
-            throw ValidationError("key is \(count) bytes, over the limit of \(maxKeyBytes) bytes")
+            throw InputError("key is \(count) bytes, over the limit of \(maxKeyBytes) bytes")
         }
     }
 
     /// Checks a value's size against ``maxValueBytes``.
-    public func validate(valueCount: Int) throws(ValidationError) {
+    public func validate(valueCount: Int) throws(InputError) {
         if valueCount > maxValueBytes {
-            throw ValidationError("value is \(valueCount) bytes, over the limit of \(maxValueBytes) bytes")
+            throw InputError("value is \(valueCount) bytes, over the limit of \(maxValueBytes) bytes")
         }
     }
 
     /// Checks the metadata's total size against ``maxMetadataBytes``.
-    public func validate(metadata: [String: String]) throws(ValidationError) {
+    public func validate(metadata: [String: String]) throws(InputError) {
         var total = 0
         for (name, value) in metadata { total += name.utf8.count + value.utf8.count }
         if total > maxMetadataBytes {
-            throw ValidationError("metadata is \(total) bytes, over the limit of \(maxMetadataBytes) bytes")
+            throw InputError("metadata is \(total) bytes, over the limit of \(maxMetadataBytes) bytes")
         }
     }
 
     /// Checks a TTL in milliseconds: zero (no expiry), or positive up to ``maxTTLMilliseconds``.
-    public func validate(ttlMilliseconds: Int64) throws(ValidationError) {
-        if ttlMilliseconds < 0 { throw ValidationError("ttl must not be negative (got \(ttlMilliseconds) ms)") }
+    public func validate(ttlMilliseconds: Int64) throws(InputError) {
+        if ttlMilliseconds < 0 { throw InputError("ttl must not be negative (got \(ttlMilliseconds) ms)") }
         if ttlMilliseconds > maxTTLMilliseconds {
-            throw ValidationError("ttl is \(ttlMilliseconds) ms, over the limit of \(maxTTLMilliseconds) ms (10 years)")
+            throw InputError("ttl is \(ttlMilliseconds) ms, over the limit of \(maxTTLMilliseconds) ms (10 years)")
         }
     }
 }
 
 /// Input that breaks a ``Limits`` rule; the message names the rule.
-public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct InputError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }

@@ -16,7 +16,7 @@ extension Limits {
     /// replica can get wrong: versions from the future, a tombstone with a value, a counter
     /// too large or out of range. Returns why it is refused, or nil.
     public func check(_ record: EntryRecord, now: Int64, maxClockSkewMillis: Int64) -> RecordRejection? {
-        do throws(ValidationError) {
+        do throws(InputError) {
             try validate(key: record.key)
         } catch {
             return .key
@@ -25,7 +25,7 @@ extension Limits {
             || (record.counter != nil && !record.value.isEmpty) {
             return .value
         }
-        do throws(ValidationError) {
+        do throws(InputError) {
             try validate(metadata: record.metadata)
         } catch {
             return .metadata

@@ -31,9 +31,9 @@ public struct HybridLogicalClock: Sendable {
     ///
     /// Throws when `remote` is more than ``maxSkewMillis`` ahead of `nowMillis`: a node whose
     /// clock runs far ahead must not drag every other clock with it.
-    public mutating func observe(_ remote: Version, nowMillis: Int64) throws(ValidationError) {
+    public mutating func observe(_ remote: Version, nowMillis: Int64) throws(InputError) {
         if remote.physicalMillis - nowMillis > maxSkewMillis {
-            throw ValidationError("remote clock is \(remote.physicalMillis - nowMillis) ms ahead, over the limit of \(maxSkewMillis) ms")
+            throw InputError("remote clock is \(remote.physicalMillis - nowMillis) ms ahead, over the limit of \(maxSkewMillis) ms")
         }
         if remote.timestamp > last { last = remote.timestamp }
     }

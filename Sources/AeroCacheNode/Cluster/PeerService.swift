@@ -75,7 +75,7 @@ struct PeerService: Sendable {
         var response = Aerocache_V1_ReadResponse()
         var bytes = 0
         for key in request.keys {
-            do throws(ValidationError) {
+            do throws(InputError) {
                 try limits.validate(key: key)
             } catch {
                 throw RPCError(.invalidArgument, error.message)
