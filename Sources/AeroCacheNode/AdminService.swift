@@ -62,7 +62,7 @@ struct AdminService: Sendable {
         return response
     }
 
-    /// Resident memory of this process, from `/proc/self/statm`.
+    /// Resident memory of this process, from `/proc/self/statm` (0 where there is none, as on macOS).
     static func residentBytes() -> Int {
         guard let file = fopen("/proc/self/statm", "r") else { return 0 }
         defer { fclose(file) }

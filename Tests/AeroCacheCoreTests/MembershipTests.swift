@@ -13,7 +13,7 @@ struct SimulatedCluster {
         for index in 0..<size {
             let id = "n\(index)"
             let me = Membership.Record(id: id, address: "10.0.0.\(index):7400", tokens: [UInt64(index) << 56], incarnation: 1)
-            var instance = Membership.Instance(me: me, nowMillis: now, seed: UInt64(index + 1))
+            var instance = Membership.Instance(me: me, seed: UInt64(index + 1))
             if index > 0, let seed = nodes["n0"] { instance.merge([seed.me], nowMillis: now) }  // knows its seed
             nodes[id] = instance
         }
@@ -124,7 +124,7 @@ struct SimulatedCluster {
         let old = cluster.nodes["n1"]!.me
         var restarted = Membership.Record(id: "n1", address: old.address, tokens: old.tokens, incarnation: old.incarnation + 1)
         restarted.heartbeat = 0
-        var fresh = Membership.Instance(me: restarted, nowMillis: cluster.now, seed: 99)
+        var fresh = Membership.Instance(me: restarted, seed: 99)
         fresh.merge([cluster.nodes["n0"]!.me], nowMillis: cluster.now)
         cluster.nodes["n1"] = fresh
         cluster.run(millis: 2_000)

@@ -64,7 +64,7 @@ public enum Membership {
         private var random: UInt64
         private var ticks: UInt64 = 0
 
-        public init(me: Record, settings: Settings = .init(), nowMillis: Int64, seed: UInt64 = 0x5EED) {
+        public init(me: Record, settings: Settings = .init(), seed: UInt64 = 0x5EED) {
             selfID = me.id
             self.settings = settings
             records = [me.id: me]

@@ -4,8 +4,13 @@ import Glibc
 import Darwin
 #endif
 
+#if os(Linux)
 @_silgen_name("malloc_usable_size")
 private func malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
+#elseif canImport(Darwin)
+/// The size the allocator gave a block: Darwin's name for it.
+private func malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int { malloc_size(pointer) }
+#endif
 
 /// One stored entry in a single heap block: a 33-byte header (45 once touched), then key,
 /// metadata and value.

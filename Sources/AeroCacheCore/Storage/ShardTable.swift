@@ -6,7 +6,7 @@
 /// - `entries` is dense, so eviction can sample entries at random in O(1) and the sweep can
 ///   walk them with a cursor; removal swaps the last entry into the hole.
 ///
-/// Not thread-safe: a ``StorageEngine`` keeps each table behind its own `Mutex`.
+/// Not thread-safe: a ``StorageEngine`` keeps each table behind its own lock (a pthread mutex).
 struct ShardTable: ~Copyable {
     typealias HashFunction = @Sendable (UnsafeRawBufferPointer) -> UInt64
 

@@ -45,7 +45,7 @@ public final class ClusterShell: Sendable {
             ? TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode) : []
         let me = Membership.Record(id: selfID, address: address, zone: configuration.zone, tokens: tokens,
                                    incarnation: incarnation)
-        let instance = Membership.Instance(me: me, settings: configuration.membership, nowMillis: now,
+        let instance = Membership.Instance(me: me, settings: configuration.membership,
                                            seed: XXHash64.hash(selfID))
         membership = Mutex(instance)
         published = Mutex(Self.makeView(instance, clockProblem: nil, nowMillis: now,
