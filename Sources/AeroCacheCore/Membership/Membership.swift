@@ -61,14 +61,14 @@ public enum Membership {
         public private(set) var records: [String: Record]
         /// Each other member's failure detector, fed when its heartbeat advances.
         private var detectors: [String: PhiAccrualDetector] = [:]
-        private var random: UInt64
+        private var random: SplitMix64
         private var ticks: UInt64 = 0
 
         public init(me: Record, settings: Settings = .init(), seed: UInt64 = 0x5EED) {
             selfID = me.id
             self.settings = settings
             records = [me.id: me]
-            random = seed | 1
+            random = SplitMix64(seed: seed)
         }
 
         public var me: Record { records[selfID]! }
@@ -82,12 +82,12 @@ public enum Membership {
             let down = others.filter { status(of: $0, nowMillis: nowMillis) == .down }
             var targets: [String] = []
             for _ in 0..<min(settings.fanout, live.count) {
-                let pick = live[Int(next() % UInt64(live.count))]
+                let pick = live[Int(random.next() % UInt64(live.count))]
                 if !targets.contains(pick) { targets.append(pick) }
             }
             // Now and then, a down member: when a partition heals it answers and comes back.
             if !down.isEmpty && ticks % 5 == 0 {
-                targets.append(down[Int(next() % UInt64(down.count))])
+                targets.append(down[Int(random.next() % UInt64(down.count))])
             }
             return targets
         }
@@ -184,11 +184,6 @@ public enum Membership {
                     + "/" + String(member.tokens.count) + ";"
             }
             return XXHash64.hash(text) & 0x1F_FFFF_FFFF_FFFF  // exact in JSON numbers
-        }
-
-        private mutating func next() -> UInt64 {
-            random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return random >> 33
         }
     }
 }
