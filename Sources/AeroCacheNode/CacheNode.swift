@@ -35,7 +35,7 @@ public final class CacheNode: Service, Sendable {
         public var sweepInterval: Duration = .milliseconds(100)
         /// Largest request message; bigger requests get `RESOURCE_EXHAUSTED` unread.
         public var maxRequestBytes: Int = 4 << 20
-        /// Bytes of requests and unsent answers one client connection may hold, and all together (see ``GRPCServer``).
+        /// Bytes of large requests and unsent answers one client connection may hold, and all together (see ``GRPCServer``).
         public var maxHeldBytesPerConnection: Int = 8 << 20
         public var maxHeldBytes: Int = 256 << 20
         /// Connections open at once; more are closed as they arrive.

@@ -643,7 +643,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     fileprivate func onStreamClose(streamID: Int32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        // What it still held: its request, an answer not all sent, window not given back.
+        // What it still held: its request's share of the budget, an answer not all sent.
         releaseRequest(of: stream)
         if stream.phase == .waiting { forgetWaiting(stream) }
         heldResponseBytes -= stream.unsentResponseBytes
