@@ -33,7 +33,7 @@ let package = Package(
         // Generated protobuf messages (scripts/generate-proto.sh) plus the method descriptors.
         .target(
             name: "AeroCacheProto",
-            dependencies: ["AeroCacheTransport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["AeroCacheCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["generated-from.sha256"],
             swiftSettings: strict
         ),
@@ -48,6 +48,7 @@ let package = Package(
             name: "AeroCacheTransport",
             dependencies: [
                 "CNghttp2",
+                "AeroCacheProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -94,6 +95,7 @@ let package = Package(
         .target(
             name: "AeroCacheCommandLine",
             dependencies: [
+                "AeroCacheCore",
                 "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

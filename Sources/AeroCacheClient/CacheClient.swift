@@ -12,19 +12,6 @@ public struct CacheEntry: Sendable, Equatable {
     public var expiresAtUnixMilliseconds: Int64?
 }
 
-/// How many replicas must answer before a call succeeds (the server's default when nil).
-public enum Consistency: String, Sendable, CaseIterable {
-    case one, quorum, all
-
-    var proto: Aerocache_V1_Consistency {
-        switch self {
-        case .one: .one
-        case .quorum: .quorum
-        case .all: .all
-        }
-    }
-}
-
 /// A client for one AeroCache node: `set`, `get`, `delete`, `has`, `increment`.
 ///
 /// Every call goes to the one endpoint it was made with (the ring-aware smart client
@@ -55,9 +42,9 @@ public final class CacheClient: Sendable {
         var request = Aerocache_V1_SetRequest()
         request.key = key
         request.value = Data(value)
-        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        request.ttlMs = ttl?.wholeMilliseconds ?? 0
         request.metadata = metadata
-        request.consistency = consistency?.proto ?? .default
+        request.consistency = Aerocache_V1_Consistency(consistency)
         return try await connection.unary(CacheMethods.set, request, timeout: timeout).expiresAtUnixMs
     }
 
@@ -65,7 +52,7 @@ public final class CacheClient: Sendable {
     public func get(_ key: String, consistency: Consistency? = nil) async throws -> CacheEntry? {
         var request = Aerocache_V1_GetRequest()
         request.key = key
-        request.consistency = consistency?.proto ?? .default
+        request.consistency = Aerocache_V1_Consistency(consistency)
         let response = try await connection.unary(CacheMethods.get, request, timeout: timeout)
         guard response.found else { return nil }
         return CacheEntry(value: Array(response.value), metadata: response.metadata,
@@ -92,7 +79,7 @@ public final class CacheClient: Sendable {
         var request = Aerocache_V1_IncrementRequest()
         request.key = key
         request.delta = delta
-        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        request.ttlMs = ttl?.wholeMilliseconds ?? 0
         return try await connection.unary(CacheMethods.increment, request, timeout: timeout).value
     }
 
@@ -101,7 +88,7 @@ public final class CacheClient: Sendable {
     public func touch(_ key: String, ttl: Duration?) async throws -> Bool {
         var request = Aerocache_V1_TouchRequest()
         request.key = key
-        request.ttlMs = ttl.map(Self.milliseconds) ?? 0
+        request.ttlMs = ttl?.wholeMilliseconds ?? 0
         return try await connection.unary(CacheMethods.touch, request, timeout: timeout).found
     }
 
@@ -114,10 +101,5 @@ public final class CacheClient: Sendable {
     /// Closes the connection.
     public func close() async {
         await connection.close()
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -13,8 +13,8 @@ struct AdminService: Sendable {
 
     var methods: [ServerMethod] {
         [
-            .sync(AdminMethods.status) { _, _ throws(RPCError) in status() },
-            .sync(AdminMethods.ring) { _, _ throws(RPCError) in ring() },
+            ServerMethod(AdminMethods.status) { _, _ throws(RPCError) in .now(status()) },
+            ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
         ]
     }
 

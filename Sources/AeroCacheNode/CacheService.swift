@@ -33,28 +33,28 @@ public struct CacheService: Sendable {
     /// from anyone else the flag is ignored.
     public var methods: [ServerMethod] {
         [
-            .adaptive(CacheMethods.get) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.get) { request, context throws(RPCError) in
                 try measured(.get) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.set) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.set) { request, context throws(RPCError) in
                 try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.delete) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.delete) { request, context throws(RPCError) in
                 try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.has) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.has) { request, context throws(RPCError) in
                 try measured(.has) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.increment) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.increment) { request, context throws(RPCError) in
                 try measured(.increment) { () throws(RPCError) in try increment(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.touch) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.touch) { request, context throws(RPCError) in
                 try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
             },
-            .adaptive(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, _ throws(RPCError) in
+            ServerMethod(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, _ throws(RPCError) in
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
             },
-            .adaptive(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer) }
             },
         ]
@@ -114,7 +114,8 @@ public struct CacheService: Sendable {
         let level = request.consistency.level(default: .one)
         if level == .one && view.holdsReplica(ofKey: request.key) { return .now(lookup(request.key)) }
         switch try coordinator.route(key: request.key, forwarded: request.forwarded, view: view) {
-        case .forward(let address):
+        case .forward(let owner):
+            let address = owner.address
             var forwarded = request
             forwarded.forwarded = true
             let call = forwarded
@@ -126,7 +127,7 @@ public struct CacheService: Sendable {
                 return response
             }
         case .local(let others, let count, let selfIsReplica):
-            let needed = level.required(of: count) - (selfIsReplica ? 1 : 0)
+            let needed = level.requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
             return .later {
                 let merged = try await coordinator.readMerged(key: request.key, others: others, needed: needed, view: view)
                 guard let visible = merged?.visible(at: UnixClock.nowMillis()) else { return Aerocache_V1_GetResponse() }
@@ -369,7 +370,8 @@ public struct CacheService: Sendable {
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
         guard let (coordinator, view) = try cluster() else { return .now(try alone()) }
         switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
-        case .forward(let address):
+        case .forward(let owner):
+            let address = owner.address
             var call = request
             call.forwarded = true
             let forwardedCall = call
@@ -383,7 +385,7 @@ public struct CacheService: Sendable {
             }
         case .local(let others, let count, let selfIsReplica):
             // This node's own copy counts only when it is one of the key's replicas.
-            let needed = consistency.level(default: .quorum).required(of: count) - (selfIsReplica ? 1 : 0)
+            let needed = consistency.level(default: .quorum).requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
             try coordinator.requireWritable(others, needed: needed, replicas: count, view: view)
             return try coordinate(coordinator, others, needed, view)
         }
@@ -460,19 +462,3 @@ extension Aerocache_V1_SetRequest: ForwardableRequest {}
 extension Aerocache_V1_DeleteRequest: ForwardableRequest {}
 extension Aerocache_V1_IncrementRequest: ForwardableRequest {}
 extension Aerocache_V1_TouchRequest: ForwardableRequest {}
-
-extension Reply {
-    /// The response, awaiting it when it is not ready.
-    func value() async throws -> Response {
-        switch self {
-        case .now(let response):
-            return response
-        case .later(let work):
-            return try await work()
-        case .callback(let begin):
-            return try await withCheckedThrowingContinuation { continuation in
-                begin { continuation.resume(with: $0.mapError { $0 as any Error }) }
-            }
-        }
-    }
-}

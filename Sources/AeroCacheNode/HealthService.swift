@@ -11,7 +11,7 @@ public struct HealthService: Sendable {
 
     public var methods: [ServerMethod] {
         [
-            .sync(HealthMethods.check) { request, _ throws(RPCError) in
+            ServerMethod(HealthMethods.check) { request, _ throws(RPCError) in
                 var response = Grpc_Health_V1_HealthCheckResponse()
                 switch request.service {
                 case "", CacheMethods.service:
@@ -19,7 +19,7 @@ public struct HealthService: Sendable {
                 default:
                     throw RPCError(.notFound, "unknown service \(request.service)")
                 }
-                return response
+                return .now(response)
             }
         ]
     }

@@ -1,5 +1,3 @@
-import AeroCacheTransport
-
 /// The methods of `aerocache.v1.Cache`, as fixed in `proto/aerocache/v1/cache.proto`.
 public enum CacheMethods {
     public static let service = "aerocache.v1.Cache"

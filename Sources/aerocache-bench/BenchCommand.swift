@@ -34,7 +34,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Value size in bytes for sets.") var valueSize: Int = 100
     @Option(help: "Operation weights, e.g. get=90,set=10 (get, set, has, incr, del).") var mix: String = "get=90,set=10"
     @Option(help: "Open-loop rate in operations per second; 0 runs a closed loop.") var rate: Double = 0
-    @Option(help: "one, quorum or all.") var consistency: String?
+    @Option(help: "one, quorum or all.") var consistency: Consistency?
     @Option(help: "Deadline per call.") var timeout: String = "5s"
     @Flag(help: "Write every key once before the run, so reads hit (with --duration 0: load and stop).") var prefill = false
     @Option(help: "Also write the results as JSON to this file.") var json: String?
@@ -53,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
                 duration: .milliseconds(try DurationText.milliseconds(duration)),
                 warmup: .milliseconds(try DurationText.milliseconds(warmup)),
                 concurrency: concurrency, rate: rate, valueSize: valueSize,
-                consistency: try Self.consistency(consistency),
+                consistency: Aerocache_V1_Consistency(consistency),
                 timeout: .milliseconds(try DurationText.milliseconds(timeout)),
                 progress: isatty(STDERR_FILENO) != 0)
         } catch let error as InputError {
@@ -97,21 +97,10 @@ struct BenchCommand: AsyncParsableCommand {
             var config: [String: Any] = [
                 "endpoints": endpoints, "duration_s": seconds, "warmup": warmup, "concurrency": concurrency,
                 "connections": connections, "keys": keys, "key_distribution": "\(workload.distribution)",
-                "value_size": valueSize, "mix": mix, "rate": rate, "consistency": consistency ?? "default",
+                "value_size": valueSize, "mix": mix, "rate": rate, "consistency": consistency?.rawValue ?? "default",
             ]
             if let prefillReport { config["prefill"] = prefillReport }
             try report.writeJSON(to: json, config: config)
         }
         if tally.operations == 0 { throw CommandFailure("no operation completed") }
-    }
-
-    static func consistency(_ text: String?) throws(BenchError) -> Aerocache_V1_Consistency {
-        switch text {
-        case nil: .default
-        case "one": .one
-        case "quorum": .quorum
-        case "all": .all
-        case let other?: throw BenchError("--consistency must be one, quorum or all, not \(other)")
-        }
-    }
-}
+    }}

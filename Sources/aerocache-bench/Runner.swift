@@ -36,7 +36,7 @@ struct Runner: Sendable {
 
     /// Writes every key once (batches of 100), so that reads hit.
     func prefill() async throws -> (keys: Int, seconds: Double) {
-        let start = Monotonic.nanoseconds()
+        let start = MonotonicClock.nanoseconds()
         let batch = 100
         let batches = (workload.keyCount + batch - 1) / batch
         let next = SharedCounter()
@@ -61,15 +61,15 @@ struct Runner: Sendable {
             }
             try await group.waitForAll()
         }
-        return (workload.keyCount, Double(Monotonic.nanoseconds() - start) / 1e9)
+        return (workload.keyCount, Double(MonotonicClock.nanoseconds() - start) / 1e9)
     }
 
     /// Runs warm-up plus the measured window and returns the measured tally.
     func run() async -> (tally: Tally, measuredSeconds: Double, cpuMicrosPerOperation: Double) {
-        let cpuBefore = Monotonic.processCPUSeconds()
-        let begin = Monotonic.nanoseconds()
-        let measureFrom = begin + Monotonic.nanoseconds(settings.warmup)
-        let end = measureFrom + Monotonic.nanoseconds(settings.duration)
+        let cpuBefore = ProcessCPU.seconds()
+        let begin = MonotonicClock.nanoseconds()
+        let measureFrom = begin + UInt64(max(0, settings.warmup.wholeNanoseconds))
+        let end = measureFrom + UInt64(max(0, settings.duration.wholeNanoseconds))
         let completed = SharedCounter()
         let nextIntended = SharedCounter()
         let interval = settings.rate > 0 ? 1e9 / settings.rate : 0
@@ -87,16 +87,16 @@ struct Runner: Sendable {
                             let slot = nextIntended.increment()
                             started = begin + UInt64(Double(slot) * interval)
                             if started >= end { break }
-                            let now = Monotonic.nanoseconds()
+                            let now = MonotonicClock.nanoseconds()
                             if started > now + 20_000 { try? await Task.sleep(nanoseconds: started - now) }
                         } else {
-                            started = Monotonic.nanoseconds()
+                            started = MonotonicClock.nanoseconds()
                             if started >= end { break }
                         }
                         let operation = workload.nextOperation(&random)
                         let key = Workload.key(workload.nextKeyIndex(&random))
                         let outcome = await perform(operation, key: key, on: connection)
-                        let finished = Monotonic.nanoseconds()
+                        let finished = MonotonicClock.nanoseconds()
                         completed.increment()
                         tally.all += 1
                         if started >= measureFrom && finished <= end + 1_000_000_000 {
@@ -109,10 +109,10 @@ struct Runner: Sendable {
             if settings.progress {
                 group.addTask {
                     var last = 0
-                    while Monotonic.nanoseconds() < end {
+                    while MonotonicClock.nanoseconds() < end {
                         try? await Task.sleep(for: .seconds(1))
                         let now = completed.current
-                        let phase = Monotonic.nanoseconds() < measureFrom ? "warm-up" : "measuring"
+                        let phase = MonotonicClock.nanoseconds() < measureFrom ? "warm-up" : "measuring"
                         FileHandle.standardError.write(Data("\r\u{1B}[K\(phase): \(now - last) ops/s, \(now) ops".utf8))
                         last = now
                     }
@@ -124,8 +124,8 @@ struct Runner: Sendable {
             for await tally in group { if let tally { total.merge(tally) } }
             return total
         }
-        let cpu = Monotonic.processCPUSeconds() - cpuBefore
-        let measured = Double(min(Monotonic.nanoseconds(), end) - measureFrom) / 1e9
+        let cpu = ProcessCPU.seconds() - cpuBefore
+        let measured = Double(min(MonotonicClock.nanoseconds(), end) - measureFrom) / 1e9
         return (total, measured, total.all > 0 ? cpu / Double(total.all) * 1e6 : 0)
     }
 
@@ -212,20 +212,9 @@ struct Tally: Sendable {
     }
 }
 
-/// Monotonic time and process CPU time, without Foundation on the hot path.
-enum Monotonic {
-    static func nanoseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(max(seconds, 0)) * 1_000_000_000 + UInt64(max(attoseconds, 0) / 1_000_000_000)
-    }
-
-    static func processCPUSeconds() -> Double {
+/// The process's CPU time, to report the bench's own cost per call.
+enum ProcessCPU {
+    static func seconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6

@@ -69,11 +69,8 @@ struct Workload: Sendable {
         return Int((UInt64(zipf.next(&random)) &* 2_654_435_761) % UInt64(keyCount))
     }
 
-    /// Keys are 16 bytes for keyspaces up to 10^12: `key:` and 12 digits.
-    static func key(_ index: Int) -> String {
-        let digits = String(index)
-        return "key:" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
-    }
+    /// Keys are 16 bytes for keyspaces up to 10^12 (``BenchKey``).
+    static func key(_ index: Int) -> String { BenchKey.name(index) }
 }
 
 /// Zipf-distributed ranks in 0..<count (Gray et al., "Quickly generating billion-record

@@ -16,14 +16,11 @@ enum EngineBench {
         var configuration = StorageEngine.Configuration()
         configuration.maxMemoryBytes = 8 << 30
         let engine = StorageEngine(configuration: configuration)
-        let keys = (0..<keyCount).map { index in
-            let digits = String(index)
-            return "key:" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
-        }
+        let keys = (0..<keyCount).map(BenchKey.name)
         let value = [UInt8](repeating: 0x61, count: 100)
-        let loadStart = DispatchTime.now().uptimeNanoseconds
+        let loadStart = MonotonicClock.nanoseconds()
         for key in keys { _ = try? engine.set(key, value: value) }
-        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
+        let loadSeconds = Double(MonotonicClock.nanoseconds() - loadStart) / 1e9
         print("loaded \(keyCount) keys in \(String(format: "%.2f", loadSeconds)) s; accounted \(engine.memoryBytes / keyCount) bytes per entry")
 
         let get = await measure(threads: threads, operations: operations, keyCount: keyCount) { index in
@@ -39,19 +36,18 @@ enum EngineBench {
     /// Runs `operation` on random keys from `threads` tasks at once.
     static func measure(threads: Int, operations: Int, keyCount: Int,
                         _ operation: @escaping @Sendable (Int) -> Void) async -> (nanosPerOp: Double, opsPerSecond: Double) {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.nanoseconds()
         await withTaskGroup(of: Void.self) { group in
             for thread in 0..<threads {
                 group.addTask {
-                    var state = UInt64(thread + 1) &* 0x9E37_79B9_7F4A_7C15
+                    var random = SplitMix64(seed: UInt64(thread + 1))
                     for _ in 0..<operations {
-                        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                        operation(Int((state >> 33) % UInt64(keyCount)))
+                        operation(Int(random.next() % UInt64(keyCount)))
                     }
                 }
             }
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
+        let elapsed = Double(MonotonicClock.nanoseconds() - start)
         return (elapsed / Double(operations), Double(operations * threads) / elapsed * 1e9)
     }
 }

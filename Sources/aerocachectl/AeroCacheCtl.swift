@@ -75,7 +75,5 @@ func parseTTL(_ text: String?) throws -> Duration? {
     }
 }
 
-extension Consistency: ExpressibleByArgument {}
-
 /// A usage mistake: exit status 2 with one line.
 typealias UsageError = ArgumentParser.ValidationError

@@ -33,16 +33,14 @@ import Testing
     }
 
     @Test func aMethodRefusesTooManyRepeatedFieldsBeforeDecoding() throws {
-        let method = ServerMethod.sync(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: 3, name: "keys")) { _, _ in
-            Aerocache_V1_BatchGetResponse()
+        let method = ServerMethod(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: 3, name: "keys")) { _, _ in
+            .now(Aerocache_V1_BatchGetResponse())
         }
         var request = Aerocache_V1_BatchGetRequest()
         request.keys = ["a", "b", "c", "d"]
-        guard case .sync(let body) = method.body else { Issue.record("a sync method"); return }
-        let result = body(try request.serializedBytes(), ServerCallContext())
-        guard case .failure(let error) = result else { Issue.record("four keys passed a limit of three"); return }
-        #expect(error.code == .invalidArgument && error.message.contains("3 keys"))
+        let error = #expect(throws: RPCError.self) { _ = try method.body(try request.serializedBytes(), ServerCallContext()) }
+        #expect(error?.code == .invalidArgument && error?.message.contains("3 keys") == true)
         request.keys.removeLast()
-        guard case .success = body(try request.serializedBytes(), ServerCallContext()) else { Issue.record("three keys refused"); return }
+        guard case .now = try method.body(try request.serializedBytes(), ServerCallContext()) else { Issue.record("three keys refused"); return }
     }
 }

@@ -12,11 +12,13 @@ import Testing
         service: "test.Slow", method: "Echo")
 
     /// Answers after sleeping the number of milliseconds named in `service`.
-    static let slowEcho = ServerMethod.async(echo) { request, _ in
-        try await Task.sleep(for: .milliseconds(Int(request.service) ?? 0))
-        var response = Grpc_Health_V1_HealthCheckResponse()
-        response.status = .serving
-        return response
+    static let slowEcho = ServerMethod(echo) { request, _ in
+        .later {
+            try await Task.sleep(for: .milliseconds(Int(request.service) ?? 0))
+            var response = Grpc_Health_V1_HealthCheckResponse()
+            response.status = .serving
+            return response
+        }
     }
 
     static func request(sleepMilliseconds: Int) -> Grpc_Health_V1_HealthCheckRequest {

@@ -1,5 +1,6 @@
-/// How many of a key's replicas must acknowledge a call.
-public enum ConsistencyLevel: Sendable, Equatable {
+/// How many of a key's replicas must answer before a call succeeds: the one name for it
+/// from the wire (`aerocache.v1.Consistency`) to the client library and the command line.
+public enum Consistency: String, Sendable, Equatable, CaseIterable {
     case one, quorum, all
 
     /// Acknowledgements needed out of `replicas`.

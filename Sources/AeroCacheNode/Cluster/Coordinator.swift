@@ -35,67 +35,48 @@ public final class Coordinator: Sendable {
     /// Calls that reached this node although it does not coordinate their key.
     public var forwardedCount: Int { forwardedCalls.load(ordering: .relaxed) }
 
-    enum Route {
-        /// This node coordinates; `others` are the key's replicas but this node, `replicas` how
-        /// many there are, `selfIsReplica` whether this node is one (not when a peer with
-        /// another view of the ring forwarded the call here).
-        case local(others: [Ring.Member], replicas: Int, selfIsReplica: Bool)
-        case forward(address: String)
-    }
-
-    /// Where a call on `key` runs: here when this node holds a replica of the key (or the
-    /// call was forwarded here by a peer), else at the key's first live replica.
+    /// Where a call on `key` runs (``ClusterView/route(key:forwarded:)``), counting the calls
+    /// this node forwards.
     func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
-        if let others = view.othersWhenEveryoneIsAReplica {
-            return .local(others: others, replicas: others.count + 1, selfIsReplica: true)
+        let route = try Self.unavailable { () throws(RoutingRefusal) in try view.route(key: key, forwarded: forwarded) }
+        if case .forward = route {
+            forwardedCalls.add(1, ordering: .relaxed)
+            metrics.forwarded.increment()
         }
-        let replicas = view.replicas(forKey: key)
-        guard !replicas.isEmpty else { throw RPCError(.unavailable, "the cluster has no member with tokens yet") }
-        let others = replicas.filter { $0.id != view.selfID }
-        if others.count < replicas.count || forwarded {
-            return .local(others: others, replicas: replicas.count, selfIsReplica: others.count < replicas.count)
-        }
-        guard let coordinator = replicas.first(where: view.isAlive) else {
-            throw RPCError(.unavailable, "none of the key's \(replicas.count) replicas is alive")
-        }
-        forwardedCalls.add(1, ordering: .relaxed)
-        metrics.forwarded.increment()
-        return .forward(address: coordinator.address)
+        return route
     }
 
     /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of
-    /// `others` are alive, or when this node's clock is out of step with its peers' (its
-    /// versions would be wrong).
+    /// `others` are alive, or when this node's clock is out of step with its peers'.
     func requireWritable(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
-        if let problem = view.clockProblem { throw RPCError(.unavailable, problem) }
-        var alive = 0
-        for member in others where view.isAlive(member) { alive += 1 }
-        if alive < needed {
-            throw RPCError(.unavailable, "\(alive + 1) of \(replicas) replicas are alive; the call needs \(needed + 1)")
-        }
+        try Self.unavailable { () throws(RoutingRefusal) in try view.checkWritable(others, needed: needed, replicas: replicas) }
     }
 
-    /// Sends a call on to a node that holds its key.
+    /// A routing refusal as the gRPC status the caller sees.
+    static func unavailable<T>(_ body: () throws(RoutingRefusal) -> T) throws(RPCError) -> T {
+        do { return try body() } catch { throw RPCError(.unavailable, error.description) }
+    }
+
+    /// Sends a call on to the node at `address`, which holds its key.
     ///
     /// When that node cannot be reached at all (it died and the failure detector has not
     /// said so yet), the call goes to the next live replica instead — or runs here through
-    /// `takeOver` when this node is next. Only unsent calls move on: a call that reached a
-    /// node and then failed is not sent twice.
+    /// `takeOver` when this node is next (``ClusterView/forwardingOrder(forKey:first:)``).
+    /// Only calls never sent move on: a call that reached a node and then failed is not sent twice.
     func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
                                     to address: String, view: ClusterView,
                                     takeOver: @Sendable () async throws -> Response) async throws -> Response {
         var lastError: (any Error)?
-        var candidates = [address] + view.replicas(forKey: key).filter(view.isAlive).map(\.address)
-        var tried = Set<String>()
-        let ownAddress = view.address(of: view.selfID)
-        while !candidates.isEmpty {
-            let next = candidates.removeFirst()
-            guard tried.insert(next).inserted else { continue }
-            if next == ownAddress { return try await takeOver() }
-            do {
-                return try await cluster.peers.connection(to: next).unary(method, request, timeout: .seconds(5))
-            } catch let error as RPCError where error.code == .unavailable && error.message.hasPrefix("cannot connect") {
-                lastError = error
+        for target in view.forwardingOrder(forKey: key, first: address) {
+            switch target {
+            case .here:
+                return try await takeOver()
+            case .peer(let next):
+                do {
+                    return try await cluster.peers.connection(to: next).unary(method, request, timeout: .seconds(5))
+                } catch let error as RPCError where error.neverSent {
+                    lastError = error
+                }
             }
         }
         throw lastError ?? RPCError(.unavailable, "no replica of the key could be reached")
@@ -169,9 +150,8 @@ public final class Coordinator: Sendable {
     /// Reads `key` here and from `others`, answering with the merge of this node's record and
     /// the first `needed` replies; once every replica answered, repairs those that differ.
     func readMerged(key: String, others: [Ring.Member], needed: Int, view: ClusterView) async throws -> EntryRecord? {
-        let alive = others.filter(view.isAlive)
-        if alive.count < needed {
-            throw RPCError(.unavailable, "\(alive.count + 1) of \(others.count + 1) replicas are alive; the read needs \(needed + 1)")
+        let alive = try Self.unavailable { () throws(RoutingRefusal) in
+            try view.checkAlive(others, needed: needed, replicas: others.count + 1, reading: true)
         }
         guard !alive.isEmpty else { return store.record(key) }
         let tally = ReadTally(needed: needed, total: alive.count)
@@ -224,81 +204,5 @@ public final class Coordinator: Sendable {
             links[member.id] = link
             return link
         }
-    }
-}
-
-/// Counts the replies of a quorum read: the first `needed` answers wake the reader, and once
-/// every replica answered (or failed) the whole set goes to read repair.
-final class ReadTally: Sendable {
-    struct Answer: Sendable {
-        let member: Ring.Member
-        /// What the replica holds; nil when it holds nothing for the key.
-        let record: EntryRecord?
-    }
-
-    private struct State {
-        var answers: [Answer] = []
-        var failures = 0
-        var waiter: CheckedContinuation<[Answer], any Error>?
-        var decided = false
-        var onComplete: (@Sendable ([Answer]) -> Void)?
-    }
-
-    private let needed: Int
-    private let total: Int
-    private let state = Mutex(State())
-
-    init(needed: Int, total: Int) {
-        self.needed = needed
-        self.total = total
-    }
-
-    /// Registers what runs with every answer once all replicas have answered or failed.
-    func whenComplete(_ body: @escaping @Sendable ([Answer]) -> Void) {
-        state.withLock { $0.onComplete = body }
-    }
-
-    /// One replica answered; nil: it failed or its answer was refused.
-    func record(_ answer: Answer?) {
-        let (wake, complete) = state.withLock { state -> ((CheckedContinuation<[Answer], any Error>, Result<[Answer], any Error>)?, (@Sendable ([Answer]) -> Void, [Answer])?) in
-            if let answer { state.answers.append(answer) } else { state.failures += 1 }
-            var wake: (CheckedContinuation<[Answer], any Error>, Result<[Answer], any Error>)?
-            if !state.decided, let outcome = outcome(state) {
-                state.decided = true
-                if let waiter = state.waiter {
-                    state.waiter = nil
-                    wake = (waiter, outcome)
-                }
-            }
-            let done = state.answers.count + state.failures == total
-            let complete = done ? state.onComplete.map { ($0, state.answers) } : nil
-            if done { state.onComplete = nil }
-            return (wake, complete)
-        }
-        if let (waiter, outcome) = wake { waiter.resume(with: outcome) }
-        if let (body, answers) = complete { body(answers) }
-    }
-
-    /// The first `needed` answers, or `UNAVAILABLE` once too many replicas failed.
-    func first() async throws -> [Answer] {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready = state.withLock { state -> Result<[Answer], any Error>? in
-                if state.decided || outcome(state) != nil {
-                    state.decided = true
-                    return outcome(state) ?? .success(state.answers)
-                }
-                state.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(with: ready) }
-        }
-    }
-
-    private func outcome(_ state: State) -> Result<[Answer], any Error>? {
-        if state.answers.count >= needed { return .success(state.answers) }
-        if total - state.failures < needed {
-            return .failure(RPCError(.unavailable, "\(state.answers.count + 1) replicas answered; the read needs \(needed + 1)"))
-        }
-        return nil
     }
 }

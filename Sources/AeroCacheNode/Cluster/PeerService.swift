@@ -23,18 +23,20 @@ struct PeerService: Sendable {
 
     var methods: [ServerMethod] {
         [
-            .sync(PeerMethods.join, membersOnly: true) { request, _ throws(RPCError) in try cluster.handleJoin(request) },
-            .sync(PeerMethods.gossip, membersOnly: true,
-                  limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, _ throws(RPCError) in
-                try cluster.handleGossip(request)
+            ServerMethod(PeerMethods.join, membersOnly: true) { request, _ throws(RPCError) in
+                .now(try cluster.handleJoin(request))
             },
-            .sync(PeerMethods.replicate, membersOnly: true,
-                  limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, _ throws(RPCError) in
-                replicate(request)
+            ServerMethod(PeerMethods.gossip, membersOnly: true,
+                         limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, _ throws(RPCError) in
+                .now(try cluster.handleGossip(request))
             },
-            .sync(PeerMethods.read, membersOnly: true,
-                  limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
-                try read(request)
+            ServerMethod(PeerMethods.replicate, membersOnly: true,
+                         limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, _ throws(RPCError) in
+                .now(replicate(request))
+            },
+            ServerMethod(PeerMethods.read, membersOnly: true,
+                         limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
+                .now(try read(request))
             },
         ]
     }

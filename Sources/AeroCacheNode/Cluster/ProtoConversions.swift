@@ -82,15 +82,3 @@ extension Membership.Record {
         return record
     }
 }
-
-extension Aerocache_V1_Consistency {
-    /// The level asked for, or `fallback` when the caller left it to the server.
-    func level(default fallback: ConsistencyLevel) -> ConsistencyLevel {
-        switch self {
-        case .one: .one
-        case .quorum: .quorum
-        case .all: .all
-        default: fallback
-        }
-    }
-}

@@ -211,21 +211,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         return written
     }
 
-    fileprivate func onHeader(streamID: Int32, name: UnsafePointer<UInt8>, nameLength: Int,
-                              value: UnsafePointer<UInt8>, valueLength: Int) {
-        guard let stream = streams[streamID] else { return }
-        if headerEquals(name, nameLength, ":status") {
-            stream.httpStatus = Int(parsingDigits: UnsafeBufferPointer(start: value, count: valueLength))
-        } else if headerEquals(name, nameLength, "grpc-status") {
-            stream.grpcStatus = Int(parsingDigits: UnsafeBufferPointer(start: value, count: valueLength)) ?? RPCError.Code.unknown.rawValue
-        } else if headerEquals(name, nameLength, "grpc-message") {
-            stream.grpcMessage = PercentEncoding.decode(UnsafeBufferPointer(start: value, count: valueLength))
-        }
+    fileprivate func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        streams[streamID]?.answer.receiveHeader(name: name, value: value)
     }
 
-    fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
+    fileprivate func onDataChunk(streamID: Int32, data: UnsafeRawBufferPointer) {
         guard let stream = streams[streamID] else { return }
-        if !stream.appendResponse(UnsafeBufferPointer(start: data, count: length)) {
+        if !stream.answer.receiveData(data) {
             streams[streamID] = nil
             nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_CANCEL.rawValue)
             stream.complete(.failure(RPCError(.resourceExhausted, "response from \(peerDescription) is over the limit of \(maxResponseMessageBytes) bytes")))
@@ -234,7 +226,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        stream.complete(stream.outcome(resetCode: errorCode, peer: peerDescription))
+        let answer = stream.answer
+        stream.answer = ClientCallAnswer(maxMessageBytes: 0)  // the answer's bytes move out, not copied
+        stream.complete(answer.outcome(resetCode: errorCode, peer: peerDescription).mapError { $0 })
     }
 
     fileprivate func onGoaway() {
@@ -247,13 +241,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         defer { nghttp2_session_callbacks_del(callbacks) }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let name, let value else { return 0 }
-            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength,
-                                       value: value, valueLength: valueLength)
+            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id,
+                                       name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                                       value: UnsafeRawBufferPointer(start: value, count: valueLength))
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
             guard let data else { return 0 }
-            handler(userData).onDataChunk(streamID: streamID, data: data, length: length)
+            handler(userData).onDataChunk(streamID: streamID, data: UnsafeRawBufferPointer(start: data, count: length))
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
@@ -299,20 +294,6 @@ final class OwnedHeader {
     }
 
     deinit { storage.deallocate() }
-}
-
-extension Int {
-    /// Parses ASCII decimal digits; nil when empty, not all digits, or too long.
-    init?(parsingDigits bytes: UnsafeBufferPointer<UInt8>) {
-        guard !bytes.isEmpty, bytes.count <= 9 else { return nil }
-        var value = 0
-        for byte in bytes {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            value = value * 10 + Int(digit)
-        }
-        self = value
-    }
 }
 
 /// The connection closed or drained before the call could start: nothing was sent, so the

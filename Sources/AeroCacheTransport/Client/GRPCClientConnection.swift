@@ -1,3 +1,5 @@
+import AeroCacheCore
+import AeroCacheProto
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -79,7 +81,7 @@ public final class GRPCClientConnection: Sendable {
     /// Calls a unary method with an already serialized request; returns the serialized response.
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
         try await withCheckedThrowingContinuation { continuation in
-            start(path: path, payload: payload, timeoutNanoseconds: timeout.map { Self.nanoseconds($0) }, attemptsLeft: 3) {
+            start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3) {
                 continuation.resume(with: $0)
             }
         }
@@ -205,7 +207,8 @@ public final class GRPCClientConnection: Sendable {
                         promise.fail(RPCError(.unavailable, "connection to \(authority) was closed by this client"))
                     }
                 case .failure(let error):
-                    let rpcError = RPCError(.unavailable, "cannot connect to \(authority): \(Self.describe(connectError: error))")
+                    let rpcError = RPCError(.unavailable, "cannot connect to \(authority): \(Self.describe(connectError: error))",
+                                            neverSent: true)
                     let delay = self.backoff(afterFailures: failures + 1)
                     self.state.withLock { state in
                         if case .closed = state { return }
@@ -244,10 +247,5 @@ public final class GRPCClientConnection: Sendable {
         if let io = root as? IOError { return String(cString: strerror(io.errnoCode)) }
         if root is ChannelError, case .connectTimeout = root as! ChannelError { return "connect timed out" }
         return "\(root)"
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
     }
 }

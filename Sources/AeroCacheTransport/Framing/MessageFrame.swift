@@ -10,6 +10,16 @@ public enum MessageFrame {
         return (0, UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16),
                 UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n))
     }
+
+    /// `payload` as one message on the wire: the prefix, then the bytes.
+    public static func framed(_ payload: [UInt8]) -> [UInt8] {
+        let prefix = prefix(length: payload.count)
+        var framed = [UInt8]()
+        framed.reserveCapacity(prefixLength + payload.count)
+        framed.append(contentsOf: [prefix.0, prefix.1, prefix.2, prefix.3, prefix.4])
+        framed.append(contentsOf: payload)
+        return framed
+    }
 }
 
 /// Collects the DATA bytes of a unary call and yields its one message.

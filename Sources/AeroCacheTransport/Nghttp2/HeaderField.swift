@@ -1,7 +1,4 @@
 import CNghttp2
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A header field whose bytes live for the whole process, so nghttp2 may use them without copying.
 struct StaticHeader: @unchecked Sendable {
@@ -31,6 +28,14 @@ struct StaticHeader: @unchecked Sendable {
     static let schemeHTTP = StaticHeader(":scheme", "http")
     static let te = StaticHeader("te", "trailers")
     static let userAgent = StaticHeader("user-agent", "aerocache-swift/0.1")
+    /// `:status` for an HTTP status a call is refused with (200, 405 or 415).
+    static func status(_ code: Int) -> StaticHeader {
+        switch code {
+        case 405: status405
+        case 415: status415
+        default: status200
+        }
+    }
     /// `grpc-status` for each code 0…16.
     static let grpcStatus: [StaticHeader] = (0...16).map { StaticHeader("grpc-status", String($0)) }
 }
@@ -62,16 +67,4 @@ struct DynamicHeaders {
         }
         return fields.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
     }
-}
-
-/// Compares header bytes from nghttp2 with a known ASCII name.
-@inline(__always)
-func headerEquals(_ pointer: UnsafePointer<UInt8>, _ length: Int, _ expected: StaticString) -> Bool {
-    length == expected.utf8CodeUnitCount && memcmp(pointer, expected.utf8Start, length) == 0
-}
-
-/// Whether header bytes start with a known ASCII prefix.
-@inline(__always)
-func headerHasPrefix(_ pointer: UnsafePointer<UInt8>, _ length: Int, _ expected: StaticString) -> Bool {
-    length >= expected.utf8CodeUnitCount && memcmp(pointer, expected.utf8Start, expected.utf8CodeUnitCount) == 0
 }

@@ -10,7 +10,7 @@ import Glibc
 ///
 /// ```swift
 /// let server = GRPCServer(configuration: .init(host: "127.0.0.1", port: 7400),
-///                         methods: [.sync(Cache.get) { request, _ in ... }],
+///                         methods: [ServerMethod(Cache.get) { request, _ in .now(...) }],
 ///                         eventLoopGroup: group, logger: logger)
 /// try await server.run()          // returns after initiateGracefulShutdown() completes
 /// ```

@@ -56,9 +56,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Longest `grpc-message` sent, and longest piece of a request quoted in one.
+    /// Longest `grpc-message` sent.
     static let maxMessageBytes = 1024
-    static let maxQuotedBytes = 128
 
     private let router: ServerRouter
     private let settings: Settings
@@ -191,7 +190,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         runningWithDeadlines.removeAll()
         for stream in streams.values {
             releaseRequest(of: stream)
-            stream.finish()
+            _ = stream.call.closed()
         }
         streams.removeAll()
         waiting.removeAll()
@@ -284,13 +283,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         while waitingHead < waiting.count && !answersMustWait && isOpen {
             let stream = waiting[waitingHead]
             waitingHead += 1
-            if stream.phase == .waiting, let request = stream.pendingRequest {
-                stream.pendingRequest = nil
-                stream.phase = .running  // out of the queue: no longer counted as waiting in it
-                run(stream, request: request)
-                ranSome = true
+            let action = stream.call.resume(now: Self.now())
+            if case .ignore = action {
+                waitingGone -= 1  // closed or answered meanwhile: counted as gone
             } else {
-                waitingGone -= 1
+                perform(action, for: stream)
+                ranSome = true
             }
         }
         // Calls answered at once queued their answers after this flush wrote: another one.
@@ -325,7 +323,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         // Ended streams behind one that waits long (this connection's answers unread) are
         // dropped once they outnumber the streams still open.
         if awaitingWindow.count - awaitingWindowHead > 2 * streams.count + 64 {
-            awaitingWindow = awaitingWindow[awaitingWindowHead...].filter { $0.phase == .receivingMessage && !$0.hasWindow }
+            awaitingWindow = awaitingWindow[awaitingWindowHead...].filter { $0.call.phase == .receivingMessage && !$0.hasWindow }
             awaitingWindowHead = 0
         }
         reportHeldBytes()
@@ -340,7 +338,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         var heldBackByOthers = false
         while awaitingWindowHead < awaitingWindow.count && isOpen {
             let stream = awaitingWindow[awaitingWindowHead]
-            guard stream.phase == .receivingMessage, !stream.hasWindow else {
+            guard stream.call.phase == .receivingMessage, !stream.hasWindow else {
                 awaitingWindowHead += 1
                 continue
             }
@@ -397,9 +395,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             stalledBodySweep = nil
             let now = NIODeadline.now()
             var watching = false
-            for stream in streams.values where stream.phase == .receivingMessage && stream.reservedBytes > 0 {
+            for stream in streams.values where stream.call.phase == .receivingMessage && stream.reservedBytes > 0 {
                 if stream.bodyDeadline <= now {
-                    let received = stream.collector.byteCount
+                    let received = stream.call.collector.byteCount
                     let allowed = settings.bodyDeadline(forBytes: stream.messageBytes).nanoseconds / 1_000_000
                     respond(stream, .failure(RPCError(.deadlineExceeded,
                         "the request did not arrive within \(allowed) ms of its turn "
@@ -430,92 +428,57 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         streams[streamID] = ServerStream(id: streamID, maxMessageBytes: settings.maxRequestMessageBytes)
     }
 
-    fileprivate func onHeader(streamID: Int32, name: UnsafePointer<UInt8>, nameLength: Int,
-                              value: UnsafePointer<UInt8>, valueLength: Int) {
-        guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
-        guard nameLength > 0 else { return }
-        if name[0] == UInt8(ascii: ":") {
-            if headerEquals(name, nameLength, ":path") {
-                stream.method = router.method(forPath: UnsafeRawBufferPointer(start: value, count: valueLength))
-                if stream.method == nil { stream.unknownPath = Self.quote(value, valueLength) }
-            } else if headerEquals(name, nameLength, ":method") {
-                stream.isPOST = headerEquals(value, valueLength, "POST")
-            }
-        } else if headerEquals(name, nameLength, "content-type") {
-            stream.isGRPCContentType = headerHasPrefix(value, valueLength, "application/grpc")
-        } else if headerEquals(name, nameLength, "grpc-timeout") {
-            stream.timeoutNanoseconds = GRPCTimeout.parseNanoseconds(UnsafeBufferPointer(start: value, count: valueLength))
-            if stream.timeoutNanoseconds == nil { stream.badTimeout = true }
-        } else if headerEquals(name, nameLength, "grpc-encoding") {
-            stream.unsupportedEncoding = !headerEquals(value, valueLength, "identity") ? Self.quote(value, valueLength) : nil
-        } else if headerEquals(name, nameLength, PeerCredential.headerName), let credential = settings.peerCredential {
-            stream.isPeer = credential.admits(UnsafeRawBufferPointer(start: value, count: valueLength))
-        }
+    fileprivate func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        streams[streamID]?.call.receiveHeader(name: name, value: value, router: router, credential: settings.peerCredential)
     }
 
-    /// A header value as an error message may quote it: at most ``maxQuotedBytes`` bytes.
-    private static func quote(_ value: UnsafePointer<UInt8>, _ length: Int) -> String {
-        let shown = String(decoding: UnsafeBufferPointer(start: value, count: Swift.min(length, maxQuotedBytes)), as: UTF8.self)
-        return length > maxQuotedBytes ? shown + "… (\(length) bytes)" : shown
-    }
-
-    /// The request's headers are complete: refuse it at once if it cannot be served.
+    /// The request's headers are complete: refused at once if it cannot be served.
     fileprivate func onRequestHeaders(streamID: Int32, endStream: Bool) {
-        guard let stream = streams[streamID], stream.phase == .receivingHeaders else { return }
-        stream.phase = .receivingMessage
-        if !stream.isPOST {
-            return respondHTTPError(stream, status: .status405, RPCError(.internalError, "gRPC requires the POST method"))
-        }
-        if !stream.isGRPCContentType {
-            return respondHTTPError(stream, status: .status415, RPCError(.internalError, "content-type must be application/grpc"))
-        }
-        if stream.badTimeout {
-            return respond(stream, .failure(RPCError(.internalError, "malformed grpc-timeout header")))
-        }
-        if let encoding = stream.unsupportedEncoding {
-            return respond(stream, .failure(RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported; use identity")))
-        }
-        guard stream.method != nil else {
-            return respond(stream, .failure(RPCError(.unimplemented, "unknown method \(stream.unknownPath ?? "")")))
-        }
-        if let timeout = stream.timeoutNanoseconds {
-            stream.deadline = NIODeadline.now() + .nanoseconds(timeout)
-            if !endStream, let context { armDeadline(stream, on: context.eventLoop) }
+        guard let stream = streams[streamID] else { return }
+        switch stream.call.headersEnded(endStream: endStream, now: Self.now()) {
+        case .receive(let watchDeadline):
+            if watchDeadline, let context { armDeadline(stream, on: context.eventLoop) }
+        case .refuse(let refusal):
+            releaseRequest(of: stream)
+            submitTrailersOnly(stream, httpStatus: StaticHeader.status(refusal.httpStatus), refusal.error)
+        case .ignore:
+            break
         }
     }
 
-    fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, length: Int) {
+    fileprivate func onDataChunk(streamID: Int32, data: UnsafeRawBufferPointer) {
         // The connection's window goes back at once: each stream's own window bounds what it
         // sends, and a connection window held for waiting streams would stall the one that has
         // its window (which then never completes to free the budget).
-        nghttp2_session_consume_connection(session, length)
-        guard let stream = streams[streamID], stream.phase == .receivingMessage else {
-            // Not kept: the stream's window goes back too.
-            nghttp2_session_consume_stream(session, streamID, length)
+        nghttp2_session_consume_connection(session, data.count)
+        guard let stream = streams[streamID] else {
+            nghttp2_session_consume_stream(session, streamID, data.count)
             return
         }
-        let sizeWasKnown = stream.collector.declaredMessageBytes != nil
-        do {
-            try stream.collector.append(UnsafeRawBufferPointer(start: data, count: length))
-        } catch {
-            nghttp2_session_consume_stream(session, streamID, length)
-            return respond(stream, .failure(error))
-        }
-        stream.unconsumedBytes += length
-        if stream.hasWindow {
-            giveWindowBack(stream)
-        } else if !sizeWasKnown, let declared = stream.collector.declaredMessageBytes {
-            messageSizeKnown(stream, messageBytes: MessageFrame.prefixLength + declared)
+        switch stream.call.receiveData(data) {
+        case .dropped:
+            nghttp2_session_consume_stream(session, streamID, data.count)
+        case .refuse(let error):
+            nghttp2_session_consume_stream(session, streamID, data.count)
+            respond(stream, .failure(error))
+        case .kept(let declaredMessageBytes):
+            stream.unconsumedBytes += data.count
+            if stream.hasWindow {
+                giveWindowBack(stream)
+            } else if let declaredMessageBytes {
+                messageSizeKnown(stream, messageBytes: declaredMessageBytes)
+            }
         }
     }
 
-    /// The stream is answered or gone: its request bytes no longer count, and are let go.
+    /// The monotonic clock the call machines count deadlines in (NIODeadline's).
+    private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    /// The stream is answered or gone: its request's share of the budget no longer counts.
     private func releaseRequest(of stream: ServerStream) {
         reservedRequestBytes -= stream.reservedBytes
         stream.reservedBytes = 0
         releaseExemption(of: stream)
-        stream.collector = UnaryMessageCollector(maxMessageBytes: 0)
-        stream.pendingRequest = nil
     }
 
     private func releaseExemption(of stream: ServerStream) {
@@ -529,7 +492,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func forgetWaiting(_ stream: ServerStream) {
         waitingGone += 1
         if waitingGone > 16 && waitingGone * 2 > waiting.count - waitingHead {
-            waiting = waiting[waitingHead...].filter { $0.phase == .waiting && $0 !== stream }
+            waiting = waiting[waitingHead...].filter { $0.call.phase == .waiting && $0 !== stream }
             waitingHead = 0
             waitingGone = 0
         }
@@ -537,44 +500,40 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     /// The client half-closed the stream: the request is complete, run it.
     fileprivate func onRequestEnd(streamID: Int32) {
-        guard let stream = streams[streamID], stream.phase == .receivingMessage, stream.method != nil else { return }
-        let request: [UInt8]
-        do {
-            request = try stream.collector.finish()
-        } catch {
-            return respond(stream, .failure(error))
-        }
-        // Complete: the next request past the server-wide total may have its turn.
-        releaseExemption(of: stream)
-        // Too many answers wait for the client to read them: this call waits too.
-        if answersMustWait {
-            stream.phase = .waiting
-            stream.pendingRequest = request
+        guard let stream = streams[streamID] else { return }
+        let action = stream.call.requestEnded(answersMustWait: answersMustWait, now: Self.now())
+        // Complete (or refused): the next request past the server-wide total may have its turn.
+        if case .ignore = action {} else { releaseExemption(of: stream) }
+        perform(action, for: stream)
+    }
+
+    /// Does what the call's machine decided once its request is complete.
+    private func perform(_ action: ServerCallMachine.RunAction, for stream: ServerStream) {
+        switch action {
+        case .run(let method, let request):
+            run(stream, method: method, request: request)
+        case .hold(let watchDeadline):
             waiting.append(stream)
-            if stream.deadline != nil, let context { armDeadline(stream, on: context.eventLoop) }
-            return
+            if watchDeadline, let context { armDeadline(stream, on: context.eventLoop) }
+        case .refuse(let error):
+            respond(stream, .failure(error))
+        case .ignore:
+            break
         }
-        run(stream, request: request)
     }
 
     /// Hands a complete request to its method.
-    private func run(_ stream: ServerStream, request: [UInt8]) {
-        guard let method = stream.method else { return }
-        if let deadline = stream.deadline, deadline < .now() {
-            return respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call started")))
-        }
-        let callContext = ServerCallContext(deadline: stream.deadline, isPeer: stream.isPeer)
-        switch method.body {
-        case .sync(let body):
-            respond(stream, body(request, callContext))
-        case .async(let body):
-            runLater(stream, { await body(request, callContext) })
-        case .adaptive(let body):
-            switch body(request, callContext) {
-            case .now(let result): respond(stream, result)
+    private func run(_ stream: ServerStream, method: ServerMethod, request: [UInt8]) {
+        let callContext = ServerCallContext(deadline: stream.call.deadline.map { NIODeadline.uptimeNanoseconds($0) },
+                                            isPeer: stream.call.isPeer)
+        do {
+            switch try method.body(request, callContext) {
+            case .now(let response): respond(stream, .success(response))
             case .later(let work): runLater(stream, work)
             case .callback(let start): runWithCallback(stream, start)
             }
+        } catch {
+            respond(stream, .failure(error))
         }
     }
 
@@ -588,15 +547,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     /// Runs `work` in the server's task group and answers `stream` on the event loop.
-    private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async -> Result<[UInt8], RPCError>) {
+    private func runLater(_ stream: ServerStream, _ work: @escaping @Sendable () async throws -> [UInt8]) {
         guard let answer = startRunning(stream), let eventLoop = context?.eventLoop else { return }
-        jobs.yield(ServerJob(eventLoop: eventLoop) { answer(await work()) })
+        jobs.yield(ServerJob(eventLoop: eventLoop) {
+            do {
+                answer(.success(try await work()))
+            } catch let error as RPCError {
+                answer(.failure(error))
+            } catch {
+                answer(.failure(RPCError(.internalError, "handler failed: \(error)")))
+            }
+        })
     }
 
     /// Marks `stream` as running (with its deadline armed) and returns the function that
     /// answers it from any thread, hopping to the event loop when called off it.
     private func startRunning(_ stream: ServerStream) -> (@Sendable (Result<[UInt8], RPCError>) -> Void)? {
-        stream.phase = .running
         guard let eventLoop = context?.eventLoop else { return nil }
         armDeadline(stream, on: eventLoop)
         let loopBound = NIOLoopBound((self, stream), eventLoop: eventLoop)
@@ -617,7 +583,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// always finish long before their deadline. A deadline is enforced within
     /// ``deadlineSweepInterval`` of passing.
     private func armDeadline(_ stream: ServerStream, on eventLoop: any EventLoop) {
-        guard stream.deadline != nil else { return }
+        guard stream.call.deadline != nil else { return }
         runningWithDeadlines[stream.id] = stream
         if deadlineSweep == nil { scheduleDeadlineSweep(on: eventLoop) }
     }
@@ -625,13 +591,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func scheduleDeadlineSweep(on eventLoop: any EventLoop) {
         deadlineSweep = eventLoop.assumeIsolated().scheduleTask(in: Self.deadlineSweepInterval) { [self] in
             deadlineSweep = nil
-            let now = NIODeadline.now()
+            let now = Self.now()
             for (id, stream) in runningWithDeadlines {
-                if stream.phase != .running && stream.phase != .receivingMessage && stream.phase != .waiting {
+                switch stream.call.checkDeadline(now: now) {
+                case .keepWatching:
+                    break
+                case .forget:
                     runningWithDeadlines[id] = nil
-                } else if let deadline = stream.deadline, deadline <= now {
+                case .refuse(let error):
                     runningWithDeadlines[id] = nil
-                    respond(stream, .failure(RPCError(.deadlineExceeded, "deadline exceeded before the call completed")))
+                    respond(stream, .failure(error))
                     flushSoon()
                 }
             }
@@ -645,23 +614,21 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         // What it still held: its request's share of the budget, an answer not all sent.
         releaseRequest(of: stream)
-        if stream.phase == .waiting { forgetWaiting(stream) }
+        if stream.call.closed() { forgetWaiting(stream) }
         heldResponseBytes -= stream.unsentResponseBytes
         stream.unsentResponseBytes = 0
         stream.response = []
-        stream.finish()
     }
 
     // MARK: Response side
 
     /// Answers a call once: a message then `grpc-status: 0`, or a Trailers-Only error.
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
-        guard isOpen, stream.phase != .responding, stream.phase != .closed else { return }
-        if stream.phase == .waiting { forgetWaiting(stream) }
+        guard isOpen, let answering = stream.call.answer() else { return }
+        if answering.leftWaitQueue { forgetWaiting(stream) }
         // Answered before its request arrived whole: what the client still sends is dropped,
         // and its window goes back, so a client that sends all before it reads is not stuck.
-        if stream.phase == .receivingMessage { giveWindowBack(stream) }
-        stream.phase = .responding
+        if answering.requestWasIncomplete { giveWindowBack(stream) }
         releaseRequest(of: stream)
         switch result {
         case .success(let payload):
@@ -677,14 +644,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         case .failure(let error):
             submitTrailersOnly(stream, httpStatus: StaticHeader.status200, error)
         }
-    }
-
-    private func respondHTTPError(_ stream: ServerStream, status: StaticHeader, _ error: RPCError) {
-        guard stream.phase != .responding, stream.phase != .closed else { return }
-        if stream.phase == .waiting { forgetWaiting(stream) }
-        stream.phase = .responding
-        releaseRequest(of: stream)
-        submitTrailersOnly(stream, httpStatus: status, error)
     }
 
     private func submitTrailersOnly(_ stream: ServerStream, httpStatus: StaticHeader, _ error: RPCError) {
@@ -762,8 +721,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let name, let value else { return 0 }
-            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id, name: name, nameLength: nameLength,
-                                       value: value, valueLength: valueLength)
+            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id,
+                                       name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                                       value: UnsafeRawBufferPointer(start: value, count: valueLength))
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
@@ -786,7 +746,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
             guard let data else { return 0 }
-            handler(userData).onDataChunk(streamID: streamID, data: data, length: length)
+            handler(userData).onDataChunk(streamID: streamID, data: UnsafeRawBufferPointer(start: data, count: length))
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, _, userData in
@@ -815,23 +775,11 @@ private let serverReadResponseData: nghttp2_data_source_read_callback = { _, str
     return handler(userData).readResponseData(streamID: streamID, into: buffer, length: length, flags: flags)
 }
 
-/// The state of one call on a server connection.
+/// One call on a server connection: its ``ServerCallMachine``, and what the handler keeps
+/// for it on the wire (its answer, flow control, its share of the byte budget).
 final class ServerStream {
-    enum Phase { case receivingHeaders, receivingMessage, waiting, running, responding, closed }
-
     let id: Int32
-    var phase = Phase.receivingHeaders
-    var method: ServerMethod?
-    var unknownPath: String?
-    var isPOST = false
-    var isGRPCContentType = false
-    /// The call carried the cluster's credential.
-    var isPeer = false
-    var timeoutNanoseconds: Int64?
-    var badTimeout = false
-    var unsupportedEncoding: String?
-    var deadline: NIODeadline?
-    var collector: UnaryMessageCollector
+    var call: ServerCallMachine
     /// The answer's message, and how much of it (prefix included) nghttp2 has taken.
     var response: [UInt8] = []
     var responseOffset = 0
@@ -849,16 +797,9 @@ final class ServerStream {
     var holdsExemption = false
     /// When the request, given its window, must have arrived whole.
     var bodyDeadline = NIODeadline.distantFuture
-    /// The complete request of a call held back while too many answers wait.
-    var pendingRequest: [UInt8]?
 
     init(id: Int32, maxMessageBytes: Int) {
         self.id = id
-        self.collector = UnaryMessageCollector(maxMessageBytes: maxMessageBytes)
-    }
-
-    /// The stream is gone: a late async answer finds it closed.
-    func finish() {
-        phase = .closed
+        self.call = ServerCallMachine(maxMessageBytes: maxMessageBytes)
     }
 }

@@ -1,3 +1,4 @@
+import AeroCacheProto
 import NIOCore
 import SwiftProtobuf
 
@@ -16,118 +17,37 @@ public struct ServerCallContext: Sendable {
 
 /// One routed unary method: its path and the function that answers it.
 ///
-/// Methods are either synchronous, answered on the connection's event loop in the same
-/// read cycle (the fast path for in-memory calls), or asynchronous, run in the server's
-/// task group with the answer carried back to the event loop.
+/// Every method has one shape: it takes the request and answers a ``Reply``, ready now
+/// (answered on the connection's event loop in the same read cycle: the fast path for
+/// in-memory calls), started with a completion (replica acknowledgements), or work to run in
+/// the server's task group (forwarding to another node).
 public struct ServerMethod: Sendable {
-    /// A synchronous handler of serialized request bytes.
-    public typealias SyncBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) -> Result<[UInt8], RPCError>
-    /// An asynchronous handler of serialized request bytes.
-    public typealias AsyncBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) async -> Result<[UInt8], RPCError>
-
-    /// A handler that answers at once when it can and suspends only when it must.
-    public typealias AdaptiveBody = @Sendable (_ request: [UInt8], _ context: ServerCallContext) -> AdaptiveOutcome
-
-    /// What an adaptive handler did: answered, or left work to run asynchronously.
-    public enum AdaptiveOutcome: Sendable {
-        case now(Result<[UInt8], RPCError>)
-        case later(@Sendable () async -> Result<[UInt8], RPCError>)
-        /// Started; the handler calls the completion once, from any thread.
-        case callback(@Sendable (_ completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void)
-    }
-
-    enum Body: Sendable {
-        case sync(SyncBody)
-        case async(AsyncBody)
-        case adaptive(AdaptiveBody)
-    }
+    /// The method at the level of bytes: serialized request in, serialized answer out.
+    public typealias Body = @Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(RPCError) -> Reply<[UInt8]>
 
     public let path: String
     let body: Body
     let pathBytes: [UInt8]
 
-    init(path: String, body: Body) {
-        self.path = path
-        self.body = body
-        self.pathBytes = Array(path.utf8)
-    }
-
-    /// A method answered on the event loop; `handler` must not block.
+    /// A method answering `method` with `handler`.
+    ///
     /// `membersOnly`: the call must come from a cluster member (``ServerCallContext/isPeer``);
     /// from anyone else it is `UNAUTHENTICATED` before its request is even decoded.
-    public static func sync<Request, Response>(
+    /// `limit`: a repeated field counted (and refused when over) before decoding.
+    public init<Request, Response>(
         _ method: MethodDescriptor<Request, Response>, membersOnly: Bool = false, limiting limit: RepeatedLimit? = nil,
-        _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Response
-    ) -> ServerMethod {
-        ServerMethod(path: method.path, body: .sync({ bytes, context in
-            do throws(RPCError) {
-                if membersOnly && !context.isPeer {
-                    throw RPCError(.unauthenticated, "\(method.path) takes calls from cluster members only: send the cluster secret")
-                }
-                try limit?.check(bytes)
-                let request = try decode(Request.self, from: bytes)
-                let response = try handler(request, context)
-                return .success(try encode(response))
-            } catch {
-                return .failure(error)
-            }
-        }))
-    }
-
-    /// A method that answers on the event loop when it can (`.now`) and suspends when it
-    /// must (`.later`): a cache read served locally, or forwarded to another node.
-    public static func adaptive<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, limiting limit: RepeatedLimit? = nil,
         _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Reply<Response>
-    ) -> ServerMethod {
-        ServerMethod(path: method.path, body: .adaptive({ bytes, context in
-            do throws(RPCError) {
-                try limit?.check(bytes)
-                let request = try decode(Request.self, from: bytes)
-                switch try handler(request, context) {
-                case .now(let response):
-                    return .now(.success(try encode(response)))
-                case .later(let work):
-                    return .later {
-                        do {
-                            return .success(try encode(try await work()))
-                        } catch let error as RPCError {
-                            return .failure(error)
-                        } catch {
-                            return .failure(RPCError(.internalError, "handler failed: \(error)"))
-                        }
-                    }
-                case .callback(let start):
-                    return .callback { completion in
-                        start { result in
-                            completion(result.flatMap { response in
-                                Result { () throws(RPCError) in try encode(response) }
-                            })
-                        }
-                    }
-                }
-            } catch {
-                return .now(.failure(error))
+    ) {
+        let path = method.path
+        self.path = path
+        self.pathBytes = Array(path.utf8)
+        self.body = { bytes, context throws(RPCError) in
+            if membersOnly && !context.isPeer {
+                throw RPCError(.unauthenticated, "\(path) takes calls from cluster members only: send the cluster secret")
             }
-        }))
-    }
-
-    /// A method that may suspend (forward to peers, wait for replicas).
-    public static func async<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>,
-        _ handler: @escaping @Sendable (Request, ServerCallContext) async throws -> Response
-    ) -> ServerMethod {
-        ServerMethod(path: method.path, body: .async({ bytes, context in
-            do {
-                let request = try decode(Request.self, from: bytes)
-                let response = try await handler(request, context)
-                return .success(try encode(response))
-            } catch let error as RPCError {
-                return .failure(error)
-            } catch {
-                return .failure(RPCError(.internalError, "handler failed: \(error)"))
-            }
-        }))
+            try limit?.check(bytes)
+            return try handler(try decode(Request.self, from: bytes), context).map(encode)
+        }
     }
 }
 
@@ -153,13 +73,42 @@ public struct RepeatedLimit: Sendable {
     }
 }
 
-/// An adaptive handler's answer: ready now, or work to await.
+/// A method's answer: ready now, started with a completion, or work to await.
 public enum Reply<Response: Sendable>: Sendable {
     case now(Response)
+    /// Work for the server's task group (it may suspend: forward to another node).
     case later(@Sendable () async throws -> Response)
     /// Started without a task: the handler calls the completion once, from any thread.
     /// The cheapest way to wait for something that already calls back (replica acks).
     case callback(@Sendable (_ completion: @escaping @Sendable (Result<Response, RPCError>) -> Void) -> Void)
+
+    /// The same answer, transformed once it is there (a response encoded to bytes).
+    public func map<T>(_ transform: @escaping @Sendable (Response) throws(RPCError) -> T) throws(RPCError) -> Reply<T> {
+        switch self {
+        case .now(let response):
+            return .now(try transform(response))
+        case .later(let work):
+            return .later { try transform(try await work()) }
+        case .callback(let start):
+            return .callback { completion in
+                start { result in completion(result.flatMap { response in Result { () throws(RPCError) in try transform(response) } }) }
+            }
+        }
+    }
+
+    /// The response, awaited whatever form the answer takes; failures are thrown.
+    public func value() async throws -> Response {
+        switch self {
+        case .now(let response):
+            return response
+        case .later(let work):
+            return try await work()
+        case .callback(let start):
+            return try await withCheckedThrowingContinuation { continuation in
+                start { continuation.resume(with: $0.mapError { $0 as any Error }) }
+            }
+        }
+    }
 }
 
 /// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.

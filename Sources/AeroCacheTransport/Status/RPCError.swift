@@ -5,10 +5,14 @@
 public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: Code
     public var message: String
+    /// The call never left this process (no connection could be opened): it may go to
+    /// another server without being run twice.
+    public var neverSent: Bool
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, neverSent: Bool = false) {
         self.code = code
         self.message = message
+        self.neverSent = neverSent
     }
 
     public var description: String { "\(code): \(message)" }

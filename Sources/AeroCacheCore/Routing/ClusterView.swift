@@ -1,5 +1,3 @@
-import AeroCacheCore
-
 /// An immutable snapshot of the cluster as this node sees it, read on every call.
 ///
 /// A class, so that reading it costs one reference count rather than one per field.
@@ -21,7 +19,7 @@ public final class ClusterView: Sendable {
     /// the other members, so a write needs no ring walk.
     let othersWhenEveryoneIsAReplica: [Ring.Member]?
 
-    init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
+    public init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
          replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil) {
         self.selfID = selfID
         self.ring = ring
