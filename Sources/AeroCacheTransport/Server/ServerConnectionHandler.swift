@@ -24,7 +24,7 @@ import NIOCore
 /// - nghttp2's output goes to the socket only while the socket takes it.
 /// The handler never stops reading the socket: the client's WINDOW_UPDATEs, which let the
 /// waiting answers go, arrive there.
-final class ServerConnectionHandler: ChannelInboundHandler {
+final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -63,13 +63,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private let settings: Settings
     private let jobs: AsyncStream<ServerJob>.Continuation
     private let logger: Logger
-    private var session: OpaquePointer!
+    private let session = Nghttp2Session(role: .server, manualWindowUpdates: true)
     private var streams: [Int32: ServerStream] = [:]
     private var context: ChannelHandlerContext?
     private var isOpen = true
-    private var inReadCycle = false
     private var started = false
-    private var flushScheduled = false
     /// Running calls with a deadline, checked by `deadlineSweep`.
     private var runningWithDeadlines: [Int32: ServerStream] = [:]
     private var deadlineSweep: Scheduled<Void>?
@@ -102,11 +100,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         self.settings = settings
         self.jobs = jobs
         self.logger = logger
-        self.session = Self.makeSession(userData: Unmanaged.passUnretained(self).toOpaque())
-    }
-
-    deinit {
-        nghttp2_session_del(session)
+        session.delegate = self
     }
 
     // MARK: Channel events
@@ -133,33 +127,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func start() {
         guard !started else { return }
         started = true
-        var entries = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
-                                   value: settings.maxConcurrentStreams),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                                   value: settings.initialWindowSize),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
-                                              settings.connectionWindowSize)
+        session.submitSettings([(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.maxConcurrentStreams),
+                                (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.initialWindowSize)],
+                               connectionWindow: settings.connectionWindowSize)
         flush()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        inReadCycle = true
-        let result = buffer.withUnsafeReadableBytes { bytes in
-            nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
-        }
-        if result < 0 {
-            logger.debug("closing connection: \(String(cString: nghttp2_strerror(Int32(result))))")
+        if let failure = session.receive(unwrapInboundIn(data)) {
+            logger.debug("closing connection: \(failure)")
             flush()
             close()
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        inReadCycle = false
+        session.endReadCycle()
         flush()
         context.fireChannelReadComplete()
     }
@@ -220,8 +203,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdownEvent {
-            nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
-                                  nghttp2_session_get_last_proc_stream_id(session),
+            nghttp2_submit_goaway(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                                  nghttp2_session_get_last_proc_stream_id(session.raw),
                                   NGHTTP2_NO_ERROR.rawValue, nil, 0)
             flush()
         } else {
@@ -240,40 +223,16 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// answers in their streams) until ``channelWritabilityChanged(context:)``.
     private func flush() {
         guard isOpen, let context else { return }
-        var buffer: ByteBuffer?
-        var wrote = false
-        while context.channel.isWritable {
-            var chunk: UnsafePointer<UInt8>?
-            let count = nghttp2_session_mem_send(session, &chunk)
-            if count < 0 {
-                logger.debug("nghttp2 send failed: \(String(cString: nghttp2_strerror(Int32(count))))")
-                close()
-                return
-            }
-            guard count > 0, let chunk else { break }
-            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: Swift.max(count, 1024)) }
-            buffer!.writeBytes(UnsafeRawBufferPointer(start: chunk, count: count))
-            if buffer!.readableBytes >= Self.writeChunkBytes {
-                context.write(wrapOutboundOut(buffer!), promise: nil)
-                buffer = nil
-                wrote = true
-            }
-        }
-        if let buffer {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
-        if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
+        switch session.drain(into: context, whileWritable: true) {
+        case .open:
+            runWaitingCalls()
+        case .finished:
             close()
-            return
+        case .failed(let reason):
+            logger.debug("nghttp2 send failed: \(reason)")
+            close()
         }
-        runWaitingCalls()
     }
-
-    /// Bytes gathered from nghttp2 before they are handed to the socket (which then says
-    /// whether it takes more).
-    static let writeChunkBytes = 64 * 1024
 
     /// Runs held-back requests while the answers fit the budget, and gives waiting large
     /// requests their window while the budget has room for them.
@@ -363,7 +322,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             stream.bodyDeadline = .now() + settings.bodyDeadline(forBytes: bytes)
             watchForStalledBodies()
             // The window grows to the whole message; what already arrived goes back too.
-            nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
+            nghttp2_session_set_local_window_size(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id,
                                                   Int32(clamping: bytes))
             giveWindowBack(stream)
             settings.total.add(requests: bytes, answers: 0)
@@ -383,7 +342,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// WINDOW_UPDATE goes out with the next flush.
     private func giveWindowBack(_ stream: ServerStream) {
         guard stream.unconsumedBytes > 0 else { return }
-        nghttp2_session_consume_stream(session, stream.id, stream.unconsumedBytes)
+        nghttp2_session_consume_stream(session.raw, stream.id, stream.unconsumedBytes)
         stream.unconsumedBytes = 0
         flushSoon()
     }
@@ -414,52 +373,48 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Flushes once the current event-loop task is done: answers completed together (a
     /// batch of replica acknowledgements) go out in one write. A read cycle flushes at its end.
     private func flushSoon() {
-        guard !inReadCycle, !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            self.flushScheduled = false
-            self.flush()
-        }
+        guard let context else { return }
+        session.flushSoon(on: context.eventLoop) { [self] in flush() }
     }
 
     // MARK: Request side (nghttp2 callbacks)
 
-    fileprivate func onBeginHeaders(streamID: Int32) {
+    private func onBeginHeaders(streamID: Int32) {
         streams[streamID] = ServerStream(id: streamID, maxMessageBytes: settings.maxRequestMessageBytes)
     }
 
-    fileprivate func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    private func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         streams[streamID]?.call.receiveHeader(name: name, value: value, router: router, credential: settings.peerCredential)
     }
 
     /// The request's headers are complete: refused at once if it cannot be served.
-    fileprivate func onRequestHeaders(streamID: Int32, endStream: Bool) {
+    private func onRequestHeaders(streamID: Int32, endStream: Bool) {
         guard let stream = streams[streamID] else { return }
         switch stream.call.headersEnded(endStream: endStream, now: Self.now()) {
         case .receive(let watchDeadline):
             if watchDeadline, let context { armDeadline(stream, on: context.eventLoop) }
         case .refuse(let refusal):
             releaseRequest(of: stream)
-            submitTrailersOnly(stream, httpStatus: StaticHeader.status(refusal.httpStatus), refusal.error)
+            submitTrailersOnly(stream, httpStatus: HeaderField.status(refusal.httpStatus), refusal.error)
         case .ignore:
             break
         }
     }
 
-    fileprivate func onDataChunk(streamID: Int32, data: UnsafeRawBufferPointer) {
+    private func onDataChunk(streamID: Int32, data: UnsafeRawBufferPointer) {
         // The connection's window goes back at once: each stream's own window bounds what it
         // sends, and a connection window held for waiting streams would stall the one that has
         // its window (which then never completes to free the budget).
-        nghttp2_session_consume_connection(session, data.count)
+        nghttp2_session_consume_connection(session.raw, data.count)
         guard let stream = streams[streamID] else {
-            nghttp2_session_consume_stream(session, streamID, data.count)
+            nghttp2_session_consume_stream(session.raw, streamID, data.count)
             return
         }
         switch stream.call.receiveData(data) {
         case .dropped:
-            nghttp2_session_consume_stream(session, streamID, data.count)
+            nghttp2_session_consume_stream(session.raw, streamID, data.count)
         case .refuse(let error):
-            nghttp2_session_consume_stream(session, streamID, data.count)
+            nghttp2_session_consume_stream(session.raw, streamID, data.count)
             respond(stream, .failure(error))
         case .kept(let declaredMessageBytes):
             stream.unconsumedBytes += data.count
@@ -499,7 +454,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     /// The client half-closed the stream: the request is complete, run it.
-    fileprivate func onRequestEnd(streamID: Int32) {
+    private func onRequestEnd(streamID: Int32) {
         guard let stream = streams[streamID] else { return }
         let action = stream.call.requestEnded(answersMustWait: answersMustWait, now: Self.now())
         // Complete (or refused): the next request past the server-wide total may have its turn.
@@ -610,7 +565,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     static let deadlineSweepInterval = TimeAmount.milliseconds(5)
 
-    fileprivate func onStreamClose(streamID: Int32) {
+    private func onStreamClose(streamID: Int32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         // What it still held: its request's share of the budget, an answer not all sent.
         releaseRequest(of: stream)
@@ -635,28 +590,28 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             stream.response = payload
             stream.unsentResponseBytes = MessageFrame.prefixLength + payload.count
             heldResponseBytes += stream.unsentResponseBytes
-            var provider = nghttp2_data_provider()
-            provider.read_callback = serverReadResponseData
-            var fields = [StaticHeader.status200.field, StaticHeader.contentTypeGRPC.field]
-            if nghttp2_submit_response(session, stream.id, &fields, fields.count, &provider) != 0 {
+            var provider = Nghttp2Session.bodyProvider
+            let submitted = withFields([HeaderField.status200, HeaderField.contentTypeGRPC]) { fields, count in
+                nghttp2_submit_response(session.raw, stream.id, fields, count, &provider)
+            }
+            if submitted != 0 {
                 resetStream(stream)
             }
         case .failure(let error):
-            submitTrailersOnly(stream, httpStatus: StaticHeader.status200, error)
+            submitTrailersOnly(stream, httpStatus: HeaderField.status200, error)
         }
     }
 
-    private func submitTrailersOnly(_ stream: ServerStream, httpStatus: StaticHeader, _ error: RPCError) {
-        var extra = DynamicHeaders()
+    private func submitTrailersOnly(_ stream: ServerStream, httpStatus: HeaderField, _ error: RPCError) {
         var message = error.message
         if message.utf8.count > Self.maxMessageBytes {
             message = String(decoding: message.utf8.prefix(Self.maxMessageBytes), as: UTF8.self) + "…"
         }
-        extra.append("grpc-message", PercentEncoding.encode(message))
-        var prefix = [httpStatus.field, StaticHeader.contentTypeGRPC.field, StaticHeader.grpcStatus[error.code.rawValue].field]
-        if error.code == .unimplemented { prefix.append(StaticHeader.grpcAcceptEncoding.field) }
-        let submitted = extra.withFields(after: prefix) { fields, count in
-            nghttp2_submit_response(session, stream.id, fields, count, nil)
+        var fields = [httpStatus, HeaderField.contentTypeGRPC, HeaderField.grpcStatus[error.code.rawValue]]
+        if error.code == .unimplemented { fields.append(HeaderField.grpcAcceptEncoding) }
+        fields.append(HeaderField("grpc-message", PercentEncoding.encode(message), copiedOnSubmit: true))
+        let submitted = withFields(fields) { fields, count in
+            nghttp2_submit_response(session.raw, stream.id, fields, count, nil)
         }
         if submitted != 0 { resetStream(stream) }
     }
@@ -666,11 +621,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         heldResponseBytes -= stream.unsentResponseBytes
         stream.unsentResponseBytes = 0
         stream.response = []
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_INTERNAL_ERROR.rawValue)
+        nghttp2_submit_rst_stream(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_INTERNAL_ERROR.rawValue)
     }
 
     /// nghttp2 asks for up to `length` body bytes: the 5-byte prefix, then the message.
-    fileprivate func readResponseData(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+    private func readResponseData(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
                                       flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let payloadCount = stream.response.count
@@ -700,79 +655,48 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         heldResponseBytes -= written
         if offset == total {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-            var trailer = [StaticHeader.grpcStatusOK.field]
-            nghttp2_submit_trailer(session, streamID, &trailer, 1)
+            var trailer = HeaderField.grpcStatusOK.field
+            nghttp2_submit_trailer(session.raw, streamID, &trailer, 1)
             stream.response = []
             stream.responseOffset = 0
         }
         return written
     }
 
-    // MARK: Session set-up
+    // MARK: nghttp2 callbacks (Nghttp2SessionDelegate)
 
-    private static func makeSession(userData: UnsafeMutableRawPointer) -> OpaquePointer {
-        var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            guard let frame, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
-            handler(userData).onBeginHeaders(streamID: frame.pointee.hd.stream_id)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            guard let frame, let name, let value else { return 0 }
-            handler(userData).onHeader(streamID: frame.pointee.hd.stream_id,
-                                       name: UnsafeRawBufferPointer(start: name, count: nameLength),
-                                       value: UnsafeRawBufferPointer(start: value, count: valueLength))
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            guard let frame else { return 0 }
-            let streamID = frame.pointee.hd.stream_id
-            let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-            let this = handler(userData)
-            switch UInt32(frame.pointee.hd.type) {
-            case NGHTTP2_HEADERS.rawValue:
-                if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-                    this.onRequestHeaders(streamID: streamID, endStream: endStream)
-                }
-                if endStream { this.onRequestEnd(streamID: streamID) }
-            case NGHTTP2_DATA.rawValue:
-                if endStream { this.onRequestEnd(streamID: streamID) }
-            default:
-                break
-            }
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            guard let data else { return 0 }
-            handler(userData).onDataChunk(streamID: streamID, data: UnsafeRawBufferPointer(start: data, count: length))
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, _, userData in
-            handler(userData).onStreamClose(streamID: streamID)
-            return 0
-        }
-        // Request bodies are flow-controlled by hand (onDataChunk, runWaitingCalls).
-        var option: OpaquePointer?
-        nghttp2_option_new(&option)
-        defer { nghttp2_option_del(option) }
-        nghttp2_option_set_no_auto_window_update(option, 1)
-        var session: OpaquePointer?
-        let rv = nghttp2_session_server_new2(&session, callbacks, userData, option)
-        precondition(rv == 0 && session != nil, "nghttp2_session_server_new2 failed: \(rv)")
-        return session!
+    func sessionBeganRequest(streamID: Int32) {
+        onBeginHeaders(streamID: streamID)
     }
-}
 
-@inline(__always)
-private func handler(_ userData: UnsafeMutableRawPointer?) -> ServerConnectionHandler {
-    Unmanaged<ServerConnectionHandler>.fromOpaque(userData!).takeUnretainedValue()
-}
+    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        onHeader(streamID: streamID, name: name, value: value)
+    }
 
-private let serverReadResponseData: nghttp2_data_source_read_callback = { _, streamID, buffer, length, flags, _, userData in
-    guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-    return handler(userData).readResponseData(streamID: streamID, into: buffer, length: length, flags: flags)
+    func sessionReceivedFrame(streamID: Int32, _ frame: Nghttp2Session.Frame, endStream: Bool) {
+        switch frame {
+        case .headers(let isRequest):
+            if isRequest { onRequestHeaders(streamID: streamID, endStream: endStream) }
+            if endStream { onRequestEnd(streamID: streamID) }
+        case .data:
+            if endStream { onRequestEnd(streamID: streamID) }
+        case .goaway, .other:
+            break
+        }
+    }
+
+    func sessionReceivedData(streamID: Int32, _ data: UnsafeRawBufferPointer) {
+        onDataChunk(streamID: streamID, data: data)
+    }
+
+    func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
+        onStreamClose(streamID: streamID)
+    }
+
+    func sessionReadsBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                          flags: UnsafeMutablePointer<UInt32>) -> Int {
+        readResponseData(streamID: streamID, into: buffer, length: length, flags: flags)
+    }
 }
 
 /// One call on a server connection: its ``ServerCallMachine``, and what the handler keeps
