@@ -3,6 +3,8 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // A file sees only the members of the modules it imports (scripts/pure-share.sh counts imports).
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -30,10 +32,17 @@ let package = Package(
             name: "AeroCacheCore",
             swiftSettings: strict
         ),
+        // gRPC's rules as values, no sockets: statuses, framing, timeouts, the method shape,
+        // and the state machines of a server call and a client's answer.
+        .target(
+            name: "AeroCacheRPC",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict
+        ),
         // Generated protobuf messages (scripts/generate-proto.sh) plus the method descriptors.
         .target(
             name: "AeroCacheProto",
-            dependencies: ["AeroCacheCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["AeroCacheCore", "AeroCacheRPC", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["generated-from.sha256"],
             swiftSettings: strict
         ),
@@ -48,7 +57,8 @@ let package = Package(
             name: "AeroCacheTransport",
             dependencies: [
                 "CNghttp2",
-                "AeroCacheProto",
+                "AeroCacheCore",
+                "AeroCacheRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -60,7 +70,7 @@ let package = Package(
         .target(
             name: "AeroCacheNode",
             dependencies: [
-                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +85,7 @@ let package = Package(
         .target(
             name: "AeroCacheClient",
             dependencies: [
-                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -85,7 +95,8 @@ let package = Package(
         .target(
             name: "AeroCacheTestKit",
             dependencies: [
-                "AeroCacheNode", "AeroCacheClient", "AeroCacheTransport",
+                "AeroCacheNode", "AeroCacheClient", "AeroCacheCore", "AeroCacheRPC", "AeroCacheTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -96,7 +107,7 @@ let package = Package(
             name: "AeroCacheCommandLine",
             dependencies: [
                 "AeroCacheCore",
-                "AeroCacheTransport",
+                "AeroCacheRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -105,7 +116,7 @@ let package = Package(
             name: "aerocache-node",
             dependencies: [
                 "AeroCacheCommandLine",
-                "AeroCacheNode", "AeroCacheTransport",
+                "AeroCacheNode", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -122,7 +133,7 @@ let package = Package(
             name: "aerocachectl",
             dependencies: [
                 "AeroCacheCommandLine",
-                "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -132,7 +143,7 @@ let package = Package(
             name: "aerocache-bench",
             dependencies: [
                 "AeroCacheCommandLine",
-                "AeroCacheCore", "AeroCacheProto", "AeroCacheTransport",
+                "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -151,9 +162,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "AeroCacheRPCTests",
+            dependencies: ["AeroCacheRPC", "AeroCacheProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AeroCacheNodeTests",
+            dependencies: ["AeroCacheNode", "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC",
+                           "AeroCacheTestKit", "AeroCacheTransport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "AeroCacheTransportTests",
             dependencies: [
-                "AeroCacheTransport", "AeroCacheProto", "AeroCacheTestKit", "AeroCacheClient",
+                "AeroCacheTransport", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTestKit", "AeroCacheClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

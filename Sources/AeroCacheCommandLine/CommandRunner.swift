@@ -1,4 +1,4 @@
-import AeroCacheTransport
+import AeroCacheRPC
 import ArgumentParser
 import Foundation
 

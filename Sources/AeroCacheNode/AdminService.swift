@@ -1,6 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
-import AeroCacheTransport
+import AeroCacheRPC
 
 #if canImport(Glibc)
 import Glibc

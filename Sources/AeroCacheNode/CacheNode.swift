@@ -1,5 +1,7 @@
 import AeroCacheCore
+import AeroCacheRPC
 import AeroCacheTransport
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix

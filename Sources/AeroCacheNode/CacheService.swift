@@ -1,6 +1,7 @@
 import AeroCacheCore
 import AeroCacheProto
-import AeroCacheTransport
+import AeroCacheRPC
+import CoreMetrics
 import Foundation
 
 /// The `aerocache.v1.Cache` service on one node: validates each call, then runs it.

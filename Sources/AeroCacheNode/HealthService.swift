@@ -1,5 +1,6 @@
+import AeroCacheCore
 import AeroCacheProto
-import AeroCacheTransport
+import AeroCacheRPC
 
 /// The standard `grpc.health.v1.Health/Check`: the node and its Cache service are serving
 /// (`NOT_SERVING` while a joining node has not joined its cluster).

@@ -1,3 +1,5 @@
+import AeroCacheRPC
+
 /// The methods of `aerocache.v1.Cache`, as fixed in `proto/aerocache/v1/cache.proto`.
 public enum CacheMethods {
     public static let service = "aerocache.v1.Cache"

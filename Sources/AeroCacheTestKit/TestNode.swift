@@ -1,6 +1,7 @@
 import AeroCacheClient
 import AeroCacheCore
 import AeroCacheNode
+import AeroCacheRPC
 import Logging
 import NIOCore
 import NIOPosix
@@ -41,5 +42,15 @@ public func withTestNode<Result: Sendable>(
             try? await group.waitForAll()
             throw error
         }
+    }
+}
+
+/// The ``RPCError`` that `body` throws; nil when it succeeds or throws something else.
+public func rpcError(of body: () async throws -> Void) async -> RPCError? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return error as? RPCError
     }
 }

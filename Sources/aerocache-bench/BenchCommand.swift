@@ -1,9 +1,11 @@
 import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import AeroCacheTransport
 import ArgumentParser
 import Foundation
+import NIOCore
 import NIOPosix
 
 @main

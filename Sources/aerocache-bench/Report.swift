@@ -1,3 +1,4 @@
+import Histogram
 import Foundation
 
 /// The numbers a run comes to, as text and as the contract's JSON.

@@ -1,5 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import AeroCacheTransport
 import Foundation
 import Histogram

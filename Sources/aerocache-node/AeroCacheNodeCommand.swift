@@ -1,7 +1,7 @@
 import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheNode
-import AeroCacheTransport
+import AeroCacheRPC
 import Foundation
 import ArgumentParser
 import Logging
@@ -11,6 +11,7 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
+import UnixSignals
 #endif
 
 @main

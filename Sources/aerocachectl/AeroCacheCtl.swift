@@ -1,7 +1,8 @@
 import AeroCacheClient
 import AeroCacheCore
-import AeroCacheTransport
+import AeroCacheRPC
 import ArgumentParser
+import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)

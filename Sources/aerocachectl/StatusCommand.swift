@@ -1,6 +1,7 @@
 import AeroCacheClient
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import AeroCacheTransport
 import ArgumentParser
 import Foundation

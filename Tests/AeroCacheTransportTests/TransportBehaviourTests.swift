@@ -1,4 +1,6 @@
 import AeroCacheProto
+import AeroCacheRPC
+import AeroCacheTestKit
 import AeroCacheTransport
 import Logging
 import NIOCore
@@ -123,4 +125,10 @@ extension Result {
         if case .failure(let error) = self { return error }
         return nil
     }
+}
+
+/// Checks that `body` fails with `code` and a message containing `fragment`.
+private func expectStatus(_ code: RPCError.Code, containing fragment: String, _ body: () async throws -> Void) async throws {
+    let error = await rpcError(of: body)
+    #expect(error?.code == code && error?.message.contains(fragment) == true, "\(String(describing: error))")
 }

@@ -1,5 +1,5 @@
 import AeroCacheCore
-import AeroCacheTransport
+import AeroCacheRPC
 
 /// How a node finds and joins its cluster, and how it replicates.
 public struct ClusterConfiguration: Sendable {

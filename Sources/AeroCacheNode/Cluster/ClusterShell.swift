@@ -1,5 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import AeroCacheTransport
 import Logging
 import Synchronization
@@ -48,22 +49,12 @@ public final class ClusterShell: Sendable {
         let instance = Membership.Instance(me: me, settings: configuration.membership,
                                            seed: XXHash64.hash(selfID))
         membership = Mutex(instance)
-        published = Mutex(Self.makeView(instance, clockProblem: nil, nowMillis: now,
-                                        replicationFactor: configuration.replicationFactor))
+        published = Mutex(ClusterView(instance, clockProblem: nil, nowMillis: now,
+                                      replicationFactor: configuration.replicationFactor))
     }
 
     /// The current snapshot.
     public var view: ClusterView { published.withLock { $0 } }
-
-    private static func makeView(_ instance: Membership.Instance, clockProblem: String?, nowMillis: Int64,
-                                 replicationFactor: Int) -> ClusterView {
-        let ids = instance.records.keys.sorted()
-        return ClusterView(
-            selfID: instance.selfID, ring: instance.ring,
-            alive: Set(ids.filter { instance.isAlive($0, nowMillis: nowMillis) }),
-            statuses: ids.map { ($0, instance.records[$0]!.address, instance.status(of: $0, nowMillis: nowMillis)) },
-            replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty, clockProblem: clockProblem)
-    }
 
     private func publish(_ instance: Membership.Instance, nowMillis: Int64) {
         let alivePeers = instance.records.keys.filter { $0 != selfID && instance.isAlive($0, nowMillis: nowMillis) }
@@ -73,8 +64,8 @@ public final class ClusterShell: Sendable {
         let previous = view.clockProblem
         if problem != nil && previous == nil { logger.error("\(problem!)") }
         if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
-        let view = Self.makeView(instance, clockProblem: problem, nowMillis: nowMillis,
-                                 replicationFactor: configuration.replicationFactor)
+        let view = ClusterView(instance, clockProblem: problem, nowMillis: nowMillis,
+                               replicationFactor: configuration.replicationFactor)
         published.withLock { $0 = view }
     }
 
@@ -207,27 +198,22 @@ public final class ClusterShell: Sendable {
 
     // MARK: Peer calls
 
-    /// The records worth merging: those that pass ``Membership/Record/problem(tokensPerNode:nowMillis:maxClockSkewMillis:)``.
+    /// The records worth merging (``Membership/Instance/screen(_:tokensPerNode:nowMillis:maxClockSkewMillis:)``);
+    /// the others are counted and logged.
     private func acceptable(_ records: [Membership.Record], nowMillis: Int64) -> [Membership.Record] {
-        // Each version number and the member that stamps it, as known here and as accepted so far.
-        var numbers: [UInt32: String] = [:]
-        for record in membership.withLock({ Array($0.records.values) }) { numbers[record.versionNode] = record.id }
-        return records.filter { record in
-            var problem = record.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
-                                         maxClockSkewMillis: configuration.maxClockSkewMillis)
-            // Two members that stamp one version number would make their writes ties: the
-            // second to be heard of is kept out (seeds refuse it at join; this catches two
-            // joins through different seeds).
-            if problem == nil, let twin = numbers[record.versionNode], twin != record.id {
-                problem = "member \(record.id) stamps the same version number as \(twin)"
-                logger.error("\(problem!): it is kept out of the ring; restart it with another --node-id")
-            }
-            if problem == nil { numbers[record.versionNode] = record.id }
-            guard let problem else { return true }
-            metrics.rejected(.member)
-            logger.debug("refused a member record: \(problem)")
-            return false
+        let (accepted, refused) = membership.withLock {
+            $0.screen(records, tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
+                      maxClockSkewMillis: configuration.maxClockSkewMillis)
         }
+        for refusal in refused {
+            metrics.rejected(.member)
+            if case .versionNumberTaken = refusal {
+                logger.error("\(refusal): it is kept out of the ring; restart it with another --node-id")
+            } else {
+                logger.debug("refused a member record: \(refusal)")
+            }
+        }
+        return accepted
     }
 
     func handleJoin(_ request: Aerocache_V1_JoinRequest) throws(RPCError) -> Aerocache_V1_JoinResponse {
@@ -235,32 +221,25 @@ public final class ClusterShell: Sendable {
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let joiner = Membership.Record(request.member)
-        guard joiner.id != selfID else {
-            throw RPCError(.failedPrecondition, "node id \(joiner.id) is the id of the seed it joins through; start it with another --node-id")
+        let admission = membership.withLock { instance -> Result<(Membership.Record, Membership.Instance), JoinRefusal> in
+            Result { () throws(JoinRefusal) in
+                let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode, nowMillis: now,
+                                                  maxClockSkewMillis: configuration.maxClockSkewMillis)
+                return (admitted, instance)
+            }
         }
-        if let problem = joiner.problem(tokensPerNode: configuration.tokensPerNode, nowMillis: now,
-                                        maxClockSkewMillis: configuration.maxClockSkewMillis) {
+        let (admitted, instance): (Membership.Record, Membership.Instance)
+        switch admission {
+        case .success(let value):
+            (admitted, instance) = value
+        case .failure(.badRecord(let problem)):
             throw RPCError(.invalidArgument, problem)
-        }
-        let instance = try membership.withLock { instance throws(RPCError) -> Membership.Instance in
-            if let twin = instance.records.values.first(where: { $0.id != joiner.id && $0.versionNode == joiner.versionNode }) {
-                throw RPCError(.failedPrecondition, "node id \(joiner.id) stamps the same version number as member "
-                    + "\(twin.id); start it with another --node-id")
-            }
-            var record = joiner
-            if let known = instance.records[joiner.id], !known.tokens.isEmpty {
-                record.tokens = known.tokens  // a restart keeps its place in the ring
-            } else {
-                let members = instance.records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
-                record.tokens = TokenAllocator.tokens(for: joiner.id, joining: members, count: configuration.tokensPerNode)
-            }
-            instance.merge([record], nowMillis: now)
-            instance.acceptRecord(record, nowMillis: now)
-            return instance
+        case .failure(let refusal):
+            throw RPCError(.failedPrecondition, refusal.description)
         }
         publish(instance, nowMillis: now)
         var response = Aerocache_V1_JoinResponse()
-        response.member = instance.records[joiner.id]!.proto
+        response.member = admitted.proto
         response.members = instance.records.values.map(\.proto)
         return response
     }
@@ -288,16 +267,6 @@ public final class ClusterShell: Sendable {
                 + "\(settings.replicationFactor) and \(settings.tokensPerNode) tokens per node, the caller "
                 + "\(other.replicationFactor) and \(other.tokensPerNode)")
         }
-    }
-}
-
-extension Membership.Instance {
-    /// Takes the tokens a seed allotted to this node.
-    mutating func adoptTokens(_ tokens: [UInt64]) {
-        var me = self.me
-        me.tokens = tokens
-        me.heartbeat += 1
-        replaceSelf(me)
     }
 }
 

@@ -1,6 +1,8 @@
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import AeroCacheTransport
+import CoreMetrics
 import Synchronization
 
 /// Routes each call to a node that holds its key and, as coordinator, replicates writes.

@@ -1,4 +1,5 @@
 import AeroCacheCore
+import AeroCacheRPC
 import AeroCacheTransport
 import NIOCore
 import Synchronization

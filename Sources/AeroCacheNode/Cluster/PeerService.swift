@@ -1,6 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
-import AeroCacheTransport
+import AeroCacheRPC
 
 /// `aerocache.v1.Peer`: what other nodes call — join, gossip, replicate, read.
 ///

@@ -1,6 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
-import AeroCacheTransport
+import AeroCacheRPC
 import Synchronization
 
 /// Waits for the replica acknowledgements of one write (a ``QuorumTally``) and wakes the

@@ -1,3 +1,4 @@
+import AeroCacheRPC
 import CNghttp2
 import NIOCore
 

@@ -1,3 +1,4 @@
+import AeroCacheRPC
 import NIOCore
 
 /// One unary call on a client connection: its framed request, what it hears of the answer

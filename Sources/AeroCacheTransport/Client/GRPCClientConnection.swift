@@ -1,5 +1,5 @@
 import AeroCacheCore
-import AeroCacheProto
+import AeroCacheRPC
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

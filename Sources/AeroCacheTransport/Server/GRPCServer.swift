@@ -1,3 +1,4 @@
+import AeroCacheRPC
 import Logging
 import NIOCore
 import NIOPosix
@@ -62,6 +63,8 @@ public final class GRPCServer: Sendable {
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var isShuttingDown = false
+        /// The listener was closed and the connections told to finish (once).
+        var shutdownBegun = false
     }
 
     private let configuration: Configuration
@@ -146,13 +149,17 @@ public final class GRPCServer: Sendable {
         try? await listener.closeFuture.get()
     }
 
-    /// Stops accepting, lets in-flight calls finish, then makes ``run()`` return.
+    /// Stops accepting, lets in-flight calls finish, then makes ``run()`` return. Once: later
+    /// calls (after the server stopped, too) do nothing.
     public func initiateGracefulShutdown() {
-        let (listener, connections) = state.withLock { state in
+        let (listener, connections) = state.withLock { state -> ((any Channel)?, [any Channel]) in
             state.isShuttingDown = true
-            return (state.listener, Array(state.connections.values))
+            // Not bound yet: run() finishes the job once bound. Begun already: nothing to do.
+            guard let listener = state.listener, !state.shutdownBegun else { return (nil, []) }
+            state.shutdownBegun = true
+            return (listener, Array(state.connections.values))
         }
-        guard let listener else { return }  // run() finishes the job once bound
+        guard let listener else { return }
         listener.close(promise: nil)
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(ServerConnectionHandler.GracefulShutdownEvent())

@@ -1,3 +1,4 @@
+import AeroCacheRPC
 import CNghttp2
 import Logging
 import NIOCore
@@ -479,7 +480,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Hands a complete request to its method.
     private func run(_ stream: ServerStream, method: ServerMethod, request: [UInt8]) {
-        let callContext = ServerCallContext(deadline: stream.call.deadline.map { NIODeadline.uptimeNanoseconds($0) },
+        let callContext = ServerCallContext(deadline: stream.call.deadline,
                                             isPeer: stream.call.isPeer)
         do {
             switch try method.body(request, callContext) {

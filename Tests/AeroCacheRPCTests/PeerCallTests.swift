@@ -1,6 +1,7 @@
-@testable import AeroCacheTransport
+@testable import AeroCacheRPC
 import AeroCacheProto
 import Foundation
+import SwiftProtobuf
 import Testing
 
 /// The pieces that keep strangers and floods out: the credential check and the count of a

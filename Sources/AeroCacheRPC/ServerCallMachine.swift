@@ -11,20 +11,25 @@
 ///        ▼                             ▼ refused / deadline / answered early
 ///    responding                    responding                       (any) ─closed─▶ closed
 /// ```
-struct ServerCallMachine {
-    enum Phase: Equatable {
+package struct ServerCallMachine {
+    package enum Phase: Equatable {
         case receivingHeaders, receivingMessage, waiting, running, responding, closed
     }
 
     /// A call answered without running: the HTTP status of the answer and its gRPC error.
-    struct Refusal: Equatable {
+    package struct Refusal: Equatable {
         /// 200 for a gRPC error; 405 or 415 when the request is not gRPC at all.
-        var httpStatus: Int
-        var error: RPCError
+        package var httpStatus: Int
+        package var error: RPCError
+
+        package init(httpStatus: Int, error: RPCError) {
+            self.httpStatus = httpStatus
+            self.error = error
+        }
     }
 
     /// What the handler does once the request's headers are complete.
-    enum HeadersAction: Equatable {
+    package enum HeadersAction: Equatable {
         /// The call goes on; with a deadline, the handler watches it while the body arrives.
         case receive(watchDeadline: Bool)
         case refuse(Refusal)
@@ -33,7 +38,7 @@ struct ServerCallMachine {
     }
 
     /// What the handler does with a DATA chunk.
-    enum DataAction: Equatable {
+    package enum DataAction: Equatable {
         /// Kept; `declaredMessageBytes` is the whole message's size (prefix included) the
         /// first time the chunk that completes the gRPC prefix arrives.
         case kept(declaredMessageBytes: Int?)
@@ -44,7 +49,7 @@ struct ServerCallMachine {
     }
 
     /// What the handler does when the request is complete, or a waiting one may go on.
-    enum RunAction {
+    package enum RunAction {
         case run(ServerMethod, request: [UInt8])
         /// Too many answers wait for the client: the call waits (watched for its deadline).
         case hold(watchDeadline: Bool)
@@ -53,7 +58,7 @@ struct ServerCallMachine {
     }
 
     /// What a deadline sweep does with this call.
-    enum DeadlineAction: Equatable {
+    package enum DeadlineAction: Equatable {
         /// Still running and in time.
         case keepWatching
         /// No longer running: stop watching it.
@@ -62,20 +67,20 @@ struct ServerCallMachine {
     }
 
     /// What answering changes, for the handler's bookkeeping.
-    struct Answering: Equatable {
+    package struct Answering: Equatable {
         /// The call was in the queue of calls waiting to run.
-        var leftWaitQueue: Bool
+        package var leftWaitQueue: Bool
         /// The request had not all arrived: the rest is dropped, its window given back.
-        var requestWasIncomplete: Bool
+        package var requestWasIncomplete: Bool
     }
 
-    private(set) var phase = Phase.receivingHeaders
-    private(set) var method: ServerMethod?
+    package private(set) var phase = Phase.receivingHeaders
+    package private(set) var method: ServerMethod?
     /// The call carried the cluster's credential.
-    private(set) var isPeer = false
+    package private(set) var isPeer = false
     /// When the caller stops waiting, in ``nanoseconds`` of the monotonic clock.
-    private(set) var deadline: UInt64?
-    private(set) var collector: UnaryMessageCollector
+    package private(set) var deadline: UInt64?
+    package private(set) var collector: UnaryMessageCollector
     private var unknownPath: String?
     private var isPOST = false
     private var isGRPCContentType = false
@@ -88,14 +93,14 @@ struct ServerCallMachine {
     /// Longest piece of a request quoted in an error message.
     static let maxQuotedBytes = 128
 
-    init(maxMessageBytes: Int) {
+    package init(maxMessageBytes: Int) {
         collector = UnaryMessageCollector(maxMessageBytes: maxMessageBytes)
     }
 
     // MARK: Events
 
     /// One request header. `credential`: how peer calls are recognised (nil: none is).
-    mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+    package mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                                 router: ServerRouter, credential: PeerCredential?) {
         guard phase == .receivingHeaders, let first = name.first else { return }
         if first == UInt8(ascii: ":") {
@@ -120,7 +125,7 @@ struct ServerCallMachine {
     /// The request's headers are complete (`now`: the monotonic clock): refused at once if
     /// the call cannot be served, in the order gRPC checks (method, content type, timeout,
     /// encoding, path).
-    mutating func headersEnded(endStream: Bool, now: UInt64) -> HeadersAction {
+    package mutating func headersEnded(endStream: Bool, now: UInt64) -> HeadersAction {
         guard phase == .receivingHeaders else { return .ignore }
         phase = .receivingMessage
         let refusal: Refusal? =
@@ -149,7 +154,7 @@ struct ServerCallMachine {
     }
 
     /// A chunk of the request body.
-    mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> DataAction {
+    package mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> DataAction {
         guard phase == .receivingMessage else { return .dropped }
         let sizeWasKnown = collector.declaredMessageBytes != nil
         do {
@@ -163,7 +168,7 @@ struct ServerCallMachine {
 
     /// The client half-closed the stream. `answersMustWait`: too many answers wait on this
     /// connection (or all of them) for the call to run now.
-    mutating func requestEnded(answersMustWait: Bool, now: UInt64) -> RunAction {
+    package mutating func requestEnded(answersMustWait: Bool, now: UInt64) -> RunAction {
         guard phase == .receivingMessage, method != nil else { return .ignore }
         let request: [UInt8]
         do {
@@ -181,7 +186,7 @@ struct ServerCallMachine {
     }
 
     /// A call held back by waiting answers may run now.
-    mutating func resume(now: UInt64) -> RunAction {
+    package mutating func resume(now: UInt64) -> RunAction {
         guard phase == .waiting, let request = heldRequest else { return .ignore }
         heldRequest = nil
         return start(request, now: now)
@@ -198,7 +203,7 @@ struct ServerCallMachine {
     }
 
     /// A sweep of calls with deadlines passes at `now`.
-    func checkDeadline(now: UInt64) -> DeadlineAction {
+    package func checkDeadline(now: UInt64) -> DeadlineAction {
         switch phase {
         case .receivingMessage, .waiting, .running:
             guard let deadline, deadline <= now else { return .keepWatching }
@@ -210,7 +215,7 @@ struct ServerCallMachine {
 
     /// The call is answered now (its result, a refusal or a deadline); nil when it already
     /// was, or its stream is gone: a call is answered once.
-    mutating func answer() -> Answering? {
+    package mutating func answer() -> Answering? {
         switch phase {
         case .responding, .closed:
             return nil
@@ -224,7 +229,7 @@ struct ServerCallMachine {
 
     /// The stream closed; returns whether the call was waiting in the queue. A late answer
     /// (from a call still running) finds it closed.
-    mutating func closed() -> Bool {
+    package mutating func closed() -> Bool {
         let wasWaiting = phase == .waiting
         phase = .closed
         releaseRequest()

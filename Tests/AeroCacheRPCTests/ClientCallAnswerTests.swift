@@ -1,4 +1,4 @@
-@testable import AeroCacheTransport
+@testable import AeroCacheRPC
 import Testing
 
 /// Every outcome ``ClientCallAnswer`` decides, from headers and bytes, without a socket.

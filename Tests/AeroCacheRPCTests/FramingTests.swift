@@ -1,4 +1,4 @@
-@testable import AeroCacheTransport
+@testable import AeroCacheRPC
 import Testing
 
 @Suite struct FramingTests {

@@ -2,6 +2,7 @@ import AeroCacheClient
 import AeroCacheCore
 import AeroCacheProto
 import AeroCacheTestKit
+import AeroCacheRPC
 import AeroCacheTransport
 import Foundation
 import Testing
@@ -131,14 +132,10 @@ import Testing
 }
 
 /// Runs `body` and checks that it fails with `code` and a message containing `fragment`.
-func expectStatus(_ code: RPCError.Code, containing fragment: String,
-                  sourceLocation: SourceLocation = #_sourceLocation,
+func expectStatus(_ code: RPCError.Code, containing fragment: String, sourceLocation: SourceLocation = #_sourceLocation,
                   _ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-        Issue.record("expected \(code), the call succeeded", sourceLocation: sourceLocation)
-    } catch let error as RPCError {
-        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
-        #expect(error.message.contains(fragment), "\(error.message)", sourceLocation: sourceLocation)
-    }
+    let error = await rpcError(of: body)
+    #expect(error?.code == code && error?.message.contains(fragment) == true, "\(String(describing: error))",
+            sourceLocation: sourceLocation)
 }
+

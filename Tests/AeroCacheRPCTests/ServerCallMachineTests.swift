@@ -1,5 +1,5 @@
 import AeroCacheProto
-@testable import AeroCacheTransport
+@testable import AeroCacheRPC
 import Testing
 
 /// Every transition of ``ServerCallMachine``, driven without a socket.

@@ -1,15 +1,14 @@
-import AeroCacheProto
-import NIOCore
 import SwiftProtobuf
 
 /// What a server handler knows about the call it answers.
 public struct ServerCallContext: Sendable {
-    /// When the caller stops waiting (from `grpc-timeout`), if it said.
-    public var deadline: NIODeadline?
+    /// When the caller stops waiting (from `grpc-timeout`), if it said: nanoseconds of the
+    /// monotonic clock (`CLOCK_MONOTONIC`, as `NIODeadline.uptimeNanoseconds`).
+    public var deadline: UInt64?
     /// Whether the caller proved it is a member of the cluster (``PeerCredential``).
     public var isPeer: Bool
 
-    public init(deadline: NIODeadline? = nil, isPeer: Bool = false) {
+    public init(deadline: UInt64? = nil, isPeer: Bool = false) {
         self.deadline = deadline
         self.isPeer = isPeer
     }
@@ -26,8 +25,8 @@ public struct ServerMethod: Sendable {
     public typealias Body = @Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(RPCError) -> Reply<[UInt8]>
 
     public let path: String
-    let body: Body
-    let pathBytes: [UInt8]
+    package let body: Body
+    package let pathBytes: [UInt8]
 
     /// A method answering `method` with `handler`.
     ///
@@ -112,7 +111,7 @@ public enum Reply<Response: Sendable>: Sendable {
 }
 
 /// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.
-func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(RPCError) -> Request {
+package func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(RPCError) -> Request {
     do {
         return try Request(serializedBytes: bytes)
     } catch BinaryDecodingError.invalidUTF8 {
@@ -122,7 +121,7 @@ func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [U
     }
 }
 
-func encode<Response: SwiftProtobuf.Message>(_ response: Response) throws(RPCError) -> [UInt8] {
+package func encode<Response: SwiftProtobuf.Message>(_ response: Response) throws(RPCError) -> [UInt8] {
     do {
         return try response.serializedBytes()
     } catch {
@@ -140,7 +139,7 @@ public struct ServerRouter: Sendable {
         self.methods = methods
     }
 
-    func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+    package func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
         for method in methods where method.pathBytes.count == path.count {
             if method.pathBytes.withUnsafeBytes({ $0.elementsEqual(path) }) { return method }
         }

@@ -1,0 +1,86 @@
+import AeroCacheCore
+import Testing
+
+/// A seed admitting joiners and a node screening gossiped records (``Membership/Instance``).
+@Suite struct AdmissionTests {
+    private let tokensPerNode = 4
+    private let now: Int64 = 1_700_000_000_000
+
+    private func seed() -> Membership.Instance {
+        let tokens = TokenAllocator.tokens(for: "seed", joining: [], count: tokensPerNode)
+        return Membership.Instance(me: Membership.Record(id: "seed", address: "10.0.0.1:7400", tokens: tokens, incarnation: 1))
+    }
+
+    private func joiner(_ id: String, tokens: [UInt64] = [], incarnation: UInt64 = 2) -> Membership.Record {
+        Membership.Record(id: id, address: "10.0.0.2:7400", tokens: tokens, incarnation: incarnation)
+    }
+
+    private func admit(_ record: Membership.Record, into instance: inout Membership.Instance) throws(JoinRefusal) -> Membership.Record {
+        try instance.admit(record, tokensPerNode: tokensPerNode, nowMillis: now, maxClockSkewMillis: 2_000)
+    }
+
+    @Test func aNewJoinerIsAllottedTokensAndJoinsTheRing() throws {
+        var instance = seed()
+        let admitted = try admit(joiner("a"), into: &instance)
+        #expect(admitted.tokens.count == tokensPerNode)
+        #expect(Set(admitted.tokens).isDisjoint(with: instance.me.tokens))
+        #expect(instance.ring.members.map(\.id).sorted() == ["a", "seed"])
+        let view = ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3)
+        #expect(view.isJoined)
+        #expect(view.alive == ["a", "seed"])
+    }
+
+    @Test func aRestartedMemberKeepsItsTokens() throws {
+        var instance = seed()
+        let first = try admit(joiner("a"), into: &instance)
+        _ = try admit(joiner("b"), into: &instance)
+        let again = try admit(joiner("a", incarnation: 3), into: &instance)
+        #expect(again.tokens == first.tokens)
+        #expect(again.incarnation == 3)
+    }
+
+    @Test func joinersThatWouldBreakTheRingAreRefused() {
+        var instance = seed()
+        #expect(throws: JoinRefusal.sameIDAsSeed("seed")) { _ = try admit(joiner("seed"), into: &instance) }
+        #expect(throws: JoinRefusal.badRecord("member id must be 1 to 256 bytes")) { _ = try admit(joiner(""), into: &instance) }
+        #expect(throws: JoinRefusal.badRecord("member a has an incarnation from the future")) {
+            _ = try admit(joiner("a", incarnation: UInt64(now + 10_000)), into: &instance)
+        }
+        #expect(throws: JoinRefusal.badRecord("member a has 2 tokens; members have 0 or 4")) {
+            _ = try admit(joiner("a", tokens: [1, 2]), into: &instance)
+        }
+        // Two ids with one version number (the low 32 bits of their xxHash64), found by a
+        // birthday search over `twin-N` (Tests/interop/test_small_findings.py does the same).
+        #expect(Membership.versionNode(of: "twin-3861") == Membership.versionNode(of: "twin-66849"))
+        var withTwin = seed()
+        _ = try? admit(joiner("twin-3861"), into: &withTwin)
+        #expect(throws: JoinRefusal.versionNumberTaken(joiner: "twin-66849", member: "twin-3861")) {
+            _ = try admit(joiner("twin-66849"), into: &withTwin)
+        }
+        #expect(instance.records.count == 1)
+    }
+
+    @Test func screeningKeepsOutBadRecordsAndTheSecondOfTwoVersionNumbers() {
+        let instance = seed()
+        let good = joiner("a", tokens: [1, 2, 3, 4])
+        let bad = Membership.Record(id: "b", address: "not an address", tokens: [], incarnation: 1)
+        let (accepted, refused) = instance.screen([good, bad, good], tokensPerNode: tokensPerNode, nowMillis: now,
+                                                  maxClockSkewMillis: 2_000)
+        #expect(accepted == [good, good])
+        #expect(refused == [.badRecord("member b has an address that is not HOST:PORT")])
+        let twins = instance.screen([joiner("twin-3861"), joiner("twin-66849")], tokensPerNode: tokensPerNode,
+                                    nowMillis: now, maxClockSkewMillis: 2_000)
+        #expect(twins.accepted.map(\.id) == ["twin-3861"])
+        #expect(twins.refused == [.versionNumberTaken(member: "twin-66849", by: "twin-3861")])
+    }
+
+    @Test func adoptingTokensJoinsThisNodeAndTellsOthers() {
+        var instance = Membership.Instance(me: joiner("a"))
+        #expect(!ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3).isJoined)
+        let heartbeat = instance.me.heartbeat
+        instance.adoptTokens([5, 6, 7, 8])
+        #expect(instance.me.tokens == [5, 6, 7, 8])
+        #expect(instance.me.heartbeat > heartbeat)  // newer: gossip carries it over the old record
+        #expect(ClusterView(instance, clockProblem: "skewed", nowMillis: now, replicationFactor: 3).clockProblem == "skewed")
+    }
+}
