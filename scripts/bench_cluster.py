@@ -3,14 +3,13 @@
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import free_port  # noqa: E402
+from benchlib import free_port, run_bench  # noqa: E402
 
 CONCURRENCY = 50
 
@@ -40,18 +39,8 @@ def wait_up(bin_dir, port, count, timeout=30):
 
 
 def bench(bin_dir, port, op, seconds, prefill=False):
-    report = os.path.join(tempfile.mkdtemp(), "run.json")
-    args = [f"{bin_dir}/aerocache-bench", "--endpoints", f"127.0.0.1:{port}", "--keys", "100000", "--value-size", "100",
-            "--concurrency", str(CONCURRENCY), "--mix", f"{op}=100", "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
-    if op == "set":
-        args += ["--consistency", "quorum"]
-    if prefill:
-        args.append("--prefill")
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    with open(report) as f:
-        document = json.load(f)
-    if document["errors"]:
-        sys.exit(f"{op}: {document['errors']} errors: {document['errors_by_code']}")
+    document = run_bench(bin_dir, port, op, seconds, keys=100_000, value_size=100, concurrency=CONCURRENCY,
+                         prefill=prefill, consistency="quorum" if op == "set" else None)
     return document["ops_per_sec"], document["latency_us"]["p50"], document["latency_us"]["p99"]
 
 

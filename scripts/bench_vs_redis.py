@@ -1,16 +1,12 @@
 #!/usr/bin/env python3
 """Drives scripts/bench-vs-redis.sh: alternating rounds, medians, ratios."""
 import argparse
-import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchlib import free_port, wait_port  # noqa: E402
+from benchlib import free_port, run_bench, wait_port  # noqa: E402
 
 KEYS, CONCURRENCY, VALUE = 100_000, 50, 100
 
@@ -20,17 +16,7 @@ KEYS, CONCURRENCY, VALUE = 100_000, 50, 100
 
 
 def aerocache(bin_dir, port, op, seconds, prefill=False):
-    report = os.path.join(tempfile.mkdtemp(), "run.json")
-    args = [f"{bin_dir}/aerocache-bench", "--endpoints", f"127.0.0.1:{port}", "--keys", str(KEYS),
-            "--value-size", str(VALUE), "--concurrency", str(CONCURRENCY), "--mix", f"{op}=100",
-            "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
-    if prefill:
-        args.append("--prefill")
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    with open(report) as f:
-        document = json.load(f)
-    if document["errors"]:
-        sys.exit(f"aerocache-bench {op}: {document['errors']} errors")
+    document = run_bench(bin_dir, port, op, seconds, keys=KEYS, value_size=VALUE, concurrency=CONCURRENCY, prefill=prefill)
     if op == "get" and document["hit_ratio"] < 0.999:
         sys.exit(f"aerocache-bench get: hit ratio {document['hit_ratio']}")
     return document["ops_per_sec"], document["latency_us"]["p50"], document["latency_us"]["p99"], document["bench_cpu_us_per_op"]

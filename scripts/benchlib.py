@@ -1,6 +1,10 @@
 """Helpers shared by the benchmark drivers in scripts/."""
+import json
+import os
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -21,3 +25,22 @@ def wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.05)
     sys.exit(f"nothing listening on {port} after {timeout}s")
+
+
+def run_bench(bin_dir, port, op, seconds, keys, value_size, concurrency, prefill=False, consistency=None):
+    """Runs aerocache-bench against the node on `port` (`op`=100 of the mix, after a 1 s warmup)
+    and returns its JSON report; exits with one line when any call failed."""
+    report = os.path.join(tempfile.mkdtemp(), "run.json")
+    args = [f"{bin_dir}/aerocache-bench", "--endpoints", f"127.0.0.1:{port}", "--keys", str(keys),
+            "--value-size", str(value_size), "--concurrency", str(concurrency), "--mix", f"{op}=100",
+            "--duration", f"{seconds}s", "--warmup", "1s", "--json", report]
+    if consistency:
+        args += ["--consistency", consistency]
+    if prefill:
+        args.append("--prefill")
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    with open(report) as f:
+        document = json.load(f)
+    if document["errors"]:
+        sys.exit(f"aerocache-bench {op}: {document['errors']} errors: {document['errors_by_code']}")
+    return document

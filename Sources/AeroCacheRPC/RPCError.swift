@@ -17,6 +17,16 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 
+    /// Errors are equal by what the caller hears, code and message (not ``neverSent``).
+    public static func == (lhs: RPCError, rhs: RPCError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+    }
+
     /// A gRPC status code. Wraps a private enum so that cases can be added without breaking users.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Wrapped: Int, Sendable {

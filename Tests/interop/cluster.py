@@ -22,6 +22,16 @@ from aerocache.v1 import peer_pb2, peer_pb2_grpc  # noqa: E402
 SECRET_HEADER = "aerocache-cluster-secret"
 
 
+def wait_or_kill(processes, timeout=15):
+    """Waits (bounded) for each process to exit; kills the ones that do not."""
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def make_secret_file():
     handle = tempfile.NamedTemporaryFile("w", prefix="aerocache-secret-", delete=False)
     handle.write(secrets.token_urlsafe(32) + "\n")
@@ -120,12 +130,7 @@ class Cluster:
             if process.poll() is None:
                 process.send_signal(signal.SIGCONT)
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        wait_or_kill(self.processes.values())
         if self.secret_file and os.path.exists(self.secret_file):
             os.unlink(self.secret_file)
 

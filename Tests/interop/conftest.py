@@ -18,14 +18,12 @@ if "AEROCACHE_NODE" not in os.environ:
 
 sys.path.insert(0, os.environ.get("AEROCACHE_PYGEN", os.path.join(os.path.dirname(__file__), "gen")))
 
+# One home for the helpers the tests and the benchmark drivers share (free_port).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+
 from aerocache.v1 import cache_pb2, cache_pb2_grpc  # noqa: E402
+from benchlib import free_port  # noqa: E402,F401  (imported from here by the test modules)
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402  (grpcio-health-checking: the standard client)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from cluster import make_secret_file
+from cluster import make_secret_file, wait_or_kill
 
 NODES = 4
 PORT = 7400
@@ -106,12 +106,7 @@ class NamespacedCluster:
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        wait_or_kill(self.processes.values())
         for namespace in [*self.namespaces, self.hub]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
         os.unlink(self.secret_file)

@@ -3,14 +3,7 @@ public enum ByteSize {
     public static func parse(_ text: String) throws(InputError) -> Int {
         let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
                                       ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
-        let trimmed = text.trimmingSpaces
-        var number = Substring(trimmed)
-        var multiplier = 1
-        for (suffix, size) in units where trimmed.hasSuffix(suffix) {
-            number = trimmed.dropLast(suffix.count)
-            multiplier = size
-            break
-        }
+        let (number, multiplier) = text.trimmingSpaces.splittingUnit(units, default: 1)
         guard let amount = Double(number.trimmingSpaces), amount >= 0, amount * Double(multiplier) < 9e18 else {
             throw InputError("size \"\(text)\" must be a number of bytes, optionally with KiB, MiB or GiB")
         }
@@ -19,6 +12,13 @@ public enum ByteSize {
 }
 
 extension StringProtocol {
+    /// The text before the first of `units` that ends it, and that unit's size; the whole
+    /// text and `fallback` when none does.
+    func splittingUnit<Size>(_ units: [(String, Size)], default fallback: Size) -> (number: SubSequence, size: Size) {
+        for (suffix, size) in units where hasSuffix(suffix) { return (dropLast(suffix.count), size) }
+        return (self[...], fallback)
+    }
+
     var trimmingSpaces: String {
         String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }

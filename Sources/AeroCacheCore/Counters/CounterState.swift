@@ -86,22 +86,9 @@ public struct CounterState: Sendable, Hashable {
 
         /// Slot lists merged by id, keeping each slot's maximum of both tallies.
         static func join(_ a: [Slot], _ b: [Slot]) -> [Slot] {
-            var result: [Slot] = []
-            result.reserveCapacity(max(a.count, b.count))
-            var i = 0
-            var j = 0
-            while i < a.count || j < b.count {
-                if j == b.count || (i < a.count && a[i].id < b[j].id) {
-                    result.append(a[i]); i += 1
-                } else if i == a.count || b[j].id < a[i].id {
-                    result.append(b[j]); j += 1
-                } else {
-                    result.append(Slot(id: a[i].id, added: max(a[i].added, b[j].added),
-                                       subtracted: max(a[i].subtracted, b[j].subtracted)))
-                    i += 1; j += 1
-                }
+            mergedByID(a, b, id: \.id) { x, y in
+                Slot(id: x.id, added: max(x.added, y.added), subtracted: max(x.subtracted, y.subtracted))
             }
-            return result
         }
     }
 
@@ -114,23 +101,8 @@ public struct CounterState: Sendable, Hashable {
 
     /// Both states' windows: a window held by both is joined slot by slot.
     func joined(with other: CounterState) -> CounterState {
-        var result: [Window] = []
-        result.reserveCapacity(windows.count + other.windows.count)
-        var i = 0
-        var j = 0
-        let a = windows
-        let b = other.windows
-        while i < a.count || j < b.count {
-            if j == b.count || (i < a.count && a[i].id < b[j].id) {
-                result.append(a[i]); i += 1
-            } else if i == a.count || b[j].id < a[i].id {
-                result.append(b[j]); j += 1
-            } else {
-                result.append(a[i].joined(with: b[j])); i += 1; j += 1
-            }
-        }
         var state = CounterState()
-        state.windows = result
+        state.windows = mergedByID(windows, other.windows, id: \.id) { $0.joined(with: $1) }
         return state
     }
 
@@ -204,4 +176,24 @@ extension CounterState {
         guard offset == bytes.count else { return nil }
         self.windows = windows
     }
+}
+
+/// Two lists sorted by id merged into one: an id held by both appears once, `combine`d.
+@inline(__always)
+private func mergedByID<Element, ID: Comparable>(_ a: [Element], _ b: [Element], id: (Element) -> ID,
+                                                 combine: (Element, Element) -> Element) -> [Element] {
+    var result: [Element] = []
+    result.reserveCapacity(max(a.count, b.count))
+    var i = 0
+    var j = 0
+    while i < a.count || j < b.count {
+        if j == b.count || (i < a.count && id(a[i]) < id(b[j])) {
+            result.append(a[i]); i += 1
+        } else if i == a.count || id(b[j]) < id(a[i]) {
+            result.append(b[j]); j += 1
+        } else {
+            result.append(combine(a[i], b[j])); i += 1; j += 1
+        }
+    }
+    return result
 }

@@ -31,8 +31,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     init(authority: String, maxResponseMessageBytes: Int, extraHeaders: [(name: String, value: String)] = [],
          deadlineSlack: TimeAmount = .zero, onUnusable: @escaping @Sendable () -> Void) {
-        self.authority = HeaderField(":authority", authority)
-        self.extraHeaders = extraHeaders.map { HeaderField($0.name, $0.value) }
+        self.authority = HeaderField(":authority", authority, readInPlace: true)
+        self.extraHeaders = extraHeaders.map { HeaderField($0.name, $0.value, readInPlace: true) }
         self.deadlineSlack = deadlineSlack
         self.peerDescription = authority
         self.maxResponseMessageBytes = maxResponseMessageBytes
@@ -109,7 +109,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         let stream = ClientStream(request: payload, completion: completion,
                                   maxResponseMessageBytes: maxResponseMessageBytes)
         let pathHeader = pathHeaders[path] ?? {
-            let header = HeaderField(":path", path)
+            let header = HeaderField(":path", path, readInPlace: true)
             pathHeaders[path] = header
             return header
         }()
@@ -117,7 +117,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                       HeaderField.te, HeaderField.userAgent]
         fields.append(contentsOf: extraHeaders)
         if let timeoutNanoseconds {
-            fields.append(HeaderField("grpc-timeout", GRPCTimeout.format(nanoseconds: timeoutNanoseconds), copiedOnSubmit: true))
+            fields.append(HeaderField("grpc-timeout", GRPCTimeout.format(nanoseconds: timeoutNanoseconds)))
         }
         var provider = Nghttp2Session.bodyProvider
         let streamID = withFields(fields) { fields, count in

@@ -610,7 +610,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         }
         var fields = [httpStatus, HeaderField.contentTypeGRPC, HeaderField.grpcStatus[error.code.rawValue]]
         if error.code == .unimplemented { fields.append(HeaderField.grpcAcceptEncoding) }
-        fields.append(HeaderField("grpc-message", PercentEncoding.encode(message), copiedOnSubmit: true))
+        fields.append(HeaderField("grpc-message", PercentEncoding.encode(message)))
         let submitted = withFields(fields) { fields, count in
             nghttp2_submit_response(session.raw, stream.id, fields, count, nil)
         }

@@ -1,0 +1,4 @@
+// What a service using the client names with `import AeroCacheClient` alone: the error every
+// call throws and the consistency levels a call may ask for.
+@_exported import struct AeroCacheRPC.RPCError
+@_exported import enum AeroCacheCore.Consistency
