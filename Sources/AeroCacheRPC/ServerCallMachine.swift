@@ -74,6 +74,21 @@ package struct ServerCallMachine {
         package var requestWasIncomplete: Bool
     }
 
+    /// What every call on the server is checked against (shared, never copied per header).
+    package final class Rules: Sendable {
+        package let router: ServerRouter
+        /// How peer calls are recognised; nil: no call is a peer call.
+        package let credential: PeerCredential?
+        package let maxMessageBytes: Int
+
+        package init(router: ServerRouter, credential: PeerCredential?, maxMessageBytes: Int) {
+            self.router = router
+            self.credential = credential
+            self.maxMessageBytes = maxMessageBytes
+        }
+    }
+
+    private let rules: Rules
     package private(set) var phase = Phase.receivingHeaders
     package private(set) var method: ServerMethod?
     /// The call carried the cluster's credential.
@@ -93,19 +108,19 @@ package struct ServerCallMachine {
     /// Longest piece of a request quoted in an error message.
     static let maxQuotedBytes = 128
 
-    package init(maxMessageBytes: Int) {
-        collector = UnaryMessageCollector(maxMessageBytes: maxMessageBytes)
+    package init(rules: Rules) {
+        self.rules = rules
+        collector = UnaryMessageCollector(maxMessageBytes: rules.maxMessageBytes)
     }
 
     // MARK: Events
 
-    /// One request header. `credential`: how peer calls are recognised (nil: none is).
-    package mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
-                                router: ServerRouter, credential: PeerCredential?) {
+    /// One request header.
+    package mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard phase == .receivingHeaders, let first = name.first else { return }
         if first == UInt8(ascii: ":") {
             if name.equals(":path") {
-                method = router.method(forPath: value)
+                method = rules.router.method(forPath: value)
                 unknownPath = method == nil ? Self.quote(value) : nil
             } else if name.equals(":method") {
                 isPOST = value.equals("POST")
@@ -117,7 +132,7 @@ package struct ServerCallMachine {
             badTimeout = timeoutNanoseconds == nil
         } else if name.equals("grpc-encoding") {
             unsupportedEncoding = value.equals("identity") ? nil : Self.quote(value)
-        } else if let credential, name.equals(PeerCredential.headerName) {
+        } else if let credential = rules.credential, name.equals(PeerCredential.headerName) {
             isPeer = credential.admits(value)
         }
     }
@@ -125,7 +140,7 @@ package struct ServerCallMachine {
     /// The request's headers are complete (`now`: the monotonic clock): refused at once if
     /// the call cannot be served, in the order gRPC checks (method, content type, timeout,
     /// encoding, path).
-    package mutating func headersEnded(endStream: Bool, now: UInt64) -> HeadersAction {
+    package mutating func headersEnded(endStream: Bool, now: @autoclosure () -> UInt64) -> HeadersAction {
         guard phase == .receivingHeaders else { return .ignore }
         phase = .receivingMessage
         let refusal: Refusal? =
@@ -147,7 +162,7 @@ package struct ServerCallMachine {
             return .refuse(refusal)
         }
         if let timeoutNanoseconds {
-            deadline = now &+ UInt64(timeoutNanoseconds)
+            deadline = now() &+ UInt64(timeoutNanoseconds)
             return .receive(watchDeadline: !endStream)
         }
         return .receive(watchDeadline: false)
@@ -168,7 +183,7 @@ package struct ServerCallMachine {
 
     /// The client half-closed the stream. `answersMustWait`: too many answers wait on this
     /// connection (or all of them) for the call to run now.
-    package mutating func requestEnded(answersMustWait: Bool, now: UInt64) -> RunAction {
+    package mutating func requestEnded(answersMustWait: Bool, now: @autoclosure () -> UInt64) -> RunAction {
         guard phase == .receivingMessage, method != nil else { return .ignore }
         let request: [UInt8]
         do {
@@ -186,17 +201,17 @@ package struct ServerCallMachine {
     }
 
     /// A call held back by waiting answers may run now.
-    package mutating func resume(now: UInt64) -> RunAction {
+    package mutating func resume(now: @autoclosure () -> UInt64) -> RunAction {
         guard phase == .waiting, let request = heldRequest else { return .ignore }
         heldRequest = nil
         return start(request, now: now)
     }
 
     /// Out of the queue (if it waited), the call runs, unless its deadline already passed.
-    private mutating func start(_ request: [UInt8], now: UInt64) -> RunAction {
+    private mutating func start(_ request: [UInt8], now: () -> UInt64) -> RunAction {
         guard let method else { return .ignore }
         phase = .running
-        if let deadline, deadline < now {
+        if let deadline, deadline < now() {
             return .refuse(RPCError(.deadlineExceeded, "deadline exceeded before the call started"))
         }
         return .run(method, request: request)

@@ -45,7 +45,10 @@ public struct ServerMethod: Sendable {
                 throw RPCError(.unauthenticated, "\(path) takes calls from cluster members only: send the cluster secret")
             }
             try limit?.check(bytes)
-            return try handler(try decode(Request.self, from: bytes), context).map(encode)
+            let reply = try handler(try decode(Request.self, from: bytes), context)
+            // The common answer, ready now, is encoded without building a closure.
+            if case .now(let response) = reply { return .now(try encode(response)) }
+            return try reply.map(encode)
         }
     }
 }

@@ -11,7 +11,7 @@ import Testing
     private func header(_ call: inout ServerCallMachine, _ name: String, _ value: String) {
         let name = Array(name.utf8), value = Array(value.utf8)
         name.withUnsafeBytes { n in
-            value.withUnsafeBytes { v in call.receiveHeader(name: n, value: v, router: router, credential: credential) }
+            value.withUnsafeBytes { v in call.receiveHeader(name: n, value: v) }
         }
     }
 
@@ -19,7 +19,7 @@ import Testing
     private func call(path: String = CacheMethods.get.path, method: String = "POST",
                       contentType: String = "application/grpc+proto", extra: [(String, String)] = [],
                       maxMessageBytes: Int = 1024) -> ServerCallMachine {
-        var call = ServerCallMachine(maxMessageBytes: maxMessageBytes)
+        var call = ServerCallMachine(rules: .init(router: router, credential: credential, maxMessageBytes: maxMessageBytes))
         header(&call, ":method", method)
         header(&call, ":path", path)
         header(&call, "content-type", contentType)
@@ -105,9 +105,9 @@ import Testing
         var wrong = call(extra: [(PeerCredential.headerNameString, "0123456789abcdef-secreT")])
         #expect(!wrong.isPeer)
         // Without a credential configured no call is a peer call, whatever it sends.
-        var open = ServerCallMachine(maxMessageBytes: 16)
+        var open = ServerCallMachine(rules: .init(router: router, credential: nil, maxMessageBytes: 16))
         let name = Array(PeerCredential.headerNameString.utf8), value = Array("0123456789abcdef-secret".utf8)
-        name.withUnsafeBytes { n in value.withUnsafeBytes { v in open.receiveHeader(name: n, value: v, router: router, credential: nil) } }
+        name.withUnsafeBytes { n in value.withUnsafeBytes { v in open.receiveHeader(name: n, value: v) } }
         #expect(!open.isPeer)
         _ = peer.headersEnded(endStream: true, now: 0)
         _ = wrong.headersEnded(endStream: true, now: 0)

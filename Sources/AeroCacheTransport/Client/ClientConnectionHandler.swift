@@ -145,7 +145,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     private func scheduleFlush() {
         guard let context else { return }
-        session.flushSoon(on: context.eventLoop) { [self] in flush() }
+        guard session.claimFlush() else { return }
+        context.eventLoop.assumeIsolated().execute { [self] in
+            session.flushRan()
+            flush()
+        }
     }
 
     private func flush() {

@@ -119,16 +119,18 @@ final class Nghttp2Session {
     /// whether it takes more).
     static let writeChunkBytes = 64 * 1024
 
-    /// Runs `flush` once the current event-loop task is done, unless a read cycle is under
-    /// way (its end flushes) or a flush is already scheduled: what completes together goes
-    /// out in one write.
-    func flushSoon(on eventLoop: any EventLoop, _ flush: @escaping () -> Void) {
-        guard !inReadCycle, !flushScheduled else { return }
+    /// Whether the caller should schedule a flush for when the current event-loop task is
+    /// done (and call ``flushRan()`` in it): not while a read cycle is under way (its end
+    /// flushes) nor when one is scheduled already, so what completes together goes out in
+    /// one write. (The caller schedules it, so that nothing is allocated when it need not.)
+    func claimFlush() -> Bool {
+        guard !inReadCycle, !flushScheduled else { return false }
         flushScheduled = true
-        eventLoop.assumeIsolated().execute { [self] in
-            flushScheduled = false
-            flush()
-        }
+        return true
+    }
+
+    func flushRan() {
+        flushScheduled = false
     }
 
     // MARK: Callbacks

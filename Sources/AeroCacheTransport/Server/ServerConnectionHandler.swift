@@ -60,7 +60,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     /// Longest `grpc-message` sent.
     static let maxMessageBytes = 1024
 
-    private let router: ServerRouter
+    /// `:status 200` and the gRPC content type, the headers of every answer with a message
+    /// (nghttp2 copies the array, and reads the process-wide fields in place).
+    nonisolated(unsafe) private static let okResponseFields: UnsafeMutablePointer<nghttp2_nv> = {
+        let fields = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: 2)
+        fields.initialize(from: [HeaderField.status200.field, HeaderField.contentTypeGRPC.field], count: 2)
+        return fields
+    }()
+
+    private let rules: ServerCallMachine.Rules
     private let settings: Settings
     private let jobs: AsyncStream<ServerJob>.Continuation
     private let logger: Logger
@@ -97,7 +105,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
-        self.router = router
+        self.rules = ServerCallMachine.Rules(router: router, credential: settings.peerCredential,
+                                             maxMessageBytes: settings.maxRequestMessageBytes)
         self.settings = settings
         self.jobs = jobs
         self.logger = logger
@@ -375,17 +384,21 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     /// batch of replica acknowledgements) go out in one write. A read cycle flushes at its end.
     private func flushSoon() {
         guard let context else { return }
-        session.flushSoon(on: context.eventLoop) { [self] in flush() }
+        guard session.claimFlush() else { return }
+        context.eventLoop.assumeIsolated().execute { [self] in
+            session.flushRan()
+            flush()
+        }
     }
 
     // MARK: Request side (nghttp2 callbacks)
 
     private func onBeginHeaders(streamID: Int32) {
-        streams[streamID] = ServerStream(id: streamID, maxMessageBytes: settings.maxRequestMessageBytes)
+        streams[streamID] = ServerStream(id: streamID, rules: rules)
     }
 
     private func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        streams[streamID]?.call.receiveHeader(name: name, value: value, router: router, credential: settings.peerCredential)
+        streams[streamID]?.call.receiveHeader(name: name, value: value)
     }
 
     /// The request's headers are complete: refused at once if it cannot be served.
@@ -592,10 +605,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             stream.unsentResponseBytes = MessageFrame.prefixLength + payload.count
             heldResponseBytes += stream.unsentResponseBytes
             var provider = Nghttp2Session.bodyProvider
-            let submitted = withFields([HeaderField.status200, HeaderField.contentTypeGRPC]) { fields, count in
-                nghttp2_submit_response(session.raw, stream.id, fields, count, &provider)
-            }
-            if submitted != 0 {
+            if nghttp2_submit_response(session.raw, stream.id, Self.okResponseFields, 2, &provider) != 0 {
                 resetStream(stream)
             }
         case .failure(let error):
@@ -723,8 +733,8 @@ final class ServerStream {
     /// When the request, given its window, must have arrived whole.
     var bodyDeadline = NIODeadline.distantFuture
 
-    init(id: Int32, maxMessageBytes: Int) {
+    init(id: Int32, rules: ServerCallMachine.Rules) {
         self.id = id
-        self.call = ServerCallMachine(maxMessageBytes: maxMessageBytes)
+        self.call = ServerCallMachine(rules: rules)
     }
 }
