@@ -32,8 +32,8 @@ let package = Package(
             name: "AeroCacheCore",
             swiftSettings: strict
         ),
-        // gRPC's rules as values, no sockets: statuses, framing, timeouts, the method shape,
-        // and the state machines of a server call and a client's answer.
+        // The vocabulary of a call, no sockets: statuses, the method shape, descriptors, the
+        // peer credential (what the services need without the transport).
         .target(
             name: "AeroCacheRPC",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],

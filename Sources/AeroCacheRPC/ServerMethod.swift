@@ -26,7 +26,7 @@ public struct ServerMethod: Sendable {
 
     public let path: String
     package let body: Body
-    package let pathBytes: [UInt8]
+    @usableFromInline let pathBytes: [UInt8]
 
     /// A method answering `method` with `handler`.
     ///
@@ -134,7 +134,7 @@ package func encode<Response: SwiftProtobuf.Message>(_ response: Response) throw
 
 /// The methods a server answers, looked up by raw `:path` bytes without allocating.
 public struct ServerRouter: Sendable {
-    private let methods: [ServerMethod]
+    @usableFromInline let methods: [ServerMethod]
 
     public init(_ methods: [ServerMethod]) {
         var seen = Set<String>()
@@ -142,6 +142,7 @@ public struct ServerRouter: Sendable {
         self.methods = methods
     }
 
+    @inlinable
     package func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
         for method in methods where method.pathBytes.count == path.count {
             if method.pathBytes.withUnsafeBytes({ $0.elementsEqual(path) }) { return method }

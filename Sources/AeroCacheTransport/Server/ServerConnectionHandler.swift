@@ -74,6 +74,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private let logger: Logger
     private let session = Nghttp2Session(role: .server, manualWindowUpdates: true)
     private var streams: [Int32: ServerStream] = [:]
+    /// The stream whose request headers are arriving now, if any.
+    private var receivingHeaders: ServerStream?
     private var context: ChannelHandlerContext?
     private var isOpen = true
     private var started = false
@@ -186,6 +188,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             _ = stream.call.closed()
         }
         streams.removeAll()
+        receivingHeaders = nil
         waiting.removeAll()
         waitingHead = 0
         waitingGone = 0
@@ -394,16 +397,23 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     // MARK: Request side (nghttp2 callbacks)
 
     private func onBeginHeaders(streamID: Int32) {
-        streams[streamID] = ServerStream(id: streamID, rules: rules)
+        let stream = ServerStream(id: streamID, rules: rules)
+        streams[streamID] = stream
+        receivingHeaders = stream
     }
 
     private func onHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        streams[streamID]?.call.receiveHeader(name: name, value: value)
+        guard ServerCallMachine.wants(headerNamed: name) else { return }
+        // The headers of one request arrive together, right after it began: no lookup each.
+        let stream = receivingHeaders?.id == streamID ? receivingHeaders : streams[streamID]
+        stream?.call.receiveHeader(name: name, value: value)
     }
 
     /// The request's headers are complete: refused at once if it cannot be served.
     private func onRequestHeaders(streamID: Int32, endStream: Bool) {
-        guard let stream = streams[streamID] else { return }
+        let stream = receivingHeaders?.id == streamID ? receivingHeaders : streams[streamID]
+        receivingHeaders = nil
+        guard let stream else { return }
         switch stream.call.headersEnded(endStream: endStream, now: Self.now()) {
         case .receive(let watchDeadline):
             if watchDeadline, let context { armDeadline(stream, on: context.eventLoop) }
@@ -580,6 +590,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     static let deadlineSweepInterval = TimeAmount.milliseconds(5)
 
     private func onStreamClose(streamID: Int32) {
+        if receivingHeaders?.id == streamID { receivingHeaders = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         // What it still held: its request's share of the budget, an answer not all sent.
         releaseRequest(of: stream)

@@ -1,3 +1,5 @@
+import AeroCacheRPC
+
 /// The life of one call on a server connection, as a value: the connection handler feeds it
 /// what nghttp2 reports (a header, the end of the headers, a DATA chunk, the end of the
 /// request, a deadline sweep, an answer, the stream's close) and does what it answers.
@@ -11,25 +13,25 @@
 ///        ▼                             ▼ refused / deadline / answered early
 ///    responding                    responding                       (any) ─closed─▶ closed
 /// ```
-package struct ServerCallMachine {
-    package enum Phase: Equatable {
+struct ServerCallMachine {
+    enum Phase: Equatable {
         case receivingHeaders, receivingMessage, waiting, running, responding, closed
     }
 
     /// A call answered without running: the HTTP status of the answer and its gRPC error.
-    package struct Refusal: Equatable {
+    struct Refusal: Equatable {
         /// 200 for a gRPC error; 405 or 415 when the request is not gRPC at all.
-        package var httpStatus: Int
-        package var error: RPCError
+        var httpStatus: Int
+        var error: RPCError
 
-        package init(httpStatus: Int, error: RPCError) {
+        init(httpStatus: Int, error: RPCError) {
             self.httpStatus = httpStatus
             self.error = error
         }
     }
 
     /// What the handler does once the request's headers are complete.
-    package enum HeadersAction: Equatable {
+    enum HeadersAction: Equatable {
         /// The call goes on; with a deadline, the handler watches it while the body arrives.
         case receive(watchDeadline: Bool)
         case refuse(Refusal)
@@ -38,7 +40,7 @@ package struct ServerCallMachine {
     }
 
     /// What the handler does with a DATA chunk.
-    package enum DataAction: Equatable {
+    enum DataAction: Equatable {
         /// Kept; `declaredMessageBytes` is the whole message's size (prefix included) the
         /// first time the chunk that completes the gRPC prefix arrives.
         case kept(declaredMessageBytes: Int?)
@@ -49,7 +51,7 @@ package struct ServerCallMachine {
     }
 
     /// What the handler does when the request is complete, or a waiting one may go on.
-    package enum RunAction {
+    enum RunAction {
         case run(ServerMethod, request: [UInt8])
         /// Too many answers wait for the client: the call waits (watched for its deadline).
         case hold(watchDeadline: Bool)
@@ -58,7 +60,7 @@ package struct ServerCallMachine {
     }
 
     /// What a deadline sweep does with this call.
-    package enum DeadlineAction: Equatable {
+    enum DeadlineAction: Equatable {
         /// Still running and in time.
         case keepWatching
         /// No longer running: stop watching it.
@@ -67,21 +69,21 @@ package struct ServerCallMachine {
     }
 
     /// What answering changes, for the handler's bookkeeping.
-    package struct Answering: Equatable {
+    struct Answering: Equatable {
         /// The call was in the queue of calls waiting to run.
-        package var leftWaitQueue: Bool
+        var leftWaitQueue: Bool
         /// The request had not all arrived: the rest is dropped, its window given back.
-        package var requestWasIncomplete: Bool
+        var requestWasIncomplete: Bool
     }
 
     /// What every call on the server is checked against (shared, never copied per header).
-    package final class Rules: Sendable {
-        package let router: ServerRouter
+    final class Rules: Sendable {
+        let router: ServerRouter
         /// How peer calls are recognised; nil: no call is a peer call.
-        package let credential: PeerCredential?
-        package let maxMessageBytes: Int
+        let credential: PeerCredential?
+        let maxMessageBytes: Int
 
-        package init(router: ServerRouter, credential: PeerCredential?, maxMessageBytes: Int) {
+        init(router: ServerRouter, credential: PeerCredential?, maxMessageBytes: Int) {
             self.router = router
             self.credential = credential
             self.maxMessageBytes = maxMessageBytes
@@ -89,13 +91,13 @@ package struct ServerCallMachine {
     }
 
     private let rules: Rules
-    package private(set) var phase = Phase.receivingHeaders
-    package private(set) var method: ServerMethod?
+    private(set) var phase = Phase.receivingHeaders
+    private(set) var method: ServerMethod?
     /// The call carried the cluster's credential.
-    package private(set) var isPeer = false
+    private(set) var isPeer = false
     /// When the caller stops waiting, in ``nanoseconds`` of the monotonic clock.
-    package private(set) var deadline: UInt64?
-    package private(set) var collector: UnaryMessageCollector
+    private(set) var deadline: UInt64?
+    private(set) var collector: UnaryMessageCollector
     private var unknownPath: String?
     private var isPOST = false
     private var isGRPCContentType = false
@@ -108,15 +110,27 @@ package struct ServerCallMachine {
     /// Longest piece of a request quoted in an error message.
     static let maxQuotedBytes = 128
 
-    package init(rules: Rules) {
+    init(rules: Rules) {
         self.rules = rules
         collector = UnaryMessageCollector(maxMessageBytes: rules.maxMessageBytes)
     }
 
     // MARK: Events
 
-    /// One request header.
-    package mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    /// Whether a header with this name can change the call (others, as `:authority`, `te` or
+    /// `user-agent`, need not be passed in: the handler saves an access per header).
+    static func wants(headerNamed name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 5: name.equals(":path")
+        case 7: name.equals(":method")
+        case 12: name.equals("content-type") || name.equals("grpc-timeout")
+        case 13: name.equals("grpc-encoding")
+        default: name.equals(PeerCredential.headerName)
+        }
+    }
+
+    /// One request header (one that it ``wants(headerNamed:)``; others change nothing).
+    mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard phase == .receivingHeaders, let first = name.first else { return }
         if first == UInt8(ascii: ":") {
             if name.equals(":path") {
@@ -140,7 +154,7 @@ package struct ServerCallMachine {
     /// The request's headers are complete (`now`: the monotonic clock): refused at once if
     /// the call cannot be served, in the order gRPC checks (method, content type, timeout,
     /// encoding, path).
-    package mutating func headersEnded(endStream: Bool, now: @autoclosure () -> UInt64) -> HeadersAction {
+    mutating func headersEnded(endStream: Bool, now: @autoclosure () -> UInt64) -> HeadersAction {
         guard phase == .receivingHeaders else { return .ignore }
         phase = .receivingMessage
         let refusal: Refusal? =
@@ -169,7 +183,7 @@ package struct ServerCallMachine {
     }
 
     /// A chunk of the request body.
-    package mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> DataAction {
+    mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> DataAction {
         guard phase == .receivingMessage else { return .dropped }
         let sizeWasKnown = collector.declaredMessageBytes != nil
         do {
@@ -183,7 +197,7 @@ package struct ServerCallMachine {
 
     /// The client half-closed the stream. `answersMustWait`: too many answers wait on this
     /// connection (or all of them) for the call to run now.
-    package mutating func requestEnded(answersMustWait: Bool, now: @autoclosure () -> UInt64) -> RunAction {
+    mutating func requestEnded(answersMustWait: Bool, now: @autoclosure () -> UInt64) -> RunAction {
         guard phase == .receivingMessage, method != nil else { return .ignore }
         let request: [UInt8]
         do {
@@ -201,7 +215,7 @@ package struct ServerCallMachine {
     }
 
     /// A call held back by waiting answers may run now.
-    package mutating func resume(now: @autoclosure () -> UInt64) -> RunAction {
+    mutating func resume(now: @autoclosure () -> UInt64) -> RunAction {
         guard phase == .waiting, let request = heldRequest else { return .ignore }
         heldRequest = nil
         return start(request, now: now)
@@ -218,7 +232,7 @@ package struct ServerCallMachine {
     }
 
     /// A sweep of calls with deadlines passes at `now`.
-    package func checkDeadline(now: UInt64) -> DeadlineAction {
+    func checkDeadline(now: UInt64) -> DeadlineAction {
         switch phase {
         case .receivingMessage, .waiting, .running:
             guard let deadline, deadline <= now else { return .keepWatching }
@@ -230,7 +244,7 @@ package struct ServerCallMachine {
 
     /// The call is answered now (its result, a refusal or a deadline); nil when it already
     /// was, or its stream is gone: a call is answered once.
-    package mutating func answer() -> Answering? {
+    mutating func answer() -> Answering? {
         switch phase {
         case .responding, .closed:
             return nil
@@ -244,7 +258,7 @@ package struct ServerCallMachine {
 
     /// The stream closed; returns whether the call was waiting in the queue. A late answer
     /// (from a call still running) finds it closed.
-    package mutating func closed() -> Bool {
+    mutating func closed() -> Bool {
         let wasWaiting = phase == .waiting
         phase = .closed
         releaseRequest()

@@ -1,19 +1,21 @@
+import AeroCacheRPC
+
 /// What a client hears of one call's answer (headers, message bytes, trailers), and what the
 /// call comes to when its stream closes: a value the connection handler feeds and asks.
-package struct ClientCallAnswer {
-    package private(set) var httpStatus: Int?
-    package private(set) var grpcStatus: Int?
-    package private(set) var grpcMessage: String?
+struct ClientCallAnswer {
+    private(set) var httpStatus: Int?
+    private(set) var grpcStatus: Int?
+    private(set) var grpcMessage: String?
     /// The response as it arrived: the 5-byte gRPC prefix, then the message.
     private var framed: [UInt8] = []
-    package let maxMessageBytes: Int
+    let maxMessageBytes: Int
 
-    package init(maxMessageBytes: Int) {
+    init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
     }
 
     /// One header or trailer of the answer.
-    package mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    mutating func receiveHeader(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         if name.equals(":status") {
             httpStatus = Int(parsingDigits: value)
         } else if name.equals("grpc-status") {
@@ -24,7 +26,7 @@ package struct ClientCallAnswer {
     }
 
     /// Appends response DATA; false when the response grows past the limit.
-    package mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> Bool {
+    mutating func receiveData(_ chunk: UnsafeRawBufferPointer) -> Bool {
         guard framed.count + chunk.count <= maxMessageBytes + MessageFrame.prefixLength else { return false }
         framed.append(contentsOf: chunk)
         return true
@@ -32,7 +34,7 @@ package struct ClientCallAnswer {
 
     /// What the call came to, once its stream closed with `resetCode` (0: closed normally).
     /// `peer` names the server in messages.
-    package consuming func outcome(resetCode: UInt32, peer: String) -> Result<[UInt8], RPCError> {
+    consuming func outcome(resetCode: UInt32, peer: String) -> Result<[UInt8], RPCError> {
         if let grpcStatus {
             guard grpcStatus == 0 else {
                 return .failure(RPCError(RPCError.Code(rawValue: grpcStatus), grpcMessage ?? ""))
@@ -68,7 +70,7 @@ package struct ClientCallAnswer {
 
 extension Int {
     /// Parses ASCII decimal digits; nil when empty, not all digits, or too long.
-    package init?(parsingDigits bytes: UnsafeRawBufferPointer) {
+    init?(parsingDigits bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty, bytes.count <= 9 else { return nil }
         var value = 0
         for byte in bytes {

@@ -1,5 +1,6 @@
 import AeroCacheProto
-@testable import AeroCacheRPC
+import AeroCacheRPC
+@testable import AeroCacheTransport
 import Testing
 
 /// Every transition of ``ServerCallMachine``, driven without a socket.
@@ -111,6 +112,16 @@ import Testing
         #expect(!open.isPeer)
         _ = peer.headersEnded(endStream: true, now: 0)
         _ = wrong.headersEnded(endStream: true, now: 0)
+    }
+
+    @Test func onlyTheHeadersThatCanChangeACallAreWanted() {
+        func wants(_ name: String) -> Bool { Array(name.utf8).withUnsafeBytes { ServerCallMachine.wants(headerNamed: $0) } }
+        for name in [":path", ":method", "content-type", "grpc-timeout", "grpc-encoding", PeerCredential.headerNameString] {
+            #expect(wants(name), "\(name)")
+        }
+        for name in [":authority", ":scheme", "te", "user-agent", "content-typf", "grpc-timeouts", ""] {
+            #expect(!wants(name), "\(name)")
+        }
     }
 
     @Test func headersAfterTheirEndChangeNothingAndASecondEndIsIgnored() {

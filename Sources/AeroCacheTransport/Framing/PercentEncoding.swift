@@ -1,3 +1,5 @@
+import AeroCacheRPC
+
 /// Percent-encoding of `grpc-message`: bytes outside printable ASCII (0x20…0x7E) and `%` itself.
 public enum PercentEncoding {
     /// Encodes a message for the `grpc-message` trailer.

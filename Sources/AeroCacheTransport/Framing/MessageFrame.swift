@@ -1,3 +1,5 @@
+import AeroCacheRPC
+
 /// The gRPC length-prefixed message: 1 flag byte (1 = compressed) and a 4-byte big-endian length.
 public enum MessageFrame {
     /// Bytes before each message.

@@ -1,4 +1,5 @@
-@testable import AeroCacheRPC
+import AeroCacheRPC
+@testable import AeroCacheTransport
 import Testing
 
 /// Every outcome ``ClientCallAnswer`` decides, from headers and bytes, without a socket.

@@ -1,3 +1,5 @@
+import AeroCacheRPC
+
 /// The `grpc-timeout` header: up to 8 ASCII digits and a unit (`H M S m u n`).
 public enum GRPCTimeout {
     /// The timeout a header value names, in nanoseconds; nil when malformed.

@@ -1,4 +1,5 @@
-@testable import AeroCacheRPC
+import AeroCacheRPC
+@testable import AeroCacheTransport
 import Testing
 
 @Suite struct FramingTests {
