@@ -141,6 +141,15 @@ import Testing
         #expect(failing.isComplete)
     }
 
+    @Test func successesWithoutAnAnswerCountButAreNotKept() {
+        var tally = QuorumTally<Int>(needed: 2, total: 3)
+        #expect(isPending(tally.succeeded()))
+        #expect(met(tally.succeeded(keeping: 9)) == [9])
+        #expect(tally.answered == 2)
+        #expect(isPending(tally.failed()))
+        #expect(tally.isComplete)
+    }
+
     @Test func nothingNeededIsMetAtOnceAndAWaiterTakesADecisionMadeBeforeIt() {
         var none = QuorumTally<Int>(needed: 0, total: 2)
         #expect(met(none.decideOnce()) == [])

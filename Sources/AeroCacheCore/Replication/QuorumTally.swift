@@ -5,7 +5,7 @@ public struct QuorumTally<Answer> {
     public enum Decision {
         /// Not yet: more replies may still meet or fail the quorum.
         case pending
-        /// `needed` replicas answered: these answers (the first `needed` or more).
+        /// `needed` replicas answered: the answers kept so far.
         case met([Answer])
         /// Too many replicas failed for `needed` to answer; `answered` did.
         case failed(answered: Int)
@@ -14,7 +14,9 @@ public struct QuorumTally<Answer> {
     /// Answers needed, out of `total` replicas asked.
     public let needed: Int
     public let total: Int
+    /// The answers kept (a success may bring none: a plain write's acknowledgement).
     public private(set) var answers: [Answer] = []
+    public private(set) var answered = 0
     public private(set) var failures = 0
     /// Whether the decision was already taken (``record(_:)`` reports it once).
     public private(set) var isDecided = false
@@ -26,18 +28,30 @@ public struct QuorumTally<Answer> {
 
     /// What the replies so far come to (the same until more arrive).
     public var decision: Decision {
-        if answers.count >= needed { return .met(answers) }
-        if total - failures < needed { return .failed(answered: answers.count) }
+        if answered >= needed { return .met(answers) }
+        if total - failures < needed { return .failed(answered: answered) }
         return .pending
     }
 
     /// Every replica asked has answered or failed.
-    public var isComplete: Bool { answers.count + failures >= total }
+    public var isComplete: Bool { answered + failures >= total }
 
-    /// One reply: an answer, or nil when the replica failed, refused or was skipped. Returns the
-    /// decision the first time there is one, `.pending` before and after.
+    /// One reply: an answer, or nil when the replica failed, refused or was skipped. Returns
+    /// the decision the first time there is one, `.pending` before and after.
     public mutating func record(_ answer: Answer?) -> Decision {
-        if let answer { answers.append(answer) } else { failures += 1 }
+        if let answer { succeeded(keeping: answer) } else { failed() }
+    }
+
+    /// One replica answered; `answer` is kept when there is one.
+    public mutating func succeeded(keeping answer: Answer? = nil) -> Decision {
+        answered += 1
+        if let answer { answers.append(answer) }
+        return decideOnce()
+    }
+
+    /// One replica failed, refused or was skipped.
+    public mutating func failed() -> Decision {
+        failures += 1
         return decideOnce()
     }
 

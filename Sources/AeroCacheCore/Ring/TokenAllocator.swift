@@ -45,7 +45,7 @@ public enum TokenAllocator {
         // Which of the owner's ranges to cut is chosen pseudo-randomly (seeded by the newcomer's
         // id): always cutting the same neighbour would line replicas up in a regular pattern
         // and skew how many keys each node holds as a replica.
-        var random = XXHash64.hash(newMember) | 1
+        var random = SplitMix64(seed: XXHash64.hash(newMember))
         for step in 0..<count {
             // The most loaded member gives up a slice of one of its wide ranges.
             var owner = -1
@@ -64,8 +64,7 @@ public enum TokenAllocator {
                 if widest < 0 || widths[range] > widths[widest] { widest = range }
                 if widths[range] * 0.9 >= slice0 {
                     seen += 1
-                    random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                    if (random >> 33) % seen == 0 { end = range }
+                    if random.next() % seen == 0 { end = range }
                 }
             }
             if end < 0 { end = widest }

@@ -10,8 +10,8 @@ final class Quorum: Sendable {
     typealias Outcome = Result<[Aerocache_V1_Record], RPCError>
 
     private struct State {
-        /// Each acknowledgement, with what a counter replica answered (nil for other writes).
-        var tally: QuorumTally<Aerocache_V1_Record?>
+        /// The acknowledgements, keeping what counter replicas answered.
+        var tally: QuorumTally<Aerocache_V1_Record>
         var outcome: Outcome?
         var waiter: (@Sendable (Outcome) -> Void)?
     }
@@ -25,7 +25,7 @@ final class Quorum: Sendable {
     /// One replica answered (`success`), or failed, refused or was skipped.
     func record(success: Bool, merged: Aerocache_V1_Record? = nil) {
         let notify = state.withLock { state -> (@Sendable (Outcome) -> Void, Outcome)? in
-            let decision = state.tally.record(success ? .some(merged) : .none)
+            let decision = success ? state.tally.succeeded(keeping: merged) : state.tally.failed()
             guard let outcome = Self.outcome(decision, needed: state.tally.needed) else { return nil }
             state.outcome = outcome
             guard let waiter = state.waiter else { return nil }
@@ -46,12 +46,12 @@ final class Quorum: Sendable {
         if let ready { body(ready) }
     }
 
-    private static func outcome(_ decision: QuorumTally<Aerocache_V1_Record?>.Decision, needed: Int) -> Outcome? {
+    private static func outcome(_ decision: QuorumTally<Aerocache_V1_Record>.Decision, needed: Int) -> Outcome? {
         switch decision {
         case .pending:
             nil
-        case .met(let answers):
-            .success(answers.compactMap { $0 })
+        case .met(let merged):
+            .success(merged)
         case .failed(let answered):
             // This node's own write counts as one more acknowledgement.
             .failure(RPCError(.unavailable, "only \(answered + 1) of the replicas acknowledged; the write needs \(needed + 1)"))
