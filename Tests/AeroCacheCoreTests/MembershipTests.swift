@@ -29,8 +29,7 @@ struct SimulatedCluster {
         while now < end {
             now += 200
             for id in nodes.keys.sorted() where !crashed.contains(id) {
-                let targets = nodes[id]!.tick(nowMillis: now)
-                for target in targets where reachable(id, target) {
+                for case .gossip(let target, _) in nodes[id]!.tick(nowMillis: now) where reachable(id, target) {
                     let mine = Array(nodes[id]!.records.values)
                     nodes[target]!.merge(mine, nowMillis: now)
                     let theirs = Array(nodes[target]!.records.values)
@@ -143,5 +142,20 @@ struct SimulatedCluster {
         instance.merge([joiner], nowMillis: cluster.now)
         #expect(instance.status(of: "n9", nowMillis: cluster.now) == .joining)
         #expect(!instance.ring.members.contains { $0.id == "n9" }, "a member without tokens owns nothing yet")
+    }
+
+    @Test func tickAndMergeSayWhatTheShellDoes() {
+        var instance = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [1], incarnation: 1))
+        #expect(instance.tick(nowMillis: 1_000).isEmpty, "nobody to gossip with")
+        let b = Membership.Record(id: "b", address: "10.0.0.2:7400", tokens: [2], incarnation: 1)
+        #expect(instance.merge([b], nowMillis: 1_000) == [.publishView])
+        #expect(instance.merge([b], nowMillis: 1_100) == [], "nothing new")
+        var newer = b
+        newer.heartbeat += 1
+        #expect(instance.merge([newer], nowMillis: 1_200) == [], "a heartbeat changes no view")
+        newer.tokens = [3]
+        newer.heartbeat += 1
+        #expect(instance.merge([newer], nowMillis: 1_300) == [.publishView], "new tokens do")
+        #expect(instance.tick(nowMillis: 1_400) == [.gossip(id: "b", address: "10.0.0.2:7400")])
     }
 }

@@ -167,12 +167,17 @@ import Testing
             var decisions = 0
             var answered = 0, failures = 0
             if !isPending(tally.decideOnce()) { decisions += 1 }
+            var kept = 0
             for index in 0..<total {
                 let ok = random.next() % 2 == 0
+                // A success keeps its answer (a read, a counter write) or not (a plain write).
+                let keeps = random.next() % 2 == 0
                 if ok { answered += 1 } else { failures += 1 }
-                let decision = tally.record(ok ? index : nil)
+                if ok && keeps { kept += 1 }
+                let decision = ok ? tally.succeeded(keeping: keeps ? index : nil) : tally.failed()
                 if let answers = met(decision) {
-                    #expect(answers.count == needed)
+                    #expect(answered == needed && tally.answered == needed)
+                    #expect(answers.count == kept)
                     decisions += 1
                 } else if let count = failed(decision) {
                     #expect(total - failures == needed - 1)

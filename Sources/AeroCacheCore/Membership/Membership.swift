@@ -73,8 +73,16 @@ public enum Membership {
 
         public var me: Record { records[selfID]! }
 
-        /// Advances this node's heartbeat and returns the members to gossip with now.
-        public mutating func tick(nowMillis: Int64) -> [String] {
+        /// What the shell around an instance does after a tick or a merge.
+        public enum Directive: Equatable, Sendable {
+            /// Exchange records with this member, at this address.
+            case gossip(id: String, address: String)
+            /// The members or their tokens changed: publish the new view now.
+            case publishView
+        }
+
+        /// Advances this node's heartbeat; says whom to gossip with now.
+        public mutating func tick(nowMillis: Int64) -> [Directive] {
             ticks += 1
             records[selfID]!.heartbeat += 1
             let others = records.keys.filter { $0 != selfID }.sorted()
@@ -89,12 +97,13 @@ public enum Membership {
             if !down.isEmpty && ticks % 5 == 0 {
                 targets.append(down[Int(random.next() % UInt64(down.count))])
             }
-            return targets
+            return targets.map { .gossip(id: $0, address: records[$0]!.address) }
         }
 
-        /// Takes in gossiped records; returns whether the set of members or their tokens changed.
+        /// Takes in gossiped records; says to publish the view when the set of members or
+        /// their tokens changed.
         @discardableResult
-        public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> Bool {
+        public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> [Directive] {
             var ringChanged = false
             for record in incoming {
                 if record.id == selfID {
@@ -119,7 +128,7 @@ public enum Membership {
                     heard(from: record.id, restarted: record.incarnation != known.incarnation, nowMillis: nowMillis)
                 }
             }
-            return ringChanged
+            return ringChanged ? [.publishView] : []
         }
 
         /// Replaces this node's own record (tokens allotted at join).

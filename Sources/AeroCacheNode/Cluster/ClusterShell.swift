@@ -131,8 +131,9 @@ public final class ClusterShell: Sendable {
     private func gossipRound(exchanges: inout DiscardingTaskGroup) {
         let now = UnixClock.nowMillis()
         let (targets, records, instance) = membership.withLock { instance in
-            (instance.tick(nowMillis: now).compactMap { id in instance.records[id].map { (id, $0.address) } },
-             Array(instance.records.values), instance)
+            (instance.tick(nowMillis: now).compactMap { directive -> (String, String)? in
+                if case .gossip(let id, let address) = directive { (id, address) } else { nil }
+             }, Array(instance.records.values), instance)
         }
         publish(instance, nowMillis: now)
         var message = Aerocache_V1_GossipMessage()
@@ -150,7 +151,7 @@ public final class ClusterShell: Sendable {
                 self.clocks.withLock { $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAt, receivedAt: now) }
                 let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                 let changed = self.membership.withLock { instance in
-                    instance.merge(incoming, nowMillis: now) ? instance : nil
+                    instance.merge(incoming, nowMillis: now).contains(.publishView) ? instance : nil
                 }
                 if let changed { self.publish(changed, nowMillis: now) }  // a new member or new tokens: show them now
             }
