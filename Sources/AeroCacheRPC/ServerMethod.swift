@@ -114,7 +114,7 @@ public enum Reply<Response: Sendable>: Sendable {
 }
 
 /// Decodes a request; a malformed one is the caller's fault: `INVALID_ARGUMENT`.
-package func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(RPCError) -> Request {
+func decode<Request: SwiftProtobuf.Message>(_ type: Request.Type, from bytes: [UInt8]) throws(RPCError) -> Request {
     do {
         return try Request(serializedBytes: bytes)
     } catch BinaryDecodingError.invalidUTF8 {

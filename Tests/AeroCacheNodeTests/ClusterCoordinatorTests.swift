@@ -58,7 +58,9 @@ import Testing
             #expect(!nodes[1].node.store.contains("refused"))
             // A quorum still has two replicas: it goes on.
             try await cache.set("quorum", [2], consistency: .quorum)
-            #expect(try await nodes[1].client().get("quorum", consistency: .quorum)?.value == [2])
+            let reader = nodes[1].client()
+            #expect(try await reader.get("quorum", consistency: .quorum)?.value == [2])
+            await reader.close()
             await cache.close()
         }
     }

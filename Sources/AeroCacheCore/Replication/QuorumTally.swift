@@ -9,6 +9,16 @@ public struct QuorumTally<Answer> {
         case met([Answer])
         /// Too many replicas failed for `needed` to answer; `answered` did.
         case failed(answered: Int)
+
+        /// The decision as a call's result (nil while pending); `failure` says why it failed
+        /// from how many answered.
+        public func result<Failure: Error>(failure: (_ answered: Int) -> Failure) -> Result<[Answer], Failure>? {
+            switch self {
+            case .pending: nil
+            case .met(let answers): .success(answers)
+            case .failed(let answered): .failure(failure(answered))
+            }
+        }
     }
 
     /// Answers needed, out of `total` replicas asked.

@@ -47,15 +47,8 @@ final class Quorum: Sendable {
     }
 
     private static func outcome(_ decision: QuorumTally<Aerocache_V1_Record>.Decision, needed: Int) -> Outcome? {
-        switch decision {
-        case .pending:
-            nil
-        case .met(let merged):
-            .success(merged)
-        case .failed(let answered):
-            // This node's own write counts as one more acknowledgement.
-            .failure(RPCError(.unavailable, "only \(answered + 1) of the replicas acknowledged; the write needs \(needed + 1)"))
-        }
+        // This node's own write counts as one more acknowledgement.
+        decision.result { RPCError(.unavailable, "only \($0 + 1) of the replicas acknowledged; the write needs \(needed + 1)") }
     }
 }
 
@@ -118,13 +111,6 @@ final class ReadTally: Sendable {
     }
 
     private static func outcome(_ decision: QuorumTally<Answer>.Decision, needed: Int) -> Result<[Answer], any Error>? {
-        switch decision {
-        case .pending:
-            nil
-        case .met(let answers):
-            .success(answers)
-        case .failed(let answered):
-            .failure(RPCError(.unavailable, "\(answered + 1) replicas answered; the read needs \(needed + 1)"))
-        }
+        decision.result { RPCError(.unavailable, "\($0 + 1) replicas answered; the read needs \(needed + 1)") }?.mapError { $0 }
     }
 }

@@ -25,14 +25,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private let onUnusable: @Sendable () -> Void
     private let session = Nghttp2Session(role: .client)
     private var streams: [Int32: ClientStream] = [:]
-    private var pathHeaders: [String: HeaderField] = [:]
+    /// Each path's request headers, built once: the `:path` field (kept alive here) and
+    /// every field of a request but its `grpc-timeout`.
+    private var requestHeaders: [String: (path: HeaderField, fields: [nghttp2_nv])] = [:]
     private var context: ChannelHandlerContext?
     private var isOpen = true
 
     init(authority: String, maxResponseMessageBytes: Int, extraHeaders: [(name: String, value: String)] = [],
          deadlineSlack: TimeAmount = .zero, onUnusable: @escaping @Sendable () -> Void) {
-        self.authority = HeaderField(":authority", authority, readInPlace: true)
-        self.extraHeaders = extraHeaders.map { HeaderField($0.name, $0.value, readInPlace: true) }
+        self.authority = HeaderField(":authority", authority)
+        self.extraHeaders = extraHeaders.map { HeaderField($0.name, $0.value) }
         self.deadlineSlack = deadlineSlack
         self.peerDescription = authority
         self.maxResponseMessageBytes = maxResponseMessageBytes
@@ -108,20 +110,23 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         }
         let stream = ClientStream(request: payload, completion: completion,
                                   maxResponseMessageBytes: maxResponseMessageBytes)
-        let pathHeader = pathHeaders[path] ?? {
-            let header = HeaderField(":path", path, readInPlace: true)
-            pathHeaders[path] = header
-            return header
+        let headers = requestHeaders[path] ?? {
+            let pathHeader = HeaderField(":path", path)
+            let fields = ([HeaderField.methodPOST, HeaderField.schemeHTTP, pathHeader, authority, HeaderField.contentTypeGRPC,
+                           HeaderField.te, HeaderField.userAgent] + extraHeaders).map(\.field)
+            requestHeaders[path] = (pathHeader, fields)
+            return (pathHeader, fields)
         }()
-        var fields = [HeaderField.methodPOST, HeaderField.schemeHTTP, pathHeader, authority, HeaderField.contentTypeGRPC,
-                      HeaderField.te, HeaderField.userAgent]
-        fields.append(contentsOf: extraHeaders)
-        if let timeoutNanoseconds {
-            fields.append(HeaderField("grpc-timeout", GRPCTimeout.format(nanoseconds: timeoutNanoseconds)))
-        }
         var provider = Nghttp2Session.bodyProvider
-        let streamID = withFields(fields) { fields, count in
-            nghttp2_submit_request(session.raw, nil, fields, count, &provider, nil)
+        let streamID: Int32
+        if let timeoutNanoseconds {
+            streamID = withCopiedField("grpc-timeout", GRPCTimeout.format(nanoseconds: timeoutNanoseconds)) { timeout in
+                var fields = headers.fields
+                fields.append(timeout)
+                return nghttp2_submit_request(session.raw, nil, fields, fields.count, &provider, nil)
+            }
+        } else {
+            streamID = nghttp2_submit_request(session.raw, nil, headers.fields, headers.fields.count, &provider, nil)
         }
         guard streamID > 0 else {
             stream.complete(.failure(RPCError(.unavailable, "cannot start a call to \(peerDescription): \(String(cString: nghttp2_strerror(streamID)))")))

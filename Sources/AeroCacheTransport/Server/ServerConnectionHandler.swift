@@ -629,11 +629,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         if message.utf8.count > Self.maxMessageBytes {
             message = String(decoding: message.utf8.prefix(Self.maxMessageBytes), as: UTF8.self) + "…"
         }
-        var fields = [httpStatus, HeaderField.contentTypeGRPC, HeaderField.grpcStatus[error.code.rawValue]]
-        if error.code == .unimplemented { fields.append(HeaderField.grpcAcceptEncoding) }
-        fields.append(HeaderField("grpc-message", PercentEncoding.encode(message)))
-        let submitted = withFields(fields) { fields, count in
-            nghttp2_submit_response(session.raw, stream.id, fields, count, nil)
+        var fields = [httpStatus.field, HeaderField.contentTypeGRPC.field, HeaderField.grpcStatus[error.code.rawValue].field]
+        if error.code == .unimplemented { fields.append(HeaderField.grpcAcceptEncoding.field) }
+        let submitted = withCopiedField("grpc-message", PercentEncoding.encode(message)) { message in
+            fields.append(message)
+            return nghttp2_submit_response(session.raw, stream.id, fields, fields.count, nil)
         }
         if submitted != 0 { resetStream(stream) }
     }
