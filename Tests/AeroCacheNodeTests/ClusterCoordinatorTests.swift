@@ -64,4 +64,31 @@ import Testing
             await cache.close()
         }
     }
+
+    @Test func aForwardToAReplicaThatCannotBeReachedGoesToTheNextOne() async throws {
+        try await withTestCluster(count: 3, configure: { _, configuration in
+            configuration.cluster.replicationFactor = 2
+            // Node 0 keeps seeing a stopped node up for a minute: the forward itself must find out.
+            configuration.cluster.membership.detector.acceptablePauseMillis = 60_000
+        }) { nodes in
+            let view = nodes[0].node.cluster.view
+            let key = (0...).lazy.map { "unreachable-\($0)" }.first { !view.holdsReplica(ofKey: $0) }!
+            let replicas = view.replicas(forKey: key)
+            let first = try #require(nodes.first { $0.node.nodeID == replicas[0].id })
+            let second = try #require(nodes.first { $0.node.nodeID == replicas[1].id })
+            first.node.initiateGracefulShutdown()
+            let probe = first.client()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while await rpcError(of: { _ = try await probe.isServing() })?.neverSent != true {
+                try #require(ContinuousClock.now < deadline, "the stopped node still took connections after 10 s")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            await probe.close()
+            #expect(nodes[0].node.cluster.view.alive.contains(first.node.nodeID), "node 0 has not noticed yet")
+            let cache = nodes[0].client()
+            try await cache.set(key, [7], consistency: .one)
+            #expect(second.node.store.read(key) { Array($0.value) } == [7])
+            await cache.close()
+        }
+    }
 }
