@@ -11,7 +11,9 @@ import Testing
 
         var keyHash: UInt64 { XXHash64.hash(key) }
         var digest: UInt64 {
-            EntryDigest.of(key: key, version: Version(timestamp: version, node: 1), tombstone: tombstone, expiresAtMillis: expiresAt)
+            let version = Version(timestamp: version, node: 1)
+            return EntryDigest.of(keyHash: keyHash, version: version, expiryVersion: version, expiresAtMillis: expiresAt,
+                                  kind: tombstone ? 1 : 0)
         }
     }
 
@@ -85,7 +87,9 @@ import Testing
         other.expiresAt = 1
         #expect(entry.digest != other.digest)
         #expect(Entry(key: "k2", version: 5).digest != entry.digest)
-        #expect(EntryDigest.of(key: "k", version: Version(timestamp: 5, node: 2), tombstone: false, expiresAtMillis: 0) != entry.digest)
+        let otherNode = Version(timestamp: 5, node: 2)
+        #expect(EntryDigest.of(keyHash: entry.keyHash, version: otherNode, expiryVersion: otherNode, expiresAtMillis: 0, kind: 0)
+                != entry.digest)
     }
 
     @Test func aStretchOfTheRingIsCutIntoOrderedBuckets() {

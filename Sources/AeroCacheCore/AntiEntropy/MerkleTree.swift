@@ -72,14 +72,16 @@ public struct MerkleTree: Sendable, Equatable {
     }
 }
 
-/// The digest of one entry as anti-entropy compares it: the key, the version of the write
-/// that made its state, whether it is a tombstone, and its expiry. Two replicas holding the
-/// same state of a key hold the same digest.
+/// The digest of one entry as anti-entropy compares it: the key (by its hash), both versions,
+/// the expiry, what kind of entry it is, and for a counter a hash of its windows. Two replicas
+/// holding the same state of a key hold the same digest.
 public enum EntryDigest {
-    public static func of(key: String, version: Version, tombstone: Bool, expiresAtMillis: Int64) -> UInt64 {
-        var fields = (version.timestamp, UInt64(version.node) << 1 | (tombstone ? 1 : 0), UInt64(bitPattern: expiresAtMillis))
-        let seed = withUnsafeBytes(of: &fields) { XXHash64.hash($0) }
+    public static func of(keyHash: UInt64, version: Version, expiryVersion: Version, expiresAtMillis: Int64,
+                          kind: UInt8, content: UInt64 = 0) -> UInt64 {
+        var fields = (keyHash, version.timestamp, expiryVersion.timestamp,
+                      UInt64(version.node) << 32 | UInt64(expiryVersion.node),
+                      UInt64(bitPattern: expiresAtMillis), UInt64(kind), content)
         // Never 0: an entry always changes the bucket it is added to.
-        return XXHash64.hash(key, seed: seed) | 1
+        return withUnsafeBytes(of: &fields) { XXHash64.hash($0) } | 1
     }
 }

@@ -6,6 +6,8 @@
 /// - `entries` is dense, so eviction can sample entries at random in O(1) and the sweep can
 ///   walk them with a cursor; removal swaps the last entry into the hole.
 ///
+/// - `digests` follows every change, for anti-entropy (``ShardDigests``).
+///
 /// Not thread-safe: a ``StorageEngine`` keeps each table behind its own lock (a pthread mutex).
 struct ShardTable: ~Copyable {
     typealias HashFunction = @Sendable (UnsafeRawBufferPointer) -> UInt64
@@ -21,14 +23,16 @@ struct ShardTable: ~Copyable {
     var clock: HybridLogicalClock
     private var sweepCursor = 0
     private var random: SplitMix64
+    private(set) var digests: ShardDigests
 
     /// Index memory charged per entry on top of its block: a slot and a dense-array pointer.
     static let indexOverhead = 20
 
-    init(hash: @escaping HashFunction, clock: HybridLogicalClock, seed: UInt64) {
+    init(hash: @escaping HashFunction, clock: HybridLogicalClock, seed: UInt64, digests: ShardDigests) {
         self.hash = hash
         self.clock = clock
         self.random = SplitMix64(seed: seed)
+        self.digests = digests
         mask = 15
         slots = .allocate(capacity: 16)
         slots.initialize(repeating: 0, count: 16)
@@ -72,22 +76,28 @@ struct ShardTable: ~Copyable {
         place(tag: UInt32(truncatingIfNeeded: keyHash), index: entries.count - 1)
         bytes += Self.cost(of: entry)
         if entry.isMarker { tombstones += 1 }
+        digests.add(entry, keyHash: keyHash)
     }
 
-    /// Puts `entry` in place of the one at `index` (same key) and frees the old one.
-    mutating func replace(at index: Int, with entry: RawEntry) {
+    /// Puts `entry` in place of the one at `index` (same key, whose hash is `keyHash` when
+    /// the caller knows it) and frees the old one.
+    mutating func replace(at index: Int, with entry: RawEntry, keyHash: UInt64? = nil) {
         let old = entries[index]
         bytes += Self.cost(of: entry) - Self.cost(of: old)
         tombstones += (entry.isMarker ? 1 : 0) - (old.isMarker ? 1 : 0)
+        let keyHash = keyHash ?? hash(old.key)
+        digests.remove(old, keyHash: keyHash)
+        digests.add(entry, keyHash: keyHash)
         entries[index] = entry
         old.deallocate()
     }
 
     /// Removes and frees the entry at `index`, whose slot is `slot`.
-    mutating func remove(slot: Int, index: Int) {
+    private mutating func remove(slot: Int, index: Int, keyHash: UInt64) {
         let removed = entries[index]
         bytes -= Self.cost(of: removed)
         if removed.isMarker { tombstones -= 1 }
+        digests.remove(removed, keyHash: keyHash)
         clearSlot(slot)
         let last = entries.count - 1
         if index != last {
@@ -102,12 +112,16 @@ struct ShardTable: ~Copyable {
 
     /// Removes the entry at `index` (looking its slot up).
     mutating func remove(index: Int) {
-        let key = entries[index].key
-        remove(slot: slotOf(index: index, key: key), index: index)
+        let keyHash = hash(entries[index].key)
+        remove(slot: slotOf(index: index, keyHash: keyHash), index: index, keyHash: keyHash)
     }
 
     private func slotOf(index: Int, key: UnsafeRawBufferPointer) -> Int {
-        var slot = Int(UInt32(truncatingIfNeeded: hash(key))) & mask
+        slotOf(index: index, keyHash: hash(key))
+    }
+
+    private func slotOf(index: Int, keyHash: UInt64) -> Int {
+        var slot = Int(UInt32(truncatingIfNeeded: keyHash)) & mask
         while Int(UInt32(truncatingIfNeeded: slots[slot])) != index + 1 {
             slot = (slot + 1) & mask
         }
@@ -148,6 +162,34 @@ struct ShardTable: ~Copyable {
             place(tag: UInt32(truncatingIfNeeded: value >> 32), index: Int(UInt32(truncatingIfNeeded: value)) - 1)
         }
         oldSlots.deallocate()
+    }
+
+    // MARK: Digests
+
+    /// The entry whose key hashes to `keyHash` (the full 64 bits), if one is held.
+    func entry(withHash keyHash: UInt64) -> RawEntry? {
+        let tag = UInt32(truncatingIfNeeded: keyHash)
+        var slot = Int(tag) & mask
+        while slots[slot] != 0 {
+            if UInt32(truncatingIfNeeded: slots[slot] >> 32) == tag {
+                let entry = entries[Int(UInt32(truncatingIfNeeded: slots[slot])) - 1]
+                if hash(entry.key) == keyHash { return entry }
+            }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    /// Moves the digests' clock to `now`: entries that expired or passed their grace leave them.
+    mutating func advanceDigests(to now: Int64) {
+        guard let (mark, due) = digests.takeDue(at: now) else { return }
+        for leaving in due { digests.leave(leaving, held: entry(withHash: leaving.keyHash)) }
+        digests.moveWatermark(to: mark)
+    }
+
+    /// Cuts the digests at `cuts` (where the ring's ranges start) and recounts every entry.
+    mutating func rebuildDigests(cuts: [UInt64]) {
+        digests.rebuild(cuts: cuts, entries: entries, hash: hash)
     }
 
     // MARK: Eviction and sweeping

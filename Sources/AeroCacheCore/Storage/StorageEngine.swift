@@ -53,14 +53,16 @@ public final class StorageEngine: Sendable {
     }
 
     public let configuration: Configuration
-    private let shards: [Shard]
+    let shards: [Shard]
     private let shardShift: UInt64
-    private let now: @Sendable () -> Int64
-    private let hash: ShardTable.HashFunction
+    let now: @Sendable () -> Int64
+    let hash: ShardTable.HashFunction
     private let usedBytes = Atomic<Int>(0)
     private let outsideBytes = Atomic<Int>(0)
     private let evictionCount = Atomic<Int>(0)
     private let reclaimedCount = Atomic<Int>(0)
+    /// Where the digests' pieces start now (``cutDigests(atTokens:)``).
+    let digestCuts = Mutex<[UInt64]>([])
 
     public init(configuration: Configuration = .init(),
                 now: @escaping @Sendable () -> Int64 = UnixClock.nowMillis,
@@ -71,10 +73,15 @@ public final class StorageEngine: Sendable {
         self.now = now
         self.hash = hash
         self.shardShift = UInt64(64 - configuration.shardCount.trailingZeroBitCount)
+        let shardShift = self.shardShift
+        let started = now()
         self.shards = (0..<configuration.shardCount).map { index in
-            Shard(ShardTable(hash: hash, clock: HybridLogicalClock(node: configuration.node,
-                                                                   maxSkewMillis: configuration.maxClockSkewMillis),
-                             seed: UInt64(index) &* 0x9E37_79B9_7F4A_7C15 ^ 0xA5A5))
+            let digests = ShardDigests(start: shardShift == 64 ? 0 : UInt64(index) << shardShift,
+                                       width: shardShift == 64 ? 0 : 1 << shardShift,
+                                       graceMillis: configuration.tombstoneGraceMillis, nowMillis: started)
+            return Shard(ShardTable(hash: hash, clock: HybridLogicalClock(node: configuration.node,
+                                                                          maxSkewMillis: configuration.maxClockSkewMillis),
+                                    seed: UInt64(index) &* 0x9E37_79B9_7F4A_7C15 ^ 0xA5A5, digests: digests))
         }
     }
 
@@ -224,8 +231,12 @@ public final class StorageEngine: Sendable {
     ///
     /// Throws ``StorageError/clockSkew(aheadMillis:)`` for a record stamped further ahead of
     /// this node's clock than ``Configuration/maxClockSkewMillis``: it is not applied.
+    ///
+    /// With `onlyIfRoom` (anti-entropy), a key not held is taken only when it fits under the
+    /// memory bound as it is: repair never evicts, so a key evicted here is not pushed back
+    /// at the cost of another one, round after round.
     @discardableResult
-    public func merge(_ record: EntryRecord) throws(StorageError) -> Bool {
+    public func merge(_ record: EntryRecord, onlyIfRoom: Bool = false) throws(StorageError) -> Bool {
         let now = now()
         var applied = false
         _ = try write(record.key, now: now) { table, existing throws(StorageError) in
@@ -239,6 +250,7 @@ public final class StorageEngine: Sendable {
             guard let existing else {
                 // Nothing held: a record already past its grace shadows nothing here.
                 if let reclaim = reclaimMillis(of: record), reclaim <= now { return nil }
+                if onlyIfRoom && HintStore.size(of: record) > roomBytes { return nil }
                 applied = true
                 return StoredForm.plan(for: record.pruningEndedWindows(at: now))
             }
@@ -263,6 +275,7 @@ public final class StorageEngine: Sendable {
 
     /// Sweeps at most `budgetPerShard` entries per shard (each shard locked only for its own
     /// short pass): expired values are freed (their versions kept), markers past their grace are
+    /// dropped, and the anti-entropy digests move on to the current second (``ShardDigests``).
     /// Returns how many entries were dropped.
     @discardableResult
     public func sweep(budgetPerShard: Int = 256) -> Int {
@@ -270,6 +283,7 @@ public final class StorageEngine: Sendable {
         var freed = 0
         for shard in shards {
             freed += shard.withLock { table in
+                table.advanceDigests(to: now)
                 let before = table.bytes
                 let count = table.sweep(budget: budgetPerShard, now: now) { entry in sweepAction(for: entry, now: now) }
                 usedBytes.subtract(before - table.bytes, ordering: .relaxed)
@@ -301,6 +315,9 @@ public final class StorageEngine: Sendable {
             total + shard.withLock { table in table.entries.reduce(0) { $0 + ($1.isDead(at: now) ? 0 : 1) } }
         }
     }
+
+    /// Bytes that fit under the memory bound before anything is evicted.
+    public var roomBytes: Int { max(configuration.maxMemoryBytes - memoryBytes, 0) }
 
     /// Bytes accounted against the bound: entries plus what is held for replication.
     public var memoryBytes: Int { usedBytes.load(ordering: .relaxed) + outsideBytes.load(ordering: .relaxed) }
@@ -390,7 +407,7 @@ public final class StorageEngine: Sendable {
                     let before = table.bytes
                     // Eviction may have moved the existing entry: look it up again.
                     if let again = table.find(keyBytes, hash: keyHash) {
-                        table.replace(at: again.index, with: entry)
+                        table.replace(at: again.index, with: entry, keyHash: keyHash)
                     } else {
                         table.insert(entry, hash: keyHash)
                     }
@@ -442,7 +459,7 @@ public final class StorageEngine: Sendable {
         }
     }
 
-    private func shard(_ keyHash: UInt64) -> Shard {
+    func shard(_ keyHash: UInt64) -> Shard {
         shards[shardShift == 64 ? 0 : Int(keyHash >> shardShift)]
     }
 
@@ -451,7 +468,7 @@ public final class StorageEngine: Sendable {
     /// A pthread mutex rather than `Mutex`: the table holds raw pointers and read closures
     /// return non-`Sendable` values, which `Mutex`'s `sending` rules reject; every access still
     /// goes through ``withLock(_:)``.
-    private final class Shard: @unchecked Sendable {
+    final class Shard: @unchecked Sendable {
         private var table: ShardTable
         private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
@@ -472,7 +489,7 @@ public final class StorageEngine: Sendable {
         }
     }
 
-    private func withKey<Result>(_ key: String, _ body: (UnsafeRawBufferPointer, UInt64) -> Result) -> Result {
+    func withKey<Result>(_ key: String, _ body: (UnsafeRawBufferPointer, UInt64) -> Result) -> Result {
         if let result = key.utf8.withContiguousStorageIfAvailable({ utf8 in
             let bytes = UnsafeRawBufferPointer(utf8)
             return body(bytes, hash(bytes))

@@ -1,0 +1,164 @@
+/// One anti-entropy round between this store and another replica of the same pieces.
+///
+/// 1. Send the roots of the shared pieces; the other side answers the bucket digests of the
+///    pieces whose roots differ (in sync, that is all the round costs).
+/// 2. For each differing piece (in ring order from where the last round stopped), list the
+///    keys of the differing buckets on both sides.
+/// 3. Swap the records whose digests differ: each side merges what it gets, so both end up
+///    holding the merge of the two (``EntryRecord/merged(with:)``), whichever was newer.
+///
+/// Expired values travel without their bytes (``StorageEngine/syncRecord(_:)``), and a key the
+/// other side lacks goes only while it has room: repair never makes a replica evict.
+public struct ReplicaSync: Sendable {
+    public let local: StoreReplica
+    public let remote: any SyncReplica
+    public var piecesPerListing = 8
+    public var maxPushBytes = 1 << 20
+    public var maxWantKeys = 512
+
+    public init(local: StoreReplica, remote: any SyncReplica) {
+        self.local = local
+        self.remote = remote
+    }
+
+    public struct Report: Sendable {
+        /// Pieces whose roots were compared, and those that differed.
+        public var compared = 0
+        public var differing = 0
+        /// Keys listed by the other side.
+        public var listedKeys = 0
+        /// Records that changed this store, and the other.
+        public var repairedHere = 0
+        public var repairedThere = 0
+        /// Where the next round should start when this one stopped early.
+        public var resumeAt: UInt64?
+        /// Why it stopped early.
+        public var failure: (any Error)?
+
+        public var repaired: Int { repairedHere + repairedThere }
+    }
+
+    /// What to send and ask for, from both sides' listings of the same buckets.
+    public struct Plan: Equatable {
+        /// Keys whose state differs on the other side, or that the other side holds and this
+        /// one counts no longer (this side's record, if any, goes: maybe a newer delete or expiry).
+        public var push: [String] = []
+        /// Keys only this side counts: sent while the other side has room.
+        public var pushIfRoom: [String] = []
+        /// Every key whose state differs, on either side: the other side's record, if any, may
+        /// be newer (a delete or an expiry it no longer counts).
+        public var want: [String] = []
+
+        public init(mine: [KeyDigest], theirs: [KeyDigest]) {
+            let theirDigests = Dictionary(theirs.map { ($0.key, $0.digest) }, uniquingKeysWith: { first, _ in first })
+            let myDigests = Dictionary(mine.map { ($0.key, $0.digest) }, uniquingKeysWith: { first, _ in first })
+            for (key, digest) in myDigests.sorted(by: { $0.key < $1.key }) {
+                guard let theirs = theirDigests[key] else {
+                    pushIfRoom.append(key)
+                    want.append(key)
+                    continue
+                }
+                if theirs != digest {
+                    push.append(key)
+                    want.append(key)
+                }
+            }
+            for key in theirDigests.keys.sorted() where myDigests[key] == nil {
+                push.append(key)
+                want.append(key)
+            }
+        }
+    }
+
+    /// Runs a round over `pieces` (this store's, shared with the other replica), starting at
+    /// the first differing piece at or after `resumingAt`. Never throws: a failure ends the
+    /// round and is reported with where to resume.
+    public func run(_ pieces: [DigestPiece], resumingAt: UInt64? = nil) async -> Report {
+        var report = Report()
+        report.compared = pieces.count
+        var remaining: [PieceLeaves] = []
+        do {
+            remaining = try await remote.differingLeaves(pieces)
+        } catch {
+            report.failure = error
+            report.resumeAt = resumingAt
+            return report
+        }
+        report.differing = remaining.count
+        if let resumingAt, let first = remaining.firstIndex(where: { $0.start >= resumingAt }) {
+            remaining = Array(remaining[first...] + remaining[..<first])
+        }
+        while !remaining.isEmpty {
+            let batch = Array(remaining.prefix(piecesPerListing))
+            do {
+                let done = try await repair(batch, report: &report)
+                remaining.removeFirst(done)
+            } catch {
+                report.failure = error
+                report.resumeAt = remaining[0].start
+                return report
+            }
+        }
+        return report
+    }
+
+    /// Lists and swaps the differing keys of the first pieces of `batch`; returns how many
+    /// pieces it finished.
+    private func repair(_ batch: [PieceLeaves], report: inout Report) async throws -> Int {
+        let requests = batch.map { theirs in
+            let mine = local.store.digestLeaves(start: theirs.start, width: theirs.width) ?? []
+            var buckets: UInt64 = 0
+            for index in theirs.leaves.indices where index < 64 && (index >= mine.count || mine[index] != theirs.leaves[index]) {
+                buckets |= 1 << UInt64(index)
+            }
+            return BucketRequest(start: theirs.start, width: theirs.width, buckets: buckets)
+        }.filter { $0.buckets != 0 }
+        guard !requests.isEmpty else { return batch.count }
+        let theirs = try await remote.listing(requests)
+        let answered = max(1, min(theirs.answered, requests.count))
+        report.listedKeys += theirs.keys.count
+        let mine = local.listing(Array(requests.prefix(answered))).keys
+        let plan = Plan(mine: mine, theirs: theirs.keys)
+        var push = plan.push.compactMap(local.store.syncRecord)
+        var room = theirs.roomBytes
+        for record in plan.pushIfRoom.lazy.compactMap(local.store.syncRecord) {
+            let size = HintStore.size(of: record)
+            guard size <= room else { continue }
+            room -= size
+            push.append(record)
+        }
+        try await swap(push: push, want: plan.want, report: &report)
+        // Every piece up to the last one the other side listed is done.
+        let lastStart = requests[answered - 1].start
+        return (batch.firstIndex { $0.start == lastStart } ?? batch.count - 1) + 1
+    }
+
+    /// Sends `push` and asks for `want`, in batches under the request limits.
+    private func swap(push: [EntryRecord], want: [String], report: inout Report) async throws {
+        var pushing = push[...]
+        var wanting = want[...]
+        var followedUp = Set<String>()
+        while !pushing.isEmpty || !wanting.isEmpty {
+            var batch: [EntryRecord] = []
+            var bytes = 0
+            while let next = pushing.first, batch.isEmpty || bytes + HintStore.size(of: next) <= maxPushBytes {
+                batch.append(next)
+                bytes += HintStore.size(of: next)
+                pushing.removeFirst()
+            }
+            let asked = Array(wanting.prefix(maxWantKeys))
+            let answer = try await remote.exchange(push: batch, want: asked)
+            report.repairedThere += answer.applied
+            wanting.removeFirst(asked.isEmpty ? 0 : max(1, min(answer.answered, asked.count)))
+            for (record, changed) in zip(answer.records, local.mergeEach(answer.records)) where changed {
+                report.repairedHere += 1
+                // What the other side sent was merged with more here: send the merge back (once:
+                // it is what both then hold).
+                if let merged = local.store.syncRecord(record.key), merged != record, !followedUp.contains(record.key) {
+                    followedUp.insert(record.key)
+                    pushing.append(merged)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+/// The anti-entropy digests of one shard's entries: a ``MerkleTree`` per *piece* of the shard's
+/// hash interval (the ring's token ranges cut at the shard's bounds), updated on every change
+/// of an entry, and a wheel of leave times that takes entries out when they stop counting.
+///
+/// An entry counts while replicas must agree on it: a live value or counter until it expires,
+/// a tombstone until its grace period ends. Time moves in
+/// whole seconds (``takeDue(at:)``): an entry whose leave time is at or before
+/// the ``watermark`` no longer counts, on every replica alike, so expired entries never
+/// make two replicas look different and never travel.
+///
+/// Not thread-safe: it lives inside a ``ShardTable``, behind the shard's lock.
+struct ShardDigests {
+    /// Levels below each piece's root: 64 buckets (a protocol constant, so peers' trees line up).
+    static let depth = 6
+
+    /// The shard's stretch of the ring: hashes in `start ..< start + width` (width 0: all).
+    let start: UInt64
+    let width: UInt64
+    let graceMillis: Int64
+    /// One tree per piece, in ring order from `start`; together they cover the whole stretch.
+    private(set) var trees: [MerkleTree]
+    /// Everything whose leave time is at or before this (Unix ms, whole seconds) is out.
+    private(set) var watermark: Int64
+    /// Counted entries that leave by time, by the second they leave in (`(leave - 1) / 1000`).
+    private var wheel: [Int64: [Leaving]] = [:]
+
+    /// A counted entry that leaves by time, as the wheel finds it again.
+    struct Leaving: Hashable {
+        var keyHash: UInt64
+        var digest: UInt64
+    }
+
+    /// When an entry stops counting.
+    enum Lifetime: Equatable {
+        case always
+        case until(Int64)
+        case never
+    }
+
+    init(start: UInt64, width: UInt64, graceMillis: Int64, nowMillis: Int64) {
+        self.start = start
+        self.width = width
+        self.graceMillis = graceMillis
+        watermark = nowMillis / 1000 * 1000
+        trees = [MerkleTree(start: start, width: width, depth: Self.depth)]
+    }
+
+    // MARK: Counting entries
+
+    func lifetime(of entry: RawEntry) -> Lifetime {
+        if entry.isTombstone {
+            return .until(max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis) + graceMillis)
+        }
+        // A freed value counts as the value did, until its expiry: normally passed already, but
+        // a newer expiry merged in (a touch this replica missed) revives it without its bytes,
+        // and then it must differ from a copy that has them, so the next round brings them.
+        if entry.isValueDropped { return entry.expiresAt == 0 ? .never : .until(entry.expiresAt) }
+        return entry.expiresAt == 0 ? .always : .until(entry.expiresAt)
+    }
+
+    func counts(_ entry: RawEntry) -> Bool {
+        switch lifetime(of: entry) {
+        case .always: true
+        case .never: false
+        case .until(let leave): leave > watermark
+        }
+    }
+
+    static func digest(of entry: RawEntry, keyHash: UInt64) -> UInt64 {
+        // A counter's windows change without a new version: its state is part of its digest.
+        let content = entry.isCounter ? XXHash64.hash(entry.value) : 0
+        return EntryDigest.of(keyHash: keyHash, version: entry.version, expiryVersion: entry.expiryVersion,
+                              expiresAtMillis: entry.expiresAt, kind: entry.kind, content: content)
+    }
+
+    /// Takes a new or changed entry in.
+    mutating func add(_ entry: RawEntry, keyHash: UInt64) {
+        guard counts(entry) else { return }
+        let digest = Self.digest(of: entry, keyHash: keyHash)
+        toggle(digest, keyHash: keyHash)
+        if case .until(let leave) = lifetime(of: entry) {
+            wheel[(leave - 1) / 1000, default: []].append(Leaving(keyHash: keyHash, digest: digest))
+        }
+    }
+
+    /// Takes an entry out that is being replaced or removed (its wheel slot is checked and
+    /// skipped when its second comes).
+    mutating func remove(_ entry: RawEntry, keyHash: UInt64) {
+        guard counts(entry) else { return }
+        toggle(Self.digest(of: entry, keyHash: keyHash), keyHash: keyHash)
+    }
+
+    private mutating func toggle(_ digest: UInt64, keyHash: UInt64) {
+        trees[pieceIndex(ofKeyHash: keyHash)].toggle(digest, keyHash: keyHash)
+    }
+
+    /// The whole second at or before `nowMillis` the watermark moves to, and what leaves by
+    /// then (each state once); nil when the watermark stays. Then ``leave(_:held:)`` each and
+    /// ``moveWatermark(to:)``.
+    mutating func takeDue(at nowMillis: Int64) -> (mark: Int64, due: Set<Leaving>)? {
+        let newMark = nowMillis / 1000 * 1000
+        guard newMark > watermark else { return nil }
+        let seconds = watermark / 1000 ..< newMark / 1000
+        let dueSeconds = seconds.count > wheel.count ? wheel.keys.filter(seconds.contains) : seconds.filter { wheel[$0] != nil }
+        var due = Set<Leaving>()
+        for second in dueSeconds { due.formUnion(wheel.removeValue(forKey: second) ?? []) }
+        return (newMark, due)
+    }
+
+    /// Takes a leaving state out if `held` (the entry held for its key hash) is still in it.
+    mutating func leave(_ leaving: Leaving, held: RawEntry?) {
+        guard let held, counts(held), Self.digest(of: held, keyHash: leaving.keyHash) == leaving.digest else { return }
+        toggle(leaving.digest, keyHash: leaving.keyHash)
+    }
+
+    mutating func moveWatermark(to mark: Int64) {
+        watermark = max(watermark, mark)
+    }
+
+    /// Starts over with one tree per piece cut at `cuts` (hashes where a new piece starts), and
+    /// counts `entries` in.
+    mutating func rebuild(cuts: [UInt64], entries: [RawEntry], hash: (UnsafeRawBufferPointer) -> UInt64) {
+        trees = Self.pieces(start: start, width: width, cuts: cuts).map {
+            MerkleTree(start: $0.start, width: $0.width, depth: Self.depth)
+        }
+        wheel = [:]
+        for entry in entries { add(entry, keyHash: hash(entry.key)) }
+    }
+
+    // MARK: Pieces
+
+    /// The stretch `start ..< start + width` cut at every cut point inside it, in ring order.
+    static func pieces(start: UInt64, width: UInt64, cuts: [UInt64]) -> [(start: UInt64, width: UInt64)] {
+        let inside = Set(cuts.map { $0 &- start }.filter { $0 != 0 && (width == 0 || $0 < width) }).sorted()
+        guard !inside.isEmpty else { return [(start, width)] }
+        var pieces: [(start: UInt64, width: UInt64)] = [(start, inside[0])]
+        for (index, offset) in inside.enumerated() {
+            let end = index + 1 < inside.count ? inside[index + 1] : width
+            pieces.append((start &+ offset, end &- offset))
+        }
+        return pieces
+    }
+
+    /// The piece holding a key hash of this shard.
+    func pieceIndex(ofKeyHash keyHash: UInt64) -> Int {
+        let offset = keyHash &- start
+        var low = 0
+        var high = trees.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if trees[middle].start &- start <= offset { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    /// The piece that starts at `pieceStart` and is `pieceWidth` wide, if this shard has it.
+    func pieceIndex(start pieceStart: UInt64, width pieceWidth: UInt64) -> Int? {
+        guard width == 0 || pieceStart &- start < width else { return nil }
+        let index = pieceIndex(ofKeyHash: pieceStart)
+        return trees[index].start == pieceStart && trees[index].width == pieceWidth ? index : nil
+    }
+}

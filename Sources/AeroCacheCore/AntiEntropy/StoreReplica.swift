@@ -1,0 +1,79 @@
+/// A store as one side of an anti-entropy exchange: what a node answers its peers, what the
+/// replica that starts a round asks of itself, and the far side of in-memory tests.
+public struct StoreReplica: SyncReplica {
+    public let store: StorageEngine
+    public let limits: Limits
+    /// Most bytes one answer carries (keys listed, records sent); at least one item goes.
+    public var maxAnswerBytes: Int
+    /// Told why each refused record was refused.
+    public var onRejected: @Sendable (RecordRejection) -> Void
+
+    public init(store: StorageEngine, limits: Limits, maxAnswerBytes: Int = 2 << 20,
+                onRejected: @escaping @Sendable (RecordRejection) -> Void = { _ in }) {
+        self.store = store
+        self.limits = limits
+        self.maxAnswerBytes = maxAnswerBytes
+        self.onRejected = onRejected
+    }
+
+    public func differingLeaves(_ pieces: [DigestPiece]) -> [PieceLeaves] {
+        pieces.compactMap { piece in
+            guard let leaves = store.digestLeaves(start: piece.start, width: piece.width),
+                  leaves.reduce(0, ^) != piece.root else { return nil }
+            return PieceLeaves(start: piece.start, width: piece.width, leaves: leaves)
+        }
+    }
+
+    public func listing(_ requests: [BucketRequest]) -> Listing {
+        var keys: [KeyDigest] = []
+        var bytes = 0
+        var answered = 0
+        for request in requests {
+            if answered > 0 && bytes >= maxAnswerBytes { break }
+            let listed = store.digestListing(start: request.start, width: request.width, buckets: request.buckets) ?? []
+            keys += listed
+            bytes += listed.reduce(0) { $0 + $1.key.utf8.count + 12 }
+            answered += 1
+        }
+        return Listing(keys: keys, answered: answered, roomBytes: store.roomBytes)
+    }
+
+    public func exchange(push: [EntryRecord], want: [String]) -> ExchangeAnswer {
+        let applied = merge(push)
+        var records: [EntryRecord] = []
+        var bytes = 0
+        var answered = 0
+        for key in want {
+            if answered > 0 && bytes >= maxAnswerBytes { break }
+            answered += 1
+            guard (try? limits.validate(key: key)) != nil, let record = store.syncRecord(key) else { continue }
+            bytes += HintStore.size(of: record)
+            records.append(record)
+        }
+        return ExchangeAnswer(applied: applied, records: records, answered: answered)
+    }
+
+    /// Merges records from the other side, checked as any peer record is; a key not held is
+    /// taken only if it fits without evicting (``StorageEngine/merge(_:onlyIfRoom:)``).
+    /// Returns how many changed what the store holds.
+    public func merge(_ records: [EntryRecord]) -> Int {
+        mergeEach(records).count { $0 }
+    }
+
+    /// Like ``merge(_:)``, telling for each record whether it changed what the store holds.
+    public func mergeEach(_ records: [EntryRecord]) -> [Bool] {
+        let now = store.now()
+        return records.map { record in
+            if let refusal = limits.check(record, now: now, maxClockSkewMillis: store.configuration.maxClockSkewMillis) {
+                onRejected(refusal)
+                return false
+            }
+            do throws(StorageError) {
+                return try store.merge(record, onlyIfRoom: true)
+            } catch {
+                if case .clockSkew = error { onRejected(.clockSkew) } else { onRejected(.memory) }
+                return false
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+/// The other side of an anti-entropy exchange, as the replica that starts it sees it: a peer
+/// over the wire in a node, another store in memory in tests (``StoreReplica``).
+public protocol SyncReplica: Sendable {
+    /// For each of `pieces` whose root differs from the replica's piece with the same bounds:
+    /// that piece's bucket digests. Pieces it cuts differently are left out.
+    func differingLeaves(_ pieces: [DigestPiece]) async throws -> [PieceLeaves]
+    /// The counted keys in the marked buckets of the first pieces of `requests` (at least
+    /// one, as many as fit its answer), and the replica's room.
+    func listing(_ requests: [BucketRequest]) async throws -> Listing
+    /// Merges `push` (a key it does not hold only if it has room), then answers the records
+    /// it holds for the first keys of `want` (as many as fit its answer).
+    func exchange(push: [EntryRecord], want: [String]) async throws -> ExchangeAnswer
+}
+
+/// A piece's bucket digests (``StorageEngine/digestBuckets`` of them).
+public struct PieceLeaves: Sendable, Equatable {
+    public var start: UInt64
+    public var width: UInt64
+    public var leaves: [UInt64]
+
+    public init(start: UInt64, width: UInt64, leaves: [UInt64]) {
+        self.start = start
+        self.width = width
+        self.leaves = leaves
+    }
+}
+
+/// The buckets of one piece to list: bit `i` of `buckets` marks bucket `i`.
+public struct BucketRequest: Sendable, Equatable {
+    public var start: UInt64
+    public var width: UInt64
+    public var buckets: UInt64
+
+    public init(start: UInt64, width: UInt64, buckets: UInt64) {
+        self.start = start
+        self.width = width
+        self.buckets = buckets
+    }
+}
+
+/// The keys of some buckets, with what the replica can take.
+public struct Listing: Sendable, Equatable {
+    public var keys: [KeyDigest]
+    /// How many of the requests it answered (in order; the rest are asked again).
+    public var answered: Int
+    /// Bytes it can take before it would evict (``StorageEngine/roomBytes``).
+    public var roomBytes: Int
+
+    public init(keys: [KeyDigest], answered: Int, roomBytes: Int) {
+        self.keys = keys
+        self.answered = answered
+        self.roomBytes = roomBytes
+    }
+}
+
+/// What an exchange did on the other side, and what it sent back.
+public struct ExchangeAnswer: Sendable, Equatable {
+    /// Pushed records that changed what it held.
+    public var applied: Int
+    /// Its records for the wanted keys it answered (keys it holds nothing for are left out).
+    public var records: [EntryRecord]
+    /// How many wanted keys it answered (in order; the rest are asked again).
+    public var answered: Int
+
+    public init(applied: Int, records: [EntryRecord], answered: Int) {
+        self.applied = applied
+        self.records = records
+        self.answered = answered
+    }
+}

@@ -1,0 +1,217 @@
+@testable import AeroCacheCore
+import Synchronization
+import Testing
+
+/// Anti-entropy in memory: the digests the store keeps, and rounds between two stores.
+@Suite struct AntiEntropyTests {
+    /// Ring tokens that cut the digests into pieces, as a 3-node ring would.
+    static let tokens: [UInt64] = (0..<24).map { XXHash64.hash("token-\($0)") }
+
+    func store(_ clock: ManualClock, node: UInt32, configure: (inout StorageEngine.Configuration) -> Void = { _ in }) -> StorageEngine {
+        var configuration = StorageEngine.Configuration()
+        configuration.node = node
+        configuration.counterSlot = UInt64(node)
+        configuration.tombstoneGraceMillis = 60_000
+        configure(&configuration)
+        let store = StorageEngine(configuration: configuration, now: clock.reader)
+        store.cutDigests(atTokens: Self.tokens)
+        return store
+    }
+
+    /// Every key a store counts, with its digest.
+    static func listing(_ store: StorageEngine) -> [String: UInt64] {
+        var keys: [String: UInt64] = [:]
+        for piece in store.digestPieces() {
+            for entry in store.digestListing(start: piece.start, width: piece.width, buckets: .max) ?? [] {
+                keys[entry.key] = entry.digest
+            }
+        }
+        return keys
+    }
+
+    @Test func equalContentsGiveEqualDigestsWhateverTheOrder() throws {
+        let clock = ManualClock()
+        let writer = store(clock, node: 9)
+        for index in 0..<300 {
+            try writer.set("k\(index)", value: Array("v\(index)".utf8), ttlMillis: index % 3 == 0 ? 50_000 : 0)
+            if index % 7 == 0 { try writer.delete("k\(index / 2)") }
+            if index % 11 == 0 { _ = try writer.increment("c\(index % 4)", by: 1) }
+        }
+        let records = (0..<300).compactMap { writer.record("k\($0)") } + (0..<4).compactMap { writer.record("c\($0)") }
+        let forward = store(clock, node: 1)
+        let backward = store(clock, node: 2)
+        for record in records { try forward.merge(record) }
+        for record in records.reversed() { try backward.merge(record) }
+        #expect(forward.digestPieces() == writer.digestPieces())
+        #expect(backward.digestPieces() == writer.digestPieces())
+        #expect(writer.digestPieces().count > Self.tokens.count, "pieces are the ranges cut at the shard bounds")
+        // Cutting again (as after a ring change) recounts to the same digests.
+        writer.cutDigests(atTokens: Self.tokens + [42])
+        writer.cutDigests(atTokens: Self.tokens)
+        #expect(writer.digestPieces() == forward.digestPieces())
+    }
+
+    @Test func expiredEntriesLeaveTheDigestAtTheirExpiryAndTombstonesAtTheEndOfTheirGrace() throws {
+        let clock = ManualClock()
+        let empty = store(clock, node: 1)
+        let holder = store(clock, node: 2)
+        try holder.set("session", value: [1], ttlMillis: 5_000)
+        try holder.set("gone", value: [2])
+        try holder.delete("gone")
+        #expect(holder.digestPieces() != empty.digestPieces())
+        clock.advance(by: 5_000)
+        holder.sweep()
+        empty.sweep()
+        #expect(holder.record("session") != nil, "the expired entry is still held (its grace has not passed)")
+        #expect(holder.digestListing(start: 0, width: 0, buckets: .max) == nil, "a piece is never the whole ring")
+        let listed = holder.digestPieces().flatMap { holder.digestListing(start: $0.start, width: $0.width, buckets: .max) ?? [] }
+        #expect(listed.map(\.key) == ["gone"], "the expired entry left the digest, the tombstone counts")
+        clock.advance(by: 60_000)
+        holder.sweep()
+        empty.sweep()
+        #expect(holder.digestPieces() == empty.digestPieces(), "the tombstone left at the end of its grace")
+    }
+
+    @Test func aRoundInSyncSendsOnlyRoots() async throws {
+        let clock = ManualClock()
+        let one = store(clock, node: 1)
+        let two = store(clock, node: 2)
+        for index in 0..<200 {
+            let stamp = try one.set("k\(index)", value: [UInt8(index & 0xFF)])
+            _ = stamp
+            try two.merge(try #require(one.record("k\(index)")))
+        }
+        let counting = CountingReplica(StoreReplica(store: two, limits: Limits()))
+        let report = await ReplicaSync(local: StoreReplica(store: one, limits: Limits()), remote: counting).run(one.digestPieces())
+        #expect(report.differing == 0 && report.repaired == 0 && report.failure == nil)
+        #expect(counting.calls.withLock { $0 } == ["differingLeaves"])
+    }
+
+    /// Two replicas diverge at random (missing, older, deleted, expired, touched, evicted
+    /// entries, counters); one round leaves them equal, and nothing deleted or expired reads again.
+    @Test(arguments: 0..<500) func aRoundLeavesTwoDivergedReplicasEqual(seed: Int) async throws {
+        var random = SeededRandom(seed: UInt64(seed) &* 0x9E37_79B9 &+ 7)
+        let clock = ManualClock()
+        let a = store(clock, node: 1)
+        let b = store(clock, node: 2) { $0.maxMemoryBytes = 96 << 10 }
+        let replicas = [a, b]
+        /// The newest write per key across both replicas: its version and what it left.
+        var newest: [String: (version: Version, value: [UInt8]?, expiresAt: Int64)] = [:]
+        var counted: [String: Int64] = [:]
+        func note(_ key: String, _ stamp: WriteStamp, value: [UInt8]?) {
+            if let known = newest[key], known.version > stamp.version { return }
+            newest[key] = (stamp.version, value, stamp.expiresAtMillis)
+        }
+        // A shared past: 60 keys on both.
+        for index in 0..<60 {
+            let key = "k\(index)"
+            let value = Array("base-\(index)".utf8)
+            note(key, try a.set(key, value: value), value: value)
+            try b.merge(try #require(a.record(key)))
+        }
+        // Under memory pressure b evicts some shared keys; the fillers then go, leaving room to refill them.
+        if random.next() % 2 == 0 {
+            for filler in 0..<5 { try b.set("filler\(filler)", value: [UInt8](repeating: 1, count: 30_000)) }
+            #expect(b.statistics.evictions > 0)
+            for filler in 0..<5 { try b.delete("filler\(filler)") }
+        }
+        // Then each goes its own way.
+        for _ in 0..<40 {
+            clock.advance(by: Int64(random.next() % 20) + 1)
+            let replica = replicas[Int(random.next() % 2)]
+            let key = "k\(random.next() % 80)"
+            switch random.next() % 6 {
+            case 0, 1:
+                let value = Array("v\(random.next() % 1000)".utf8)
+                note(key, try replica.set(key, value: value), value: value)
+            case 2:
+                let stamp = try replica.set(key, value: [7], ttlMillis: Int64(random.next() % 300) + 1)
+                note(key, stamp, value: [7])
+            case 3:
+                try replica.delete(key)
+                note(key, try #require(replica.record(key)).stamp, value: nil)
+            case 4:
+                let counter = "c\(random.next() % 3)"
+                _ = try replica.increment(counter, by: 1)
+                counted[counter, default: 0] += 1
+            default:
+                if let (stamp, _) = try replica.touch(key, ttlMillis: Int64(random.next() % 400) + 1),
+                   let known = newest[key] {
+                    newest[key] = (known.version, known.value, stamp.expiresAtMillis)
+                }
+            }
+        }
+        clock.advance(by: Int64(random.next() % 400))
+        a.sweep()
+        b.sweep()
+        let (first, second) = random.next() % 2 == 0 ? (a, b) : (b, a)
+        let report = await ReplicaSync(local: StoreReplica(store: first, limits: Limits()),
+                                       remote: StoreReplica(store: second, limits: Limits())).run(first.digestPieces())
+        #expect(report.failure == nil)
+        // Entries that expired this very second may still differ in their bytes (both are
+        // dead): digests agree once the second has passed.
+        clock.advance(by: 1_000)
+        a.sweep()
+        b.sweep()
+        let (onA, onB) = (Self.listing(a), Self.listing(b))
+        let differing = Set(onA.keys).union(onB.keys).filter { onA[$0] != onB[$0] }.sorted()
+        #expect(differing.isEmpty, "seed \(seed): \(differing.map { "\($0): \(String(describing: a.record($0))) | \(String(describing: b.record($0)))" })")
+        #expect(a.digestPieces() == b.digestPieces(), "seed \(seed)")
+        let now = clock.now
+        for (key, write) in newest {
+            let expected = write.value != nil && (write.expiresAt == 0 || write.expiresAt > now) ? write.value : nil
+            #expect(a.get(key)?.value == expected, "seed \(seed): \(key) on a: \(String(describing: a.record(key))) vs \(String(describing: b.record(key))) at \(now)")
+            #expect(b.get(key)?.value == expected, "seed \(seed): \(key) on b")
+        }
+        for (counter, total) in counted {
+            #expect(a.get(counter)?.value == Array("\(total)".utf8), "seed \(seed): \(counter)")
+            #expect(b.get(counter)?.value == Array("\(total)".utf8), "seed \(seed): \(counter)")
+        }
+    }
+
+    @Test func aKeyEvictedOnAFullReplicaIsNotPushedBackAndEvictsNothing() async throws {
+        let clock = ManualClock()
+        let roomy = store(clock, node: 1)
+        let full = store(clock, node: 2) { $0.maxMemoryBytes = 64 << 10 }
+        let value = [UInt8](repeating: 3, count: 1_000)
+        for index in 0..<200 {
+            try roomy.set("k\(index)", value: value)
+            try full.merge(try #require(roomy.record("k\(index)")))
+        }
+        let evicted = full.statistics.evictions
+        #expect(evicted > 100, "the small replica holds about 60 of the 200 keys")
+        for _ in 0..<3 {
+            let report = await ReplicaSync(local: StoreReplica(store: roomy, limits: Limits()),
+                                           remote: StoreReplica(store: full, limits: Limits())).run(roomy.digestPieces())
+            #expect(report.repairedThere == 0 && report.failure == nil)
+        }
+        #expect(full.statistics.evictions == evicted, "repair made the full replica evict nothing")
+    }
+}
+
+extension EntryRecord {
+    var stamp: WriteStamp { WriteStamp(version: version, expiresAtMillis: expiresAtMillis) }
+}
+
+/// A replica that records which calls reach it.
+final class CountingReplica: SyncReplica {
+    let inner: StoreReplica
+    let calls = Mutex<[String]>([])
+
+    init(_ inner: StoreReplica) { self.inner = inner }
+
+    func differingLeaves(_ pieces: [DigestPiece]) -> [PieceLeaves] {
+        calls.withLock { $0.append("differingLeaves") }
+        return inner.differingLeaves(pieces)
+    }
+
+    func listing(_ requests: [BucketRequest]) -> Listing {
+        calls.withLock { $0.append("listing") }
+        return inner.listing(requests)
+    }
+
+    func exchange(push: [EntryRecord], want: [String]) -> ExchangeAnswer {
+        calls.withLock { $0.append("exchange") }
+        return inner.exchange(push: push, want: want)
+    }
+}
