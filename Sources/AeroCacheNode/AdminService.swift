@@ -10,12 +10,36 @@ import Glibc
 struct AdminService: Sendable {
     let store: StorageEngine
     let coordinator: Coordinator
+    let antiEntropy: AntiEntropyRounds
 
     var methods: [ServerMethod] {
         [
             ServerMethod(AdminMethods.status) { _, _ throws(RPCError) in .now(status()) },
             ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
+            ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in .later { try await repair(request) } },
         ]
+    }
+
+    /// Runs an anti-entropy round now and answers what it did with each peer.
+    func repair(_ request: Aerocache_V1_RepairRequest) async throws(RPCError) -> Aerocache_V1_RepairResponse {
+        let peer = request.nodeID.isEmpty ? nil : request.nodeID
+        let outcomes = await antiEntropy.round(only: peer, rangeHash: request.onlyRange ? request.rangeHash : nil)
+        if let peer, outcomes.isEmpty {
+            throw RPCError(.notFound, "\(peer) is not a live member that shares ranges with this node")
+        }
+        var response = Aerocache_V1_RepairResponse()
+        response.peers = outcomes.map { outcome in
+            var peer = Aerocache_V1_PeerRepair()
+            peer.nodeID = outcome.peer
+            peer.compared = UInt32(outcome.report.compared)
+            peer.differing = UInt32(outcome.report.differing)
+            peer.repairedHere = UInt64(outcome.report.repairedHere)
+            peer.repairedThere = UInt64(outcome.report.repairedThere)
+            peer.bytes = UInt64(outcome.bytes)
+            peer.error = outcome.report.failure.map { "\($0)" } ?? ""
+            return peer
+        }
+        return response
     }
 
     /// Every member with its state as seen here; the figures of this node itself.

@@ -53,6 +53,7 @@ public final class CacheNode: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let sweepInterval: Duration
     private let peers: PeerPool
+    private let antiEntropy: AntiEntropyRounds
     private let metricsServer: MetricsServer?
     private let background: AsyncStream<@Sendable () async -> Void>
     private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
@@ -83,6 +84,8 @@ public final class CacheNode: Service, Sendable {
         let coordinator = Coordinator(cluster: cluster, store: store, limits: configuration.limits,
                                       background: backgroundContinuation, metrics: metrics)
         let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
+        antiEntropy = AntiEntropyRounds(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
+                                        logger: logger)
         if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
             metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
                 metrics.keys.record(store.liveKeyCount())
@@ -103,7 +106,7 @@ public final class CacheNode: Service, Sendable {
                                  maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
                                  peerCredential: configuration.cluster.credential),
             methods: cache.methods + HealthService(cluster: cluster).methods
-                + AdminService(store: store, coordinator: coordinator).methods
+                + AdminService(store: store, coordinator: coordinator, antiEntropy: antiEntropy).methods
                 + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics).methods,
             eventLoopGroup: group,
             logger: logger)
@@ -128,6 +131,7 @@ public final class CacheNode: Service, Sendable {
                     }
                 }
                 tasks.addTask { await self.sweepUntilCancelled() }
+                tasks.addTask { await self.antiEntropy.run() }
                 tasks.addTask {
                     do {
                         try await self.cluster.run()

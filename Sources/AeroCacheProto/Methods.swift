@@ -24,13 +24,17 @@ public enum AdminMethods {
     public static let service = "aerocache.v1.Admin"
     public static let status = MethodDescriptor<Aerocache_V1_StatusRequest, Aerocache_V1_StatusResponse>(service: service, method: "Status")
     public static let ring = MethodDescriptor<Aerocache_V1_RingRequest, Aerocache_V1_RingResponse>(service: service, method: "Ring")
+    public static let repair = MethodDescriptor<Aerocache_V1_RepairRequest, Aerocache_V1_RepairResponse>(service: service, method: "Repair")
 }
 
-/// The methods of `aerocache.v1.Peer`: node-to-node gossip, joining and replication.
+/// The methods of `aerocache.v1.Peer`: node-to-node gossip, joining, replication and anti-entropy.
 public enum PeerMethods {
     public static let service = "aerocache.v1.Peer"
     public static let join = MethodDescriptor<Aerocache_V1_JoinRequest, Aerocache_V1_JoinResponse>(service: service, method: "Join")
     public static let gossip = MethodDescriptor<Aerocache_V1_GossipMessage, Aerocache_V1_GossipMessage>(service: service, method: "Gossip")
     public static let replicate = MethodDescriptor<Aerocache_V1_ReplicateRequest, Aerocache_V1_ReplicateResponse>(service: service, method: "Replicate")
     public static let read = MethodDescriptor<Aerocache_V1_ReadRequest, Aerocache_V1_ReadResponse>(service: service, method: "Read")
+    public static let digestRoots = MethodDescriptor<Aerocache_V1_DigestRootsRequest, Aerocache_V1_DigestRootsResponse>(service: service, method: "DigestRoots")
+    public static let digestKeys = MethodDescriptor<Aerocache_V1_DigestKeysRequest, Aerocache_V1_DigestKeysResponse>(service: service, method: "DigestKeys")
+    public static let syncRecords = MethodDescriptor<Aerocache_V1_SyncRecordsRequest, Aerocache_V1_SyncRecordsResponse>(service: service, method: "SyncRecords")
 }

@@ -130,6 +130,63 @@ public nonisolated struct Aerocache_V1_StatusResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Aerocache_V1_RepairRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Only the peer with this id (empty: every peer that shares ranges with this node).
+  public var nodeID: String = String()
+
+  /// Only the ring range that holds the hash `range_hash` (false: every range).
+  public var onlyRange: Bool = false
+
+  public var rangeHash: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_PeerRepair: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  /// Pieces compared, and those whose roots differed.
+  public var compared: UInt32 = 0
+
+  public var differing: UInt32 = 0
+
+  /// Records that changed this node, and the peer.
+  public var repairedHere: UInt64 = 0
+
+  public var repairedThere: UInt64 = 0
+
+  public var bytes: UInt64 = 0
+
+  /// Why the round with this peer stopped early, if it did.
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_RepairResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var peers: [Aerocache_V1_PeerRepair] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "aerocache.v1"
@@ -372,6 +429,136 @@ nonisolated extension Aerocache_V1_StatusResponse: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Aerocache_V1_StatusResponse, rhs: Aerocache_V1_StatusResponse) -> Bool {
     if lhs.nodes != rhs.nodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_RepairRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RepairRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}only_range\0\u{3}range_hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.onlyRange) }()
+      case 3: try { try decoder.decodeSingularFixed64Field(value: &self.rangeHash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if self.onlyRange != false {
+      try visitor.visitSingularBoolField(value: self.onlyRange, fieldNumber: 2)
+    }
+    if self.rangeHash != 0 {
+      try visitor.visitSingularFixed64Field(value: self.rangeHash, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_RepairRequest, rhs: Aerocache_V1_RepairRequest) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.onlyRange != rhs.onlyRange {return false}
+    if lhs.rangeHash != rhs.rangeHash {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_PeerRepair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeerRepair"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}compared\0\u{1}differing\0\u{3}repaired_here\0\u{3}repaired_there\0\u{1}bytes\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.compared) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.differing) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.repairedHere) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.repairedThere) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if self.compared != 0 {
+      try visitor.visitSingularUInt32Field(value: self.compared, fieldNumber: 2)
+    }
+    if self.differing != 0 {
+      try visitor.visitSingularUInt32Field(value: self.differing, fieldNumber: 3)
+    }
+    if self.repairedHere != 0 {
+      try visitor.visitSingularUInt64Field(value: self.repairedHere, fieldNumber: 4)
+    }
+    if self.repairedThere != 0 {
+      try visitor.visitSingularUInt64Field(value: self.repairedThere, fieldNumber: 5)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 6)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_PeerRepair, rhs: Aerocache_V1_PeerRepair) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.compared != rhs.compared {return false}
+    if lhs.differing != rhs.differing {return false}
+    if lhs.repairedHere != rhs.repairedHere {return false}
+    if lhs.repairedThere != rhs.repairedThere {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_RepairResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RepairResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.peers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.peers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.peers, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_RepairResponse, rhs: Aerocache_V1_RepairResponse) -> Bool {
+    if lhs.peers != rhs.peers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -74,6 +74,12 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "How long tombstones of deletes and expired entries are kept, so older copies cannot come back (10m, 1h, ...).")
     var tombstoneGrace: String = environment("tombstone-grace") ?? "10m"
 
+    @Option(help: "How often this node compares its ranges with each peer and repairs what differs (10s, 1m, ...; 0 switches anti-entropy off).")
+    var antiEntropyInterval: String = environment("anti-entropy-interval") ?? "10s"
+
+    @Option(help: "Bytes per second anti-entropy may move, sent and received (bytes, or with KiB/MiB/GiB).")
+    var antiEntropyRate: String = environment("anti-entropy-rate") ?? "8MiB"
+
     @Option(help: "Client and peer connections open at once; more are closed as they arrive.")
     var maxConnections: Int = environment("max-connections").flatMap { Int($0) } ?? 10_000
 
@@ -97,6 +103,15 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         guard replicationFactor > 0 else { throw ArgumentParser.ValidationError("--replication-factor must be at least 1") }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
         guard maxConnections > 0 else { throw ArgumentParser.ValidationError("--max-connections must be at least 1") }
+        if let rate = try? ByteSize.parse(antiEntropyRate), rate < 1024 {
+            throw ArgumentParser.ValidationError("--anti-entropy-rate must be at least 1KiB per second")
+        }
+        // A tombstone must outlive the rounds that spread it, or a replica that missed the
+        // delete hands the old value back (README "Tombstones").
+        if let interval = try? DurationText.milliseconds(antiEntropyInterval),
+           let grace = try? DurationText.milliseconds(tombstoneGrace), interval > 0, grace < 3 * interval {
+            throw ArgumentParser.ValidationError("--tombstone-grace (\(tombstoneGrace)) must be at least 3 × --anti-entropy-interval (\(antiEntropyInterval))")
+        }
     }
 
     func run() async throws {
@@ -123,6 +138,8 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.storage.evictionPolicy = EvictionPolicy(rawValue: evictionPolicy) ?? .sampledLRU
             configuration.cluster.maxClockSkewMillis = try DurationText.milliseconds(maxClockSkew)
             configuration.storage.tombstoneGraceMillis = try DurationText.milliseconds(tombstoneGrace)
+            configuration.cluster.antiEntropyInterval = .milliseconds(try DurationText.milliseconds(antiEntropyInterval))
+            configuration.cluster.antiEntropyBytesPerSecond = try ByteSize.parse(antiEntropyRate)
         } catch {
             throw ArgumentParser.ValidationError(error.message)
         }

@@ -19,7 +19,8 @@ struct AeroCacheCtl: AsyncParsableCommand {
             TTLs are seconds (0.5, 30) or carry a unit (500ms, 30s, 5m, 1h).
             """,
         subcommands: [SetCommand.self, GetCommand.self, HasCommand.self, DelCommand.self,
-                      IncrCommand.self, TtlCommand.self, StatusCommand.self, RingCommand.self, OwnersCommand.self])
+                      IncrCommand.self, TtlCommand.self, StatusCommand.self, RingCommand.self, OwnersCommand.self,
+                      RepairCommand.self])
 }
 
 /// Options every command takes.

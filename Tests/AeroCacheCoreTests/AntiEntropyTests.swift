@@ -84,7 +84,7 @@ import Testing
         let counting = CountingReplica(StoreReplica(store: two, limits: Limits()))
         let report = await ReplicaSync(local: StoreReplica(store: one, limits: Limits()), remote: counting).run(one.digestPieces())
         #expect(report.differing == 0 && report.repaired == 0 && report.failure == nil)
-        #expect(counting.calls.withLock { $0 } == ["differingLeaves"])
+        #expect(counting.calls.withLock { $0 } == ["compareRoots"])
     }
 
     /// Two replicas diverge at random (missing, older, deleted, expired, touched, evicted
@@ -200,9 +200,9 @@ final class CountingReplica: SyncReplica {
 
     init(_ inner: StoreReplica) { self.inner = inner }
 
-    func differingLeaves(_ pieces: [DigestPiece]) -> [PieceLeaves] {
-        calls.withLock { $0.append("differingLeaves") }
-        return inner.differingLeaves(pieces)
+    func compareRoots(_ pieces: [DigestPiece]) -> RootComparison {
+        calls.withLock { $0.append("compareRoots") }
+        return inner.compareRoots(pieces)
     }
 
     func listing(_ requests: [BucketRequest]) -> Listing {

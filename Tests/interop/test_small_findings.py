@@ -124,7 +124,7 @@ def test_a_node_whose_id_stamps_a_taken_version_number_is_refused():
 
 
 def test_a_tombstone_a_peer_sent_without_expiry_is_swept():
-    cluster = Cluster(1, "--tombstone-grace", "2s")
+    cluster = Cluster(1, "--tombstone-grace", "2s", "--anti-entropy-interval", "0")
     try:
         stub, metadata = cluster.peer(0)
         timestamp = int(time.time() * 1000) << 16

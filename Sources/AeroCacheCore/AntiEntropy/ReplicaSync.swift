@@ -22,9 +22,11 @@ public struct ReplicaSync: Sendable {
     }
 
     public struct Report: Sendable {
-        /// Pieces whose roots were compared, and those that differed.
+        /// Pieces whose roots were compared, those that differed, and those the other side
+        /// cuts otherwise (compared again next round).
         public var compared = 0
         public var differing = 0
+        public var unmatched = 0
         /// Keys listed by the other side.
         public var listedKeys = 0
         /// Records that changed this store, and the other.
@@ -78,7 +80,9 @@ public struct ReplicaSync: Sendable {
         report.compared = pieces.count
         var remaining: [PieceLeaves] = []
         do {
-            remaining = try await remote.differingLeaves(pieces)
+            let comparison = try await remote.compareRoots(pieces)
+            remaining = comparison.differing
+            report.unmatched = comparison.unmatched
         } catch {
             report.failure = error
             report.resumeAt = resumingAt

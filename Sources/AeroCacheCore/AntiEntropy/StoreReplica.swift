@@ -16,12 +16,19 @@ public struct StoreReplica: SyncReplica {
         self.onRejected = onRejected
     }
 
-    public func differingLeaves(_ pieces: [DigestPiece]) -> [PieceLeaves] {
-        pieces.compactMap { piece in
-            guard let leaves = store.digestLeaves(start: piece.start, width: piece.width),
-                  leaves.reduce(0, ^) != piece.root else { return nil }
-            return PieceLeaves(start: piece.start, width: piece.width, leaves: leaves)
+    public func compareRoots(_ pieces: [DigestPiece]) -> RootComparison {
+        var comparison = RootComparison(differing: [], unmatched: 0)
+        for piece in pieces {
+            guard let leaves = store.digestLeaves(start: piece.start, width: piece.width) else {
+                comparison.unmatched += 1
+                continue
+            }
+            // The root is the XOR of the leaves.
+            if leaves.reduce(0, ^) != piece.root {
+                comparison.differing.append(PieceLeaves(start: piece.start, width: piece.width, leaves: leaves))
+            }
         }
+        return comparison
     }
 
     public func listing(_ requests: [BucketRequest]) -> Listing {

@@ -2,14 +2,26 @@
 /// over the wire in a node, another store in memory in tests (``StoreReplica``).
 public protocol SyncReplica: Sendable {
     /// For each of `pieces` whose root differs from the replica's piece with the same bounds:
-    /// that piece's bucket digests. Pieces it cuts differently are left out.
-    func differingLeaves(_ pieces: [DigestPiece]) async throws -> [PieceLeaves]
+    /// that piece's bucket digests; and how many pieces it cuts otherwise.
+    func compareRoots(_ pieces: [DigestPiece]) async throws -> RootComparison
     /// The counted keys in the marked buckets of the first pieces of `requests` (at least
     /// one, as many as fit its answer), and the replica's room.
     func listing(_ requests: [BucketRequest]) async throws -> Listing
     /// Merges `push` (a key it does not hold only if it has room), then answers the records
     /// it holds for the first keys of `want` (as many as fit its answer).
     func exchange(push: [EntryRecord], want: [String]) async throws -> ExchangeAnswer
+}
+
+/// The pieces whose roots differ on the other side, with its bucket digests.
+public struct RootComparison: Sendable, Equatable {
+    public var differing: [PieceLeaves]
+    /// Pieces the other side cuts otherwise (its ring differs): compared again next round.
+    public var unmatched: Int
+
+    public init(differing: [PieceLeaves], unmatched: Int) {
+        self.differing = differing
+        self.unmatched = unmatched
+    }
 }
 
 /// A piece's bucket digests (``StorageEngine/digestBuckets`` of them).

@@ -22,8 +22,8 @@ public struct Ring: Sendable, Equatable {
 
     public let members: [Member]
     public let epoch: UInt64
-    /// Every token, sorted, with the index in `members` of its owner.
-    let tokens: [UInt64]
+    /// Every token, sorted (`owners` holds the index in `members` of each one's owner).
+    public let tokens: [UInt64]
     let owners: [Int32]
     private let usesZones: Bool
 
@@ -56,6 +56,11 @@ public struct Ring: Sendable, Equatable {
             if tokens[middle] < hash { low = middle + 1 } else { high = middle }
         }
         return low == tokens.count ? 0 : low
+    }
+
+    /// Which token range holds `hash`: the index of the token that ends it.
+    public func rangeIndex(ofHash hash: UInt64) -> Int {
+        firstTokenIndex(atOrAfter: hash)
     }
 
     /// Indices into ``members`` of the first `count` distinct members clockwise from `hash`.

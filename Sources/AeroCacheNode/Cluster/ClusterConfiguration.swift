@@ -26,6 +26,10 @@ public struct ClusterConfiguration: Sendable {
     /// on all links together.
     public var linkQueueBytes = 16 << 20
     public var linkBudgetBytes = 64 << 20
+    /// How often this node runs an anti-entropy round with each peer (0: never), and the
+    /// bytes per second all its rounds may move.
+    public var antiEntropyInterval: Duration = .seconds(10)
+    public var antiEntropyBytesPerSecond = 8 << 20
     /// Largest Replicate request: batches and hint replays are cut under it.
     public var maxBatchBytes = 2 << 20
     public init() {}

@@ -2,7 +2,7 @@ import AeroCacheCore
 import AeroCacheProto
 import AeroCacheRPC
 
-/// `aerocache.v1.Peer`: what other nodes call — join, gossip, replicate, read.
+/// `aerocache.v1.Peer`: what other nodes call — join, gossip, replicate, read, anti-entropy.
 ///
 /// Only members may call it: a call without the cluster's credential
 /// (``ServerCallContext/isPeer``) is `UNAUTHENTICATED` before its request is decoded. What members send is checked like a
@@ -38,7 +38,59 @@ struct PeerService: Sendable {
                          limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
                 .now(try read(request))
             },
+            // Anti-entropy scans the store: off the event loop.
+            ServerMethod(PeerMethods.digestRoots, membersOnly: true,
+                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, _ throws(RPCError) in
+                .later { compareRoots(request) }
+            },
+            ServerMethod(PeerMethods.digestKeys, membersOnly: true,
+                         limiting: RepeatedLimit(field: 1, limit: Self.maxListedPieces, name: "requests")) { request, _ throws(RPCError) in
+                .later { listKeys(request) }
+            },
+            ServerMethod(PeerMethods.syncRecords, membersOnly: true,
+                         limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "push")) { request, _ throws(RPCError) in
+                guard request.want.count <= PeerReplica.maxWant else {
+                    throw RPCError(.invalidArgument, "want names \(request.want.count) keys, over the limit of \(PeerReplica.maxWant)")
+                }
+                return .later { syncRecords(request) }
+            },
         ]
+    }
+
+    /// Most pieces one DigestKeys may list.
+    static let maxListedPieces = 1024
+
+    private var replica: StoreReplica {
+        StoreReplica(store: store, limits: limits) { [metrics] in metrics.rejected($0) }
+    }
+
+    func compareRoots(_ request: Aerocache_V1_DigestRootsRequest) -> Aerocache_V1_DigestRootsResponse {
+        // Cut where this node's ring says ranges start (a no-op unless the ring changed).
+        let view = cluster.view
+        if view.isJoined && !view.ring.isEmpty { store.cutDigests(atTokens: view.ring.tokens) }
+        let comparison = replica.compareRoots(request.pieces.map(DigestPiece.init))
+        var response = Aerocache_V1_DigestRootsResponse()
+        response.differing = comparison.differing.map(\.proto)
+        response.unmatched = UInt32(comparison.unmatched)
+        return response
+    }
+
+    func listKeys(_ request: Aerocache_V1_DigestKeysRequest) -> Aerocache_V1_DigestKeysResponse {
+        let listing = replica.listing(request.requests.map(BucketRequest.init))
+        var response = Aerocache_V1_DigestKeysResponse()
+        response.keys = listing.keys.map(\.proto)
+        response.answered = UInt32(listing.answered)
+        response.roomBytes = UInt64(listing.roomBytes)
+        return response
+    }
+
+    func syncRecords(_ request: Aerocache_V1_SyncRecordsRequest) -> Aerocache_V1_SyncRecordsResponse {
+        let answer = replica.exchange(push: request.push.map(EntryRecord.init), want: request.want)
+        var response = Aerocache_V1_SyncRecordsResponse()
+        response.applied = UInt32(answer.applied)
+        response.records = answer.records.map(\.proto)
+        response.answered = UInt32(answer.answered)
+        return response
     }
 
     func replicate(_ request: Aerocache_V1_ReplicateRequest) -> Aerocache_V1_ReplicateResponse {

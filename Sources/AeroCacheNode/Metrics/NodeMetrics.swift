@@ -35,6 +35,8 @@ final class NodeMetrics: Sendable {
     let hintsPending: CoreMetrics.Gauge
     let hintsDropped: CoreMetrics.Counter
     let antiEntropyRepaired: CoreMetrics.Counter
+    let antiEntropyRounds: CoreMetrics.Counter
+    let antiEntropyBytes: CoreMetrics.Counter
     /// Peer records refused, indexed by ``RecordRejection``'s position in `allCases`.
     private let rejectedRecords: [CoreMetrics.Counter]
 
@@ -53,6 +55,8 @@ final class NodeMetrics: Sendable {
             CoreMetrics.Counter(label: "aerocache_rejected_records_total", dimensions: [("reason", $0.rawValue)])
         }
         antiEntropyRepaired = CoreMetrics.Counter(label: "aerocache_antientropy_repaired_keys_total")
+        antiEntropyRounds = CoreMetrics.Counter(label: "aerocache_antientropy_rounds_total")
+        antiEntropyBytes = CoreMetrics.Counter(label: "aerocache_antientropy_bytes_total")
     }
 
     /// Evictions and dropped hints already added to their counters (the engine and the hint
@@ -61,6 +65,13 @@ final class NodeMetrics: Sendable {
     private let hintsDroppedReported = TotalCursor()
 
     func request(_ op: Operation) { requests[op.rawValue].increment() }
+
+    /// Counts one anti-entropy round with one peer.
+    func antiEntropyRound(repairedKeys: Int, bytes: Int) {
+        antiEntropyRounds.increment()
+        antiEntropyBytes.increment(by: bytes)
+        if repairedKeys > 0 { antiEntropyRepaired.increment(by: repairedKeys) }
+    }
 
     func rejected(_ reason: RecordRejection) {
         rejectedRecords[RecordRejection.allCases.firstIndex(of: reason)!].increment()

@@ -1,0 +1,110 @@
+import AeroCacheCore
+import Logging
+import Synchronization
+
+/// Anti-entropy for one node: every `--anti-entropy-interval` (with a little jitter), a round
+/// with each live peer that shares ranges with it (``ReplicaSync``), all paced by one
+/// `--anti-entropy-rate` budget; and rounds on demand (`aerocachectl repair`).
+///
+/// A round with a peer that stops early (the peer went away) resumes next time at the piece
+/// where it stopped. Rounds never overlap: one on demand waits for the running one.
+final class AntiEntropyRounds: Sendable {
+    /// What a round with one peer did.
+    struct Outcome: Sendable {
+        var peer: String
+        var report: ReplicaSync.Report
+        var bytes: Int
+        var elapsed: Duration
+    }
+
+    private let cluster: ClusterShell
+    private let store: StorageEngine
+    private let limits: Limits
+    private let metrics: NodeMetrics
+    private let logger: Logger
+    private let interval: Duration
+    private let peerTimeout: Duration
+    private let pacer: Pacer
+    /// Where the next round with each peer starts (the piece a failed round stopped at).
+    private let resumePoints = Mutex<[String: UInt64]>([:])
+    private let busy = Mutex(false)
+
+    init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger) {
+        self.cluster = cluster
+        self.store = store
+        self.limits = limits
+        self.metrics = metrics
+        self.logger = logger
+        interval = cluster.configuration.antiEntropyInterval
+        peerTimeout = max(cluster.configuration.peerTimeout, .seconds(10))
+        pacer = Pacer(bytesPerSecond: cluster.configuration.antiEntropyBytesPerSecond)
+    }
+
+    /// Runs a round every interval until cancelled (with an interval of 0, only waits: the
+    /// node stops when any of its tasks ends).
+    func run() async {
+        guard interval > .zero else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
+        let intervalMillis = max(interval.wholeMilliseconds, 1)
+        while !Task.isCancelled {
+            // ±10% jitter, so that nodes started together do not all start rounds together.
+            let jitter = Int64.random(in: -(intervalMillis / 10)...(intervalMillis / 10))
+            try? await Task.sleep(for: .milliseconds(intervalMillis + jitter))
+            if Task.isCancelled { return }
+            _ = await round()
+        }
+    }
+
+    /// One round now with every live peer that shares ranges with this node (or only `peer`),
+    /// over every shared range (or only the one holding `rangeHash`).
+    func round(only peer: String? = nil, rangeHash: UInt64? = nil) async -> [Outcome] {
+        while !busy.withLock({ busy in defer { busy = true }; return !busy }) {
+            if Task.isCancelled { return [] }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        defer { busy.withLock { $0 = false } }
+        let view = cluster.view
+        guard view.isJoined, let selfIndex = view.ring.members.firstIndex(where: { $0.id == view.selfID }) else { return [] }
+        store.cutDigests(atTokens: view.ring.tokens)
+        var pieces = store.digestPieces()
+        if let rangeHash {
+            let range = view.ring.rangeIndex(ofHash: rangeHash)
+            pieces = pieces.filter { view.ring.rangeIndex(ofHash: $0.start) == range }
+        }
+        let owners = pieces.map { view.ring.preferenceIndices(for: $0.start, count: view.replicationFactor) }
+        var outcomes: [Outcome] = []
+        for (index, member) in view.ring.members.enumerated() where member.id != view.selfID && view.alive.contains(member.id) {
+            if let peer, member.id != peer { continue }
+            let shared = zip(pieces, owners).filter { $0.1.contains(selfIndex) && $0.1.contains(index) }.map(\.0)
+            guard !shared.isEmpty else { continue }
+            outcomes.append(await round(with: member, over: shared))
+        }
+        return outcomes
+    }
+
+    private func round(with member: Ring.Member, over pieces: [DigestPiece]) async -> Outcome {
+        let remote = PeerReplica(connection: cluster.peers.connection(to: member.address), timeout: peerTimeout, pacer: pacer)
+        let local = StoreReplica(store: store, limits: limits) { [metrics] in metrics.rejected($0) }
+        let started = ContinuousClock.now
+        let resumeAt = resumePoints.withLock { $0[member.id] }
+        let report = await ReplicaSync(local: local, remote: remote).run(pieces, resumingAt: resumeAt)
+        let outcome = Outcome(peer: member.id, report: report, bytes: remote.bytes.load(ordering: .relaxed),
+                              elapsed: ContinuousClock.now - started)
+        resumePoints.withLock { $0[member.id] = report.resumeAt }
+        metrics.antiEntropyRound(repairedKeys: report.repaired, bytes: outcome.bytes)
+        let summary: Logger.Metadata = [
+            "peer": "\(member.id)", "repaired_here": "\(report.repairedHere)", "repaired_there": "\(report.repairedThere)",
+            "pieces": "\(report.differing)/\(report.compared)", "bytes": "\(outcome.bytes)",
+            "ms": "\(outcome.elapsed.wholeMilliseconds)",
+        ]
+        if let failure = report.failure {
+            logger.notice("anti-entropy round stopped early; the next one resumes where it stopped",
+                          metadata: summary.merging(["error": "\(failure)"]) { $1 })
+        } else if report.repaired > 0 {
+            logger.info("anti-entropy round repaired \(report.repaired) keys", metadata: summary)
+        }
+        return outcome
+    }
+}

@@ -1,0 +1,115 @@
+"""Anti-entropy alone (riak_test verify_aae style): hints and read repair off, 3 real nodes,
+N = 3. A node restarted empty is refilled without a read touching its keys; what was deleted
+or expired while it was down stays gone; a full replica is not refilled at the cost of evictions."""
+import time
+
+from cluster import Cluster, wait_for
+from conftest import cache_pb2
+
+ALONE = ("--hinted-handoff", "off", "--read-repair", "off")
+
+
+def batch_set(stub, keys, ttl_ms=0):
+    for start in range(0, len(keys), 200):
+        entries = [cache_pb2.SetRequest(key=key, value=key.encode(), ttl_ms=ttl_ms) for key in keys[start:start + 200]]
+        reply = stub.BatchSet(cache_pb2.BatchSetRequest(entries=entries, consistency=cache_pb2.CONSISTENCY_ALL),
+                              timeout=30)
+        assert len(reply.results) == len(entries), reply
+
+
+def live_copies(cluster, indexes):
+    return sum(cluster.keys(index) for index in indexes)
+
+
+def test_a_node_restarted_empty_is_refilled_and_nothing_deleted_or_expired_comes_back():
+    cluster = Cluster(3, *ALONE, metrics=True)
+    try:
+        cluster.wait_converged()
+        kept = [f"kept:{i}" for i in range(3000)]
+        deleted = [f"deleted:{i}" for i in range(200)]
+        expiring = [f"expiring:{i}" for i in range(200)]
+        for index in range(3):
+            batch_set(cluster.stub(index), kept[index * 1000:(index + 1) * 1000])
+        batch_set(cluster.stub(0), deleted)
+        batch_set(cluster.stub(0), expiring, ttl_ms=4000)
+        wait_for(lambda: live_copies(cluster, range(3)) == 3 * 3400, 30, "every write on every replica")
+
+        cluster.kill(2)
+        stub = cluster.stub(0)
+        for key in deleted:
+            reply = stub.Delete(cache_pb2.DeleteRequest(key=key, consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+            assert reply.deleted
+        time.sleep(4.5)  # the expiring keys expire while node-2 is down
+        cluster.start(2)
+        restarted = time.monotonic()
+        cluster.wait_state(2, "up", via=0)
+        assert cluster.keys(2) < 3000, "hinted handoff and read repair are off: node-2 starts empty"
+
+        # Nothing reads the keys: only anti-entropy can bring them back.
+        wait_for(lambda: live_copies(cluster, range(3)) == 9000, 60, "9,000 live copies again")
+        refill_seconds = time.monotonic() - restarted
+        assert refill_seconds < 60
+        assert cluster.keys(2) == 3000
+        for key in deleted:
+            record = cluster.record(2, key)
+            assert record is None or record.tombstone, f"deleted {key} came back on node-2: {record}"
+        for key in expiring:
+            record = cluster.record(2, key)
+            assert record is None or not record.value, f"expired {key} travelled to node-2 with its value: {record}"
+        for key in kept[::300]:
+            assert cluster.record(2, key).value == key.encode()
+        node2 = cluster.stub(2)
+        for key in deleted[:50] + expiring[:50]:
+            assert not node2.Get(cache_pb2.GetRequest(key=key), timeout=10).found, f"{key} reads again"
+        repaired = sum(cluster.metric(i, "aerocache_antientropy_repaired_keys_total") for i in range(3))
+        assert repaired >= 3000, repaired
+        assert cluster.metric(0, "aerocache_antientropy_rounds_total") > 0
+        assert cluster.metric(0, "aerocache_antientropy_bytes_total") > 0
+        print(f"refilled in {refill_seconds:.1f} s, {repaired:.0f} keys repaired")
+    finally:
+        cluster.stop_all()
+
+
+def test_repair_runs_a_round_now_and_prints_what_it_repaired():
+    cluster = Cluster(3, *ALONE, "--anti-entropy-interval", "0")
+    try:
+        cluster.wait_converged()
+        cluster.kill(2)
+        keys = [f"missed:{i}" for i in range(50)]
+        for key in keys:
+            cluster.stub(0).Set(cache_pb2.SetRequest(key=key, value=b"v", consistency=cache_pb2.CONSISTENCY_QUORUM),
+                                timeout=10)
+        cluster.start(2)
+        cluster.wait_state(2, "up", via=0)
+        time.sleep(1)
+        assert cluster.keys(2) == 0, "with anti-entropy off, nothing refills node-2 by itself"
+        code, out, err = cluster.ctl("repair", "--node", "node-2", via=0)
+        assert code == 0, err
+        assert "with node-2:" in out and "repaired 50 keys" in out, out
+        assert cluster.keys(2) == 50
+        code, out, err = cluster.ctl("repair", via=1)
+        assert code == 0 and "repaired 0 keys" in out, out + err
+        code, out, err = cluster.ctl("repair", "--node", "node-9", via=0)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "node-9" in err, err
+    finally:
+        cluster.stop_all()
+
+
+def test_a_full_replica_is_not_refilled_at_the_cost_of_evictions():
+    cluster = Cluster(2, *ALONE, "--anti-entropy-interval", "1s", "--replication-factor", "2", "--max-memory", "4MiB")
+    try:
+        cluster.wait_converged()
+        stub = cluster.stub(0)
+        value = b"x" * 4000
+        for start in range(0, 3000, 100):
+            entries = [cache_pb2.SetRequest(key=f"big:{i}", value=value) for i in range(start, start + 100)]
+            stub.BatchSet(cache_pb2.BatchSetRequest(entries=entries, consistency=cache_pb2.CONSISTENCY_ONE), timeout=30)
+        evictions = [cluster.status(via=i)[f"node-{i}"]["evictions"] for i in range(2)]
+        assert min(evictions) > 0, evictions
+        time.sleep(2)  # rounds in flight finish
+        before = [cluster.status(via=i)[f"node-{i}"]["evictions"] for i in range(2)]
+        time.sleep(5)  # about five rounds
+        after = [cluster.status(via=i)[f"node-{i}"]["evictions"] for i in range(2)]
+        assert after == before, f"anti-entropy kept pushing evicted keys back: {before} -> {after}"
+    finally:
+        cluster.stop_all()
