@@ -16,7 +16,10 @@ struct AdminService: Sendable {
         [
             ServerMethod(AdminMethods.status) { _, _ throws(RPCError) in .now(status()) },
             ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
-            ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in .later { try await repair(request) } },
+            // A round scans and merges: on the shared pool, never on an event loop.
+            ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in
+                .later { try await Task.detached { try await repair(request) }.value }
+            },
         ]
     }
 
@@ -33,6 +36,7 @@ struct AdminService: Sendable {
             peer.nodeID = outcome.peer
             peer.compared = UInt32(outcome.report.compared)
             peer.differing = UInt32(outcome.report.differing)
+            peer.unmatched = UInt32(outcome.report.unmatched)
             peer.repairedHere = UInt64(outcome.report.repairedHere)
             peer.repairedThere = UInt64(outcome.report.repairedThere)
             peer.bytes = UInt64(outcome.bytes)

@@ -170,6 +170,9 @@ public nonisolated struct Aerocache_V1_PeerRepair: Sendable {
   /// Why the round with this peer stopped early, if it did.
   public var error: String = String()
 
+  /// Pieces the peer cuts otherwise (its ring differs from this node's): compared next round.
+  public var unmatched: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -476,7 +479,7 @@ nonisolated extension Aerocache_V1_RepairRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_PeerRepair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PeerRepair"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}compared\0\u{1}differing\0\u{3}repaired_here\0\u{3}repaired_there\0\u{1}bytes\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}compared\0\u{1}differing\0\u{3}repaired_here\0\u{3}repaired_there\0\u{1}bytes\0\u{1}error\0\u{1}unmatched\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -491,6 +494,7 @@ nonisolated extension Aerocache_V1_PeerRepair: SwiftProtobuf.Message, SwiftProto
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.repairedThere) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.unmatched) }()
       default: break
       }
     }
@@ -518,6 +522,9 @@ nonisolated extension Aerocache_V1_PeerRepair: SwiftProtobuf.Message, SwiftProto
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 7)
     }
+    if self.unmatched != 0 {
+      try visitor.visitSingularUInt32Field(value: self.unmatched, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -529,6 +536,7 @@ nonisolated extension Aerocache_V1_PeerRepair: SwiftProtobuf.Message, SwiftProto
     if lhs.repairedThere != rhs.repairedThere {return false}
     if lhs.bytes != rhs.bytes {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.unmatched != rhs.unmatched {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -403,22 +403,8 @@ public nonisolated struct Aerocache_V1_DigestKeysRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// At most 1,024 pieces.
+  /// At most 64 pieces.
   public var requests: [Aerocache_V1_BucketRequest] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Aerocache_V1_KeyDigest: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var key: String = String()
-
-  public var digest: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -430,7 +416,11 @@ public nonisolated struct Aerocache_V1_DigestKeysResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var keys: [Aerocache_V1_KeyDigest] = []
+  /// The keys counted in those buckets, by their xxHash64 (the ring's key hash), and the
+  /// digest of the state held for each (16 bytes a key, whatever its length).
+  public var keyHashes: [UInt64] = []
+
+  public var digests: [UInt64] = []
 
   /// How many requests (in order) the answer covers; the caller asks again for the rest.
   public var answered: UInt32 = 0
@@ -448,12 +438,12 @@ public nonisolated struct Aerocache_V1_SyncRecordsRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Merged like replicated records, except that a key not held is taken only if it fits
-  /// without evicting. At most 4,096.
+  /// Merged like replicated records, except that a record is taken only if it fits without
+  /// evicting. At most 4,096.
   public var push: [Aerocache_V1_Record] = []
 
-  /// At most 1,000 keys.
-  public var want: [String] = []
+  /// Keys by their hash (as DigestKeys lists them). At most 4,096.
+  public var want: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1265,44 +1255,9 @@ nonisolated extension Aerocache_V1_DigestKeysRequest: SwiftProtobuf.Message, Swi
   }
 }
 
-nonisolated extension Aerocache_V1_KeyDigest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".KeyDigest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}digest\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
-      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.digest) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.key.isEmpty {
-      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
-    }
-    if self.digest != 0 {
-      try visitor.visitSingularFixed64Field(value: self.digest, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Aerocache_V1_KeyDigest, rhs: Aerocache_V1_KeyDigest) -> Bool {
-    if lhs.key != rhs.key {return false}
-    if lhs.digest != rhs.digest {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Aerocache_V1_DigestKeysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DigestKeysResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}answered\0\u{3}room_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_hashes\0\u{1}answered\0\u{3}room_bytes\0\u{1}digests\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1310,17 +1265,18 @@ nonisolated extension Aerocache_V1_DigestKeysResponse: SwiftProtobuf.Message, Sw
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      case 1: try { try decoder.decodeRepeatedFixed64Field(value: &self.keyHashes) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.answered) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.roomBytes) }()
+      case 4: try { try decoder.decodeRepeatedFixed64Field(value: &self.digests) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.keys.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    if !self.keyHashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.keyHashes, fieldNumber: 1)
     }
     if self.answered != 0 {
       try visitor.visitSingularUInt32Field(value: self.answered, fieldNumber: 2)
@@ -1328,11 +1284,15 @@ nonisolated extension Aerocache_V1_DigestKeysResponse: SwiftProtobuf.Message, Sw
     if self.roomBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.roomBytes, fieldNumber: 3)
     }
+    if !self.digests.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.digests, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aerocache_V1_DigestKeysResponse, rhs: Aerocache_V1_DigestKeysResponse) -> Bool {
-    if lhs.keys != rhs.keys {return false}
+    if lhs.keyHashes != rhs.keyHashes {return false}
+    if lhs.digests != rhs.digests {return false}
     if lhs.answered != rhs.answered {return false}
     if lhs.roomBytes != rhs.roomBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1351,7 +1311,7 @@ nonisolated extension Aerocache_V1_SyncRecordsRequest: SwiftProtobuf.Message, Sw
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.push) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.want) }()
+      case 2: try { try decoder.decodeRepeatedFixed64Field(value: &self.want) }()
       default: break
       }
     }
@@ -1362,7 +1322,7 @@ nonisolated extension Aerocache_V1_SyncRecordsRequest: SwiftProtobuf.Message, Sw
       try visitor.visitRepeatedMessageField(value: self.push, fieldNumber: 1)
     }
     if !self.want.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.want, fieldNumber: 2)
+      try visitor.visitPackedFixed64Field(value: self.want, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }

@@ -38,7 +38,7 @@ struct RepairCommand: AsyncParsableCommand {
             printJSON(["repaired_keys": repaired, "peers": reply.peers.map { peer -> [String: Any] in
                 ["node": peer.nodeID, "compared": peer.compared, "differing": peer.differing,
                  "repaired_here": peer.repairedHere, "repaired_there": peer.repairedThere, "bytes": peer.bytes,
-                 "error": peer.error]
+                 "unmatched": peer.unmatched, "error": peer.error]
             }])
             return
         }
@@ -47,6 +47,7 @@ struct RepairCommand: AsyncParsableCommand {
             var line = "with \(peer.nodeID): \(peer.compared) pieces compared, \(peer.differing) differed; "
                 + "repaired \(peer.repairedHere) keys here, \(peer.repairedThere) there; "
                 + String(format: "%.1f KiB", Double(peer.bytes) / 1024)
+            if peer.unmatched > 0 { line += "; \(peer.unmatched) pieces cut otherwise there (its ring differs), compared next round" }
             if !peer.error.isEmpty { line += "; stopped early: \(peer.error)" }
             print(line)
         }

@@ -18,14 +18,11 @@ import Testing
         return store
     }
 
-    /// Every key a store counts, with its digest.
-    static func listing(_ store: StorageEngine) -> [String: UInt64] {
-        var keys: [String: UInt64] = [:]
-        for piece in store.digestPieces() {
-            for entry in store.digestListing(start: piece.start, width: piece.width, buckets: .max) ?? [] {
-                keys[entry.key] = entry.digest
-            }
-        }
+    /// Every key a store counts (by hash), with its digest.
+    static func listing(_ store: StorageEngine) -> [UInt64: UInt64] {
+        let everything = store.digestPieces().map { BucketRequest(start: $0.start, width: $0.width, buckets: .max) }
+        var keys: [UInt64: UInt64] = [:]
+        for entry in store.digestListing(everything).flatMap({ $0 ?? [] }) { keys[entry.keyHash] = entry.digest }
         return keys
     }
 
@@ -63,9 +60,10 @@ import Testing
         holder.sweep()
         empty.sweep()
         #expect(holder.record("session") != nil, "the expired entry is still held (its grace has not passed)")
-        #expect(holder.digestListing(start: 0, width: 0, buckets: .max) == nil, "a piece is never the whole ring")
-        let listed = holder.digestPieces().flatMap { holder.digestListing(start: $0.start, width: $0.width, buckets: .max) ?? [] }
-        #expect(listed.map(\.key) == ["gone"], "the expired entry left the digest, the tombstone counts")
+        #expect(holder.digestListing([BucketRequest(start: 0, width: 0, buckets: .max)]) == [nil],
+                "a piece is never the whole ring")
+        #expect(Array(Self.listing(holder).keys) == [XXHash64.hash("gone")],
+                "the expired entry left the digest, the tombstone counts")
         clock.advance(by: 60_000)
         holder.sweep()
         empty.sweep()
@@ -145,8 +143,16 @@ import Testing
         a.sweep()
         b.sweep()
         let (first, second) = random.next() % 2 == 0 ? (a, b) : (b, a)
-        let report = await ReplicaSync(local: StoreReplica(store: first, limits: Limits()),
-                                       remote: StoreReplica(store: second, limits: Limits())).run(first.digestPieces())
+        // Every other seed with every limit at its smallest: one piece, one record, one key a call.
+        let tight = seed % 2 == 1
+        var sync = ReplicaSync(local: StoreReplica(store: first, limits: Limits()),
+                               remote: StoreReplica(store: second, limits: Limits(), maxAnswerBytes: tight ? 1 : 2 << 20))
+        if tight {
+            sync.piecesPerListing = 1
+            sync.maxExchangeBytes = 1
+            sync.maxWantKeys = 1
+        }
+        let report = await sync.run(first.digestPieces())
         #expect(report.failure == nil)
         // Entries that expired this very second may still differ in their bytes (both are
         // dead): digests agree once the second has passed.
@@ -155,7 +161,7 @@ import Testing
         b.sweep()
         let (onA, onB) = (Self.listing(a), Self.listing(b))
         let differing = Set(onA.keys).union(onB.keys).filter { onA[$0] != onB[$0] }.sorted()
-        #expect(differing.isEmpty, "seed \(seed): \(differing.map { "\($0): \(String(describing: a.record($0))) | \(String(describing: b.record($0)))" })")
+        #expect(differing.isEmpty, "seed \(seed): \(differing.map { "\(String(describing: a.syncRecord(keyHash: $0))) | \(String(describing: b.syncRecord(keyHash: $0)))" })")
         #expect(a.digestPieces() == b.digestPieces(), "seed \(seed)")
         let now = clock.now
         for (key, write) in newest {
@@ -180,12 +186,56 @@ import Testing
         }
         let evicted = full.statistics.evictions
         #expect(evicted > 100, "the small replica holds about 60 of the 200 keys")
-        for _ in 0..<3 {
-            let report = await ReplicaSync(local: StoreReplica(store: roomy, limits: Limits()),
-                                           remote: StoreReplica(store: full, limits: Limits())).run(roomy.digestPieces())
-            #expect(report.repairedThere == 0 && report.failure == nil)
+        // A touch reaches the full replica for keys it evicted: it holds their expiry alone.
+        for index in 0..<200 where full.record("k\(index)") == nil {
+            let (_, expiryOnly) = try #require(try roomy.touch("k\(index)", ttlMillis: 3_600_000))
+            try full.merge(expiryOnly)
         }
-        #expect(full.statistics.evictions == evicted, "repair made the full replica evict nothing")
+        let afterTouches = full.statistics.evictions
+        for round in 0..<4 {
+            let (from, to) = round % 2 == 0 ? (roomy, full) : (full, roomy)
+            let report = await ReplicaSync(local: StoreReplica(store: from, limits: Limits()),
+                                           remote: StoreReplica(store: to, limits: Limits())).run(from.digestPieces())
+            #expect(report.failure == nil)
+        }
+        #expect(full.statistics.evictions == afterTouches, "repair made the full replica evict nothing")
+        #expect(full.memoryBytes <= full.configuration.maxMemoryBytes)
+    }
+
+    @Test func cutsMadeAtOnceFromTwoRingsEndAtOne() async {
+        let clock = ManualClock()
+        let store = store(clock, node: 1)
+        for index in 0..<2_000 { _ = try? store.set("k\(index)", value: [1]) }
+        let other = (0..<24).map { XXHash64.hash("other-\($0)") }
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<4 {
+                group.addTask { for round in 0..<20 { store.cutDigests(atTokens: (task + round) % 2 == 0 ? Self.tokens : other) } }
+            }
+        }
+        store.cutDigests(atTokens: Self.tokens)
+        let fresh = self.store(clock, node: 1)
+        for index in 0..<2_000 { _ = try? fresh.set("k\(index)", value: [1]) }
+        #expect(store.digestPieces().map(\.start) == fresh.digestPieces().map(\.start), "every shard is cut at one ring")
+    }
+
+    @Test func theExpiryWheelHoldsAboutAMinuteOfKeysHoweverOftenTheyAreRewritten() throws {
+        let clock = ManualClock()
+        let store = store(clock, node: 1)
+        for round in 0..<20_000 {
+            try store.set("hot\(round % 10)", value: [1], ttlMillis: 10_000 + Int64(round % 40) * 1_000)
+            try store.set("far\(round)", value: [1], ttlMillis: 3_600_000)
+        }
+        let wheel = store.shards.reduce(0) { $0 + $1.withLock { $0.digests.wheelCount } }
+        #expect(wheel <= 10 * 40, "one slot per key and second within the horizon, none beyond it: \(wheel)")
+        // Past the horizon the far keys come onto the wheel, and leave the digest at their expiry.
+        let empty = self.store(clock, node: 2)
+        for step in 0..<3_700 {
+            clock.advance(by: 1_000)
+            if step % 10 == 0 { store.sweep(budgetPerShard: 0) }
+        }
+        store.sweep(budgetPerShard: 0)
+        empty.sweep(budgetPerShard: 0)
+        #expect(store.digestPieces() == empty.digestPieces(), "everything expired left the digest")
     }
 }
 
@@ -210,7 +260,7 @@ final class CountingReplica: SyncReplica {
         return inner.listing(requests)
     }
 
-    func exchange(push: [EntryRecord], want: [String]) -> ExchangeAnswer {
+    func exchange(push: [EntryRecord], want: [UInt64]) -> ExchangeAnswer {
         calls.withLock { $0.append("exchange") }
         return inner.exchange(push: push, want: want)
     }

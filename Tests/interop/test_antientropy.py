@@ -113,3 +113,41 @@ def test_a_full_replica_is_not_refilled_at_the_cost_of_evictions():
         assert after == before, f"anti-entropy kept pushing evicted keys back: {before} -> {after}"
     finally:
         cluster.stop_all()
+
+
+def test_a_paused_replica_holding_old_values_takes_the_deletes_and_expiries_it_missed():
+    cluster = Cluster(3, *ALONE, "--anti-entropy-interval", "0")
+    try:
+        cluster.wait_converged()
+        deleted = [f"deleted:{i}" for i in range(100)]
+        expired = [f"expired:{i}" for i in range(100)]
+        batch_set(cluster.stub(0), deleted + expired)
+        wait_for(lambda: cluster.keys(2) == 200, 15, "node-2 holding every key")
+        cluster.pause(2)
+        cluster.wait_state(2, "down", via=0)
+        stub = cluster.stub(0)
+        for key in deleted:
+            stub.Delete(cache_pb2.DeleteRequest(key=key, consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+        # A newer write that expires while node-2 sleeps: its older, never-expiring value must not come back.
+        for key in expired:
+            stub.Set(cache_pb2.SetRequest(key=key, value=b"newer", ttl_ms=1500, consistency=cache_pb2.CONSISTENCY_QUORUM),
+                     timeout=10)
+        time.sleep(2)
+        cluster.resume(2)
+        cluster.wait_state(2, "up", via=0)
+        node2 = cluster.stub(2)
+        assert node2.Get(cache_pb2.GetRequest(key=deleted[0]), timeout=10).found, "node-2 missed the deletes"
+        assert node2.Get(cache_pb2.GetRequest(key=expired[0]), timeout=10).found, "node-2 holds the older values"
+        code, out, err = cluster.ctl("repair", via=0)
+        assert code == 0, err
+        for index in range(3):
+            for key in deleted + expired:
+                reply = cluster.stub(index).Get(cache_pb2.GetRequest(key=key), timeout=10)
+                assert not reply.found, f"{key} reads {reply.value!r} on node-{index} after repair"
+        assert cluster.keys(2) == 0
+        # And the other way round: node-2 starting the round brings nothing back to its peers.
+        code, out, err = cluster.ctl("repair", via=2)
+        assert code == 0 and "repaired 0 keys" in out, out + err
+        assert [cluster.keys(i) for i in range(3)] == [0, 0, 0]
+    finally:
+        cluster.stop_all()

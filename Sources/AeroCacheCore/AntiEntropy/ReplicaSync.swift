@@ -12,9 +12,13 @@
 public struct ReplicaSync: Sendable {
     public let local: StoreReplica
     public let remote: any SyncReplica
-    public var piecesPerListing = 8
-    public var maxPushBytes = 1 << 20
-    public var maxWantKeys = 512
+    /// Pieces listed per call (the other side scans each of their shards once).
+    public var piecesPerListing = 16
+    /// Most bytes and records one exchange carries (the other side refuses more records
+    /// than ``maxPushRecords``); wanted keys count 9 bytes each.
+    public var maxExchangeBytes = 1 << 20
+    public var maxWantKeys = 4096
+    public static let maxPushRecords = 4096
 
     public init(local: StoreReplica, remote: any SyncReplica) {
         self.local = local
@@ -40,41 +44,41 @@ public struct ReplicaSync: Sendable {
         public var repaired: Int { repairedHere + repairedThere }
     }
 
-    /// What to send and ask for, from both sides' listings of the same buckets.
+    /// What to send and ask for, from both sides' listings of the same buckets (by key hash).
     public struct Plan: Equatable {
         /// Keys whose state differs on the other side, or that the other side holds and this
         /// one counts no longer (this side's record, if any, goes: maybe a newer delete or expiry).
-        public var push: [String] = []
+        public var push: [UInt64] = []
         /// Keys only this side counts: sent while the other side has room.
-        public var pushIfRoom: [String] = []
+        public var pushIfRoom: [UInt64] = []
         /// Every key whose state differs, on either side: the other side's record, if any, may
         /// be newer (a delete or an expiry it no longer counts).
-        public var want: [String] = []
+        public var want: [UInt64] = []
 
         public init(mine: [KeyDigest], theirs: [KeyDigest]) {
-            let theirDigests = Dictionary(theirs.map { ($0.key, $0.digest) }, uniquingKeysWith: { first, _ in first })
-            let myDigests = Dictionary(mine.map { ($0.key, $0.digest) }, uniquingKeysWith: { first, _ in first })
-            for (key, digest) in myDigests.sorted(by: { $0.key < $1.key }) {
-                guard let theirs = theirDigests[key] else {
-                    pushIfRoom.append(key)
-                    want.append(key)
+            let theirDigests = Dictionary(theirs.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
+            let myDigests = Dictionary(mine.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
+            for (keyHash, digest) in myDigests.sorted(by: { $0.key < $1.key }) {
+                guard let theirs = theirDigests[keyHash] else {
+                    pushIfRoom.append(keyHash)
+                    want.append(keyHash)
                     continue
                 }
                 if theirs != digest {
-                    push.append(key)
-                    want.append(key)
+                    push.append(keyHash)
+                    want.append(keyHash)
                 }
             }
-            for key in theirDigests.keys.sorted() where myDigests[key] == nil {
-                push.append(key)
-                want.append(key)
+            for keyHash in theirDigests.keys.sorted() where myDigests[keyHash] == nil {
+                push.append(keyHash)
+                want.append(keyHash)
             }
         }
     }
 
     /// Runs a round over `pieces` (this store's, shared with the other replica), starting at
-    /// the first differing piece at or after `resumingAt`. Never throws: a failure ends the
-    /// round and is reported with where to resume.
+    /// the first differing piece at or after `resumingAt`. Never throws: a failure (or the
+    /// task's cancellation) ends the round and is reported with where to resume.
     public func run(_ pieces: [DigestPiece], resumingAt: UInt64? = nil) async -> Report {
         var report = Report()
         report.compared = pieces.count
@@ -95,6 +99,7 @@ public struct ReplicaSync: Sendable {
         while !remaining.isEmpty {
             let batch = Array(remaining.prefix(piecesPerListing))
             do {
+                try Task.checkCancellation()
                 let done = try await repair(batch, report: &report)
                 remaining.removeFirst(done)
             } catch {
@@ -109,58 +114,88 @@ public struct ReplicaSync: Sendable {
     /// Lists and swaps the differing keys of the first pieces of `batch`; returns how many
     /// pieces it finished.
     private func repair(_ batch: [PieceLeaves], report: inout Report) async throws -> Int {
-        let requests = batch.map { theirs in
-            let mine = local.store.digestLeaves(start: theirs.start, width: theirs.width) ?? []
+        var requests: [BucketRequest] = []
+        for theirs in batch {
+            // A piece this store now cuts otherwise is left for the next round.
+            guard let mine = local.store.digestLeaves(start: theirs.start, width: theirs.width) else {
+                report.unmatched += 1
+                continue
+            }
             var buckets: UInt64 = 0
-            for index in theirs.leaves.indices where index < 64 && (index >= mine.count || mine[index] != theirs.leaves[index]) {
+            for index in theirs.leaves.indices where index < mine.count && mine[index] != theirs.leaves[index] {
                 buckets |= 1 << UInt64(index)
             }
-            return BucketRequest(start: theirs.start, width: theirs.width, buckets: buckets)
-        }.filter { $0.buckets != 0 }
+            if buckets != 0 { requests.append(BucketRequest(start: theirs.start, width: theirs.width, buckets: buckets)) }
+        }
         guard !requests.isEmpty else { return batch.count }
         let theirs = try await remote.listing(requests)
         let answered = max(1, min(theirs.answered, requests.count))
         report.listedKeys += theirs.keys.count
-        let mine = local.listing(Array(requests.prefix(answered))).keys
-        let plan = Plan(mine: mine, theirs: theirs.keys)
-        var push = plan.push.compactMap(local.store.syncRecord)
-        var room = theirs.roomBytes
-        for record in plan.pushIfRoom.lazy.compactMap(local.store.syncRecord) {
-            let size = HintStore.size(of: record)
-            guard size <= room else { continue }
-            room -= size
-            push.append(record)
-        }
-        try await swap(push: push, want: plan.want, report: &report)
+        let mine = local.store.digestListing(Array(requests.prefix(answered))).flatMap { $0 ?? [] }
+        try await swap(Plan(mine: mine, theirs: theirs.keys), room: theirs.roomBytes, report: &report)
         // Every piece up to the last one the other side listed is done.
         let lastStart = requests[answered - 1].start
-        return (batch.firstIndex { $0.start == lastStart } ?? batch.count - 1) + 1
+        return answered == requests.count ? batch.count : (batch.firstIndex { $0.start == lastStart } ?? batch.count - 1) + 1
     }
 
-    /// Sends `push` and asks for `want`, in batches under the request limits.
-    private func swap(push: [EntryRecord], want: [String], report: inout Report) async throws {
-        var pushing = push[...]
-        var wanting = want[...]
+    /// Sends what `plan` pushes (records read a batch at a time; keys the other side lacks
+    /// only within its `room`) and asks for what it wants, in exchanges under the limits.
+    private func swap(_ plan: Plan, room: Int, report: inout Report) async throws {
+        var pushing = plan.push[...]
+        var pushingIfRoom = plan.pushIfRoom[...]
+        var wanting = plan.want[...]
+        var room = room
+        var followUps: [EntryRecord] = []
         var followedUp = Set<String>()
-        while !pushing.isEmpty || !wanting.isEmpty {
+        while !pushing.isEmpty || !pushingIfRoom.isEmpty || !wanting.isEmpty || !followUps.isEmpty {
+            try Task.checkCancellation()
             var batch: [EntryRecord] = []
             var bytes = 0
-            while let next = pushing.first, batch.isEmpty || bytes + HintStore.size(of: next) <= maxPushBytes {
-                batch.append(next)
-                bytes += HintStore.size(of: next)
-                pushing.removeFirst()
+            func fits(_ record: EntryRecord) -> Bool {
+                batch.count < Self.maxPushRecords && (batch.isEmpty || bytes + HintStore.size(of: record) <= maxExchangeBytes)
             }
-            let asked = Array(wanting.prefix(maxWantKeys))
+            while let next = followUps.first, fits(next) {
+                batch.append(followUps.removeFirst())
+                bytes += HintStore.size(of: next)
+            }
+            while let keyHash = pushing.first {
+                guard let record = local.store.syncRecord(keyHash: keyHash) else {
+                    pushing.removeFirst()
+                    continue
+                }
+                guard fits(record) else { break }
+                pushing.removeFirst()
+                batch.append(record)
+                bytes += HintStore.size(of: record)
+            }
+            while pushing.isEmpty, let keyHash = pushingIfRoom.first {
+                guard let record = local.store.syncRecord(keyHash: keyHash) else {
+                    pushingIfRoom.removeFirst()
+                    continue
+                }
+                let size = HintStore.size(of: record)
+                guard size <= room else {
+                    pushingIfRoom.removeFirst()
+                    continue
+                }
+                guard fits(record) else { break }
+                pushingIfRoom.removeFirst()
+                room -= size
+                batch.append(record)
+                bytes += size
+            }
+            let wantRoom = max(0, (maxExchangeBytes - bytes) / 9)
+            let asked = Array(wanting.prefix(min(maxWantKeys, batch.isEmpty ? max(wantRoom, 1) : wantRoom)))
             let answer = try await remote.exchange(push: batch, want: asked)
             report.repairedThere += answer.applied
             wanting.removeFirst(asked.isEmpty ? 0 : max(1, min(answer.answered, asked.count)))
             for (record, changed) in zip(answer.records, local.mergeEach(answer.records)) where changed {
                 report.repairedHere += 1
-                // What the other side sent was merged with more here: send the merge back (once:
-                // it is what both then hold).
-                if let merged = local.store.syncRecord(record.key), merged != record, !followedUp.contains(record.key) {
-                    followedUp.insert(record.key)
-                    pushing.append(merged)
+                // What the other side sent was merged with more here: send the merge back
+                // (once: it is what both then hold).
+                if let merged = local.store.syncRecord(record.key), merged != record,
+                   followedUp.insert(record.key).inserted {
+                    followUps.append(merged)
                 }
             }
         }

@@ -21,14 +21,14 @@ struct ShardDigests {
     private(set) var trees: [MerkleTree]
     /// Everything whose leave time is at or before this (Unix ms, whole seconds) is out.
     private(set) var watermark: Int64
-    /// Counted entries that leave by time, by the second they leave in (`(leave - 1) / 1000`).
-    private var wheel: [Int64: [Leaving]] = [:]
-
-    /// A counted entry that leaves by time, as the wheel finds it again.
-    struct Leaving: Hashable {
-        var keyHash: UInt64
-        var digest: UInt64
-    }
+    /// The wheel holds the counted entries that leave before this (a minute or so ahead of
+    /// the watermark), so it never holds more than that minute's worth; the rest are found
+    /// by a scan as the horizon moves on (``extendHorizon(entries:hash:)``).
+    private(set) var horizon: Int64
+    static let horizonStepMillis: Int64 = 60_000
+    /// The key hashes of counted entries that leave before the horizon, by the second they
+    /// leave in (`(leave - 1) / 1000`): one slot per key and second, however often it is rewritten.
+    private var wheel: [Int64: Set<UInt64>] = [:]
 
     /// When an entry stops counting.
     enum Lifetime: Equatable {
@@ -42,6 +42,7 @@ struct ShardDigests {
         self.width = width
         self.graceMillis = graceMillis
         watermark = nowMillis / 1000 * 1000
+        horizon = watermark + Self.horizonStepMillis
         trees = [MerkleTree(start: start, width: width, depth: Self.depth)]
     }
 
@@ -76,10 +77,9 @@ struct ShardDigests {
     /// Takes a new or changed entry in.
     mutating func add(_ entry: RawEntry, keyHash: UInt64) {
         guard counts(entry) else { return }
-        let digest = Self.digest(of: entry, keyHash: keyHash)
-        toggle(digest, keyHash: keyHash)
-        if case .until(let leave) = lifetime(of: entry) {
-            wheel[(leave - 1) / 1000, default: []].append(Leaving(keyHash: keyHash, digest: digest))
+        toggle(Self.digest(of: entry, keyHash: keyHash), keyHash: keyHash)
+        if case .until(let leave) = lifetime(of: entry), leave < horizon {
+            wheel[(leave - 1) / 1000, default: []].insert(keyHash)
         }
     }
 
@@ -94,28 +94,44 @@ struct ShardDigests {
         trees[pieceIndex(ofKeyHash: keyHash)].toggle(digest, keyHash: keyHash)
     }
 
-    /// The whole second at or before `nowMillis` the watermark moves to, and what leaves by
-    /// then (each state once); nil when the watermark stays. Then ``leave(_:held:)`` each and
-    /// ``moveWatermark(to:)``.
-    mutating func takeDue(at nowMillis: Int64) -> (mark: Int64, due: Set<Leaving>)? {
+    /// The whole second at or before `nowMillis` the watermark moves to, and the key hashes
+    /// of what leaves by then, by second; nil when the watermark stays. Then
+    /// ``leave(second:held:)`` each and ``moveWatermark(to:)``.
+    mutating func takeDue(at nowMillis: Int64) -> (mark: Int64, due: [(second: Int64, keyHashes: Set<UInt64>)])? {
         let newMark = nowMillis / 1000 * 1000
         guard newMark > watermark else { return nil }
         let seconds = watermark / 1000 ..< newMark / 1000
         let dueSeconds = seconds.count > wheel.count ? wheel.keys.filter(seconds.contains) : seconds.filter { wheel[$0] != nil }
-        var due = Set<Leaving>()
-        for second in dueSeconds { due.formUnion(wheel.removeValue(forKey: second) ?? []) }
-        return (newMark, due)
+        return (newMark, dueSeconds.map { ($0, wheel.removeValue(forKey: $0) ?? []) })
     }
 
-    /// Takes a leaving state out if `held` (the entry held for its key hash) is still in it.
-    mutating func leave(_ leaving: Leaving, held: RawEntry?) {
-        guard let held, counts(held), Self.digest(of: held, keyHash: leaving.keyHash) == leaving.digest else { return }
-        toggle(leaving.digest, keyHash: leaving.keyHash)
+    /// Takes out `held` (the entry held for a key hash due in `second`) if it still counts and
+    /// leaves in that second.
+    mutating func leave(second: Int64, held: RawEntry?, keyHash: UInt64) {
+        guard let held, counts(held), case .until(let leave) = lifetime(of: held), (leave - 1) / 1000 == second else { return }
+        toggle(Self.digest(of: held, keyHash: keyHash), keyHash: keyHash)
     }
 
     mutating func moveWatermark(to mark: Int64) {
         watermark = max(watermark, mark)
     }
+
+    /// Whether a watermark moved to `mark` would come within half a step of the horizon.
+    func horizonIsNear(_ mark: Int64) -> Bool { mark + Self.horizonStepMillis / 2 >= horizon }
+
+    /// Moves the horizon a step past `mark` (where the watermark is about to go), putting on
+    /// the wheel the counted `entries` that leave in the stretch it gained.
+    mutating func extendHorizon(through mark: Int64, entries: [RawEntry], hash: (UnsafeRawBufferPointer) -> UInt64) {
+        let gained = horizon ..< max(horizon, mark) + Self.horizonStepMillis
+        horizon = gained.upperBound
+        for entry in entries {
+            guard case .until(let leave) = lifetime(of: entry), gained.contains(leave), leave > watermark else { continue }
+            wheel[(leave - 1) / 1000, default: []].insert(hash(entry.key))
+        }
+    }
+
+    /// States on the wheel (for tests: it stays within the horizon's worth).
+    var wheelCount: Int { wheel.values.reduce(0) { $0 + $1.count } }
 
     /// Starts over with one tree per piece cut at `cuts` (hashes where a new piece starts), and
     /// counts `entries` in.
@@ -124,6 +140,7 @@ struct ShardDigests {
             MerkleTree(start: $0.start, width: $0.width, depth: Self.depth)
         }
         wheel = [:]
+        horizon = watermark + Self.horizonStepMillis
         for entry in entries { add(entry, keyHash: hash(entry.key)) }
     }
 

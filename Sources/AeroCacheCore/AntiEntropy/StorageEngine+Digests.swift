@@ -14,13 +14,14 @@ public struct DigestPiece: Sendable, Hashable {
     }
 }
 
-/// A key and the digest of the state held for it (``EntryDigest``).
+/// A key (by its hash) and the digest of the state held for it (``EntryDigest``): what
+/// replicas list to find the keys that differ, 16 bytes each whatever the key.
 public struct KeyDigest: Sendable, Hashable {
-    public var key: String
+    public var keyHash: UInt64
     public var digest: UInt64
 
-    public init(key: String, digest: UInt64) {
-        self.key = key
+    public init(keyHash: UInt64, digest: UInt64) {
+        self.keyHash = keyHash
         self.digest = digest
     }
 }
@@ -33,14 +34,16 @@ extension StorageEngine {
 
     /// Cuts the digests where the ring's ranges start (just after each token), so that a piece
     /// never straddles two ranges; recounts every shard (one lock at a time) when they change.
+    ///
+    /// One cut at a time: the lock is held across the whole recount, so two callers with
+    /// different rings never leave shards cut to different ones.
     public func cutDigests(atTokens tokens: [UInt64]) {
         let cuts = Array(Set(tokens.map { $0 &+ 1 })).sorted()
-        let changed = digestCuts.withLock { current in
-            defer { current = cuts }
-            return current != cuts
+        digestCuts.withLock { current in
+            guard current != cuts else { return }
+            for shard in shards { shard.withLock { $0.rebuildDigests(cuts: cuts) } }
+            current = cuts
         }
-        guard changed else { return }
-        for shard in shards { shard.withLock { $0.rebuildDigests(cuts: cuts) } }
     }
 
     /// Every piece with its root, in ring order.
@@ -62,30 +65,58 @@ extension StorageEngine {
         }
     }
 
-    /// The keys counted in the buckets of one piece that `buckets` marks (bit `i`: bucket
-    /// `i`), with their digests; nil when this store cuts the ring differently.
-    public func digestListing(start: UInt64, width: UInt64, buckets: UInt64) -> [KeyDigest]? {
-        shard(start).withLock { table -> [KeyDigest]? in
-            guard let index = table.digests.pieceIndex(start: start, width: width) else { return nil }
-            let tree = table.digests.trees[index]
-            var listing: [KeyDigest] = []
-            for entry in table.entries {
-                let keyHash = hash(entry.key)
-                guard tree.covers(keyHash: keyHash), buckets & (1 << UInt64(tree.bucket(ofKeyHash: keyHash))) != 0,
-                      table.digests.counts(entry) else { continue }
-                listing.append(KeyDigest(key: String(decoding: entry.key, as: UTF8.self),
-                                         digest: ShardDigests.digest(of: entry, keyHash: keyHash)))
+    /// For each request, the keys counted in the marked buckets of its piece (bit `i`:
+    /// bucket `i`) with their digests, or nil when this store cuts the ring differently. Each
+    /// shard's entries are scanned once for all the requests that fall in it.
+    public func digestListing(_ requests: [BucketRequest]) -> [[KeyDigest]?] {
+        var answers = [[KeyDigest]?](repeating: nil, count: requests.count)
+        let byShard = Dictionary(grouping: requests.indices) { shardIndex(requests[$0].start) }
+        for (shardIndex, indices) in byShard.sorted(by: { $0.key < $1.key }) {
+            shards[shardIndex].withLock { table in
+                // The request (if any) for each piece of this shard.
+                var wanted = [Int?](repeating: nil, count: table.digests.trees.count)
+                for index in indices {
+                    let request = requests[index]
+                    guard let piece = table.digests.pieceIndex(start: request.start, width: request.width) else { continue }
+                    wanted[piece] = index
+                    answers[index] = []
+                }
+                guard wanted.contains(where: { $0 != nil }) else { return }
+                for entry in table.entries {
+                    let keyHash = hash(entry.key)
+                    let piece = table.digests.pieceIndex(ofKeyHash: keyHash)
+                    guard let index = wanted[piece] else { continue }
+                    let bucket = table.digests.trees[piece].bucket(ofKeyHash: keyHash)
+                    guard requests[index].buckets & (1 << UInt64(bucket)) != 0, table.digests.counts(entry) else { continue }
+                    answers[index]!.append(KeyDigest(keyHash: keyHash, digest: ShardDigests.digest(of: entry, keyHash: keyHash)))
+                }
             }
-            return listing
         }
+        return answers
+    }
+
+    /// ``syncRecord(_:)`` for the key whose hash is `keyHash`, if one is held.
+    public func syncRecord(keyHash: UInt64) -> EntryRecord? {
+        let record = shard(keyHash).withLock { table -> EntryRecord? in
+            guard let entry = table.entry(withHash: keyHash) else { return nil }
+            return StoredForm.record(of: entry, key: String(decoding: entry.key, as: UTF8.self))
+        }
+        return record.map(stripped)
     }
 
     /// The state of `key` as anti-entropy sends it: the whole record, except that an expired
     /// value travels without its bytes (its versions still outrank older copies).
     public func syncRecord(_ key: String) -> EntryRecord? {
-        guard var record = record(key) else { return nil }
+        record(key).map(stripped)
+    }
+
+    /// `record` without what must not travel: an expired value's bytes, a counter's ended windows.
+    private func stripped(_ record: EntryRecord) -> EntryRecord {
+        var record = record
         let now = now()
-        if record.counter == nil && !record.isTombstone && record.expiresAtMillis != 0 && record.expiresAtMillis <= now {
+        if record.counter != nil {
+            record = record.pruningEndedWindows(at: now)
+        } else if !record.isTombstone && record.expiresAtMillis != 0 && record.expiresAtMillis <= now {
             record.value = []
             record.metadata = [:]
             record.valueDropped = true

@@ -33,27 +33,28 @@ public struct StoreReplica: SyncReplica {
 
     public func listing(_ requests: [BucketRequest]) -> Listing {
         var keys: [KeyDigest] = []
-        var bytes = 0
         var answered = 0
-        for request in requests {
-            if answered > 0 && bytes >= maxAnswerBytes { break }
-            let listed = store.digestListing(start: request.start, width: request.width, buckets: request.buckets) ?? []
-            keys += listed
-            bytes += listed.reduce(0) { $0 + $1.key.utf8.count + 12 }
-            answered += 1
+        // Listed a shard's worth of requests at a time (one scan each), until the answer is full.
+        var remaining = requests[...]
+        while let first = remaining.first, answered == 0 || keys.count * 16 < maxAnswerBytes {
+            let shard = store.shardIndex(first.start)
+            let batch = remaining.prefix { store.shardIndex($0.start) == shard }
+            for listed in store.digestListing(Array(batch)) { keys += listed ?? [] }
+            answered += batch.count
+            remaining = remaining.dropFirst(batch.count)
         }
         return Listing(keys: keys, answered: answered, roomBytes: store.roomBytes)
     }
 
-    public func exchange(push: [EntryRecord], want: [String]) -> ExchangeAnswer {
+    public func exchange(push: [EntryRecord], want: [UInt64]) -> ExchangeAnswer {
         let applied = merge(push)
         var records: [EntryRecord] = []
         var bytes = 0
         var answered = 0
-        for key in want {
+        for keyHash in want {
             if answered > 0 && bytes >= maxAnswerBytes { break }
             answered += 1
-            guard (try? limits.validate(key: key)) != nil, let record = store.syncRecord(key) else { continue }
+            guard let record = store.syncRecord(keyHash: keyHash) else { continue }
             bytes += HintStore.size(of: record)
             records.append(record)
         }

@@ -7,9 +7,9 @@ public protocol SyncReplica: Sendable {
     /// The counted keys in the marked buckets of the first pieces of `requests` (at least
     /// one, as many as fit its answer), and the replica's room.
     func listing(_ requests: [BucketRequest]) async throws -> Listing
-    /// Merges `push` (a key it does not hold only if it has room), then answers the records
-    /// it holds for the first keys of `want` (as many as fit its answer).
-    func exchange(push: [EntryRecord], want: [String]) async throws -> ExchangeAnswer
+    /// Merges `push` (only what fits without evicting), then answers the records it holds for
+    /// the first keys of `want` (by key hash; as many as fit its answer).
+    func exchange(push: [EntryRecord], want: [UInt64]) async throws -> ExchangeAnswer
 }
 
 /// The pieces whose roots differ on the other side, with its bucket digests.

@@ -182,8 +182,14 @@ struct ShardTable: ~Copyable {
 
     /// Moves the digests' clock to `now`: entries that expired or passed their grace leave them.
     mutating func advanceDigests(to now: Int64) {
+        // The wheel first takes in what leaves up to the new watermark and a step beyond.
+        if digests.horizonIsNear(now / 1000 * 1000) {
+            digests.extendHorizon(through: now / 1000 * 1000, entries: entries, hash: hash)
+        }
         guard let (mark, due) = digests.takeDue(at: now) else { return }
-        for leaving in due { digests.leave(leaving, held: entry(withHash: leaving.keyHash)) }
+        for (second, keyHashes) in due {
+            for keyHash in keyHashes { digests.leave(second: second, held: entry(withHash: keyHash), keyHash: keyHash) }
+        }
         digests.moveWatermark(to: mark)
     }
 

@@ -232,14 +232,24 @@ public final class StorageEngine: Sendable {
     /// Throws ``StorageError/clockSkew(aheadMillis:)`` for a record stamped further ahead of
     /// this node's clock than ``Configuration/maxClockSkewMillis``: it is not applied.
     ///
-    /// With `onlyIfRoom` (anti-entropy), a key not held is taken only when it fits under the
-    /// memory bound as it is: repair never evicts, so a key evicted here is not pushed back
-    /// at the cost of another one, round after round.
+    /// With `onlyIfRoom` (anti-entropy), the record is taken only when it fits under the
+    /// memory bound as it is (else nothing changes and it returns false): repair never
+    /// evicts, so a key evicted here is not pushed back at the cost of another one, round
+    /// after round.
     @discardableResult
     public func merge(_ record: EntryRecord, onlyIfRoom: Bool = false) throws(StorageError) -> Bool {
+        do {
+            return try merge(record, mayEvict: !onlyIfRoom)
+        } catch {
+            if onlyIfRoom, case .memoryFull = error { return false }
+            throw error
+        }
+    }
+
+    private func merge(_ record: EntryRecord, mayEvict: Bool) throws(StorageError) -> Bool {
         let now = now()
         var applied = false
-        _ = try write(record.key, now: now) { table, existing throws(StorageError) in
+        _ = try write(record.key, now: now, mayEvict: mayEvict) { table, existing throws(StorageError) in
             // The newest version it carries bounds all of them (a touch's value version is zero).
             let newest = record.newestVersion
             do {
@@ -250,7 +260,6 @@ public final class StorageEngine: Sendable {
             guard let existing else {
                 // Nothing held: a record already past its grace shadows nothing here.
                 if let reclaim = reclaimMillis(of: record), reclaim <= now { return nil }
-                if onlyIfRoom && HintStore.size(of: record) > roomBytes { return nil }
                 applied = true
                 return StoredForm.plan(for: record.pruningEndedWindows(at: now))
             }
@@ -377,8 +386,9 @@ public final class StorageEngine: Sendable {
     }
 
     /// Runs one write on `key`'s shard: `plan` sees the current entry (if any) and returns the
-    /// new one (nil keeps the old), which replaces it after the memory bound is enforced.
-    private func write(_ key: String, now: Int64,
+    /// new one (nil keeps the old), which replaces it after the memory bound is enforced (by
+    /// evicting, unless `mayEvict` is false or the policy is `noeviction`: then it throws).
+    private func write(_ key: String, now: Int64, mayEvict: Bool = true,
                        _ plan: (inout ShardTable, RawEntry?) throws(StorageError) -> WritePlan?) throws(StorageError) -> WriteStamp {
         let outcome = withKey(key) { keyBytes, keyHash in
             Result { () throws(StorageError) -> WriteStamp in
@@ -398,7 +408,7 @@ public final class StorageEngine: Sendable {
                     }
                     let added = ShardTable.cost(of: entry) - (existing.map(ShardTable.cost(of:)) ?? 0)
                     if added > 0 && memoryBytes + added > configuration.maxMemoryBytes {
-                        guard configuration.evictionPolicy != .noEviction else {
+                        guard configuration.evictionPolicy != .noEviction && mayEvict else {
                             entry.deallocate()
                             throw .memoryFull(limitBytes: configuration.maxMemoryBytes)
                         }
@@ -460,7 +470,11 @@ public final class StorageEngine: Sendable {
     }
 
     func shard(_ keyHash: UInt64) -> Shard {
-        shards[shardShift == 64 ? 0 : Int(keyHash >> shardShift)]
+        shards[shardIndex(keyHash)]
+    }
+
+    func shardIndex(_ keyHash: UInt64) -> Int {
+        shardShift == 64 ? 0 : Int(keyHash >> shardShift)
     }
 
     /// One shard's table behind its lock.

@@ -42,16 +42,3 @@ extension BucketRequest {
         return request
     }
 }
-
-extension KeyDigest {
-    init(_ proto: Aerocache_V1_KeyDigest) {
-        self.init(key: proto.key, digest: proto.digest)
-    }
-
-    var proto: Aerocache_V1_KeyDigest {
-        var entry = Aerocache_V1_KeyDigest()
-        entry.key = key
-        entry.digest = digest
-        return entry
-    }
-}

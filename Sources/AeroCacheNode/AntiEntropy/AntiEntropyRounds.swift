@@ -25,8 +25,9 @@ final class AntiEntropyRounds: Sendable {
     private let interval: Duration
     private let peerTimeout: Duration
     private let pacer: Pacer
-    /// Where the next round with each peer starts (the piece a failed round stopped at).
-    private let resumePoints = Mutex<[String: UInt64]>([:])
+    /// Where the next round with each peer starts (the piece a failed round stopped at), and
+    /// how many rounds in a row stopped there.
+    private let resumePoints = Mutex<[String: (point: UInt64, failures: Int)]>([:])
     private let busy = Mutex(false)
 
     init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger) {
@@ -79,24 +80,36 @@ final class AntiEntropyRounds: Sendable {
             if let peer, member.id != peer { continue }
             let shared = zip(pieces, owners).filter { $0.1.contains(selfIndex) && $0.1.contains(index) }.map(\.0)
             guard !shared.isEmpty else { continue }
-            outcomes.append(await round(with: member, over: shared))
+            outcomes.append(await round(with: member, over: shared, resumable: rangeHash == nil))
         }
         return outcomes
     }
 
-    private func round(with member: Ring.Member, over pieces: [DigestPiece]) async -> Outcome {
+    /// A round with one peer; a `resumable` one (over every shared range) starts where the
+    /// last one stopped, and past it when rounds stopped there twice (a piece that fails every
+    /// time must not stop the others from being repaired).
+    private func round(with member: Ring.Member, over pieces: [DigestPiece], resumable: Bool) async -> Outcome {
         let remote = PeerReplica(connection: cluster.peers.connection(to: member.address), timeout: peerTimeout, pacer: pacer)
         let local = StoreReplica(store: store, limits: limits) { [metrics] in metrics.rejected($0) }
         let started = ContinuousClock.now
-        let resumeAt = resumePoints.withLock { $0[member.id] }
-        let report = await ReplicaSync(local: local, remote: remote).run(pieces, resumingAt: resumeAt)
+        let resume = resumable ? resumePoints.withLock { $0[member.id] } : nil
+        var sync = ReplicaSync(local: local, remote: remote)
+        sync.maxExchangeBytes = cluster.configuration.maxBatchBytes
+        let resumeAt = resume.map { $0.failures >= 2 ? $0.point &+ 1 : $0.point }
+        let report = await sync.run(pieces, resumingAt: resumeAt)
         let outcome = Outcome(peer: member.id, report: report, bytes: remote.bytes.load(ordering: .relaxed),
                               elapsed: ContinuousClock.now - started)
-        resumePoints.withLock { $0[member.id] = report.resumeAt }
+        if resumable {
+            resumePoints.withLock { points in
+                guard let point = report.resumeAt else { return points[member.id] = nil }
+                let failures = points[member.id]?.point == point ? points[member.id]!.failures + 1 : 1
+                points[member.id] = (point, failures)
+            }
+        }
         metrics.antiEntropyRound(repairedKeys: report.repaired, bytes: outcome.bytes)
         let summary: Logger.Metadata = [
             "peer": "\(member.id)", "repaired_here": "\(report.repairedHere)", "repaired_there": "\(report.repairedThere)",
-            "pieces": "\(report.differing)/\(report.compared)", "bytes": "\(outcome.bytes)",
+            "pieces": "\(report.differing)/\(report.compared)", "unmatched": "\(report.unmatched)", "bytes": "\(outcome.bytes)",
             "ms": "\(outcome.elapsed.wholeMilliseconds)",
         ]
         if let failure = report.failure {
@@ -104,6 +117,8 @@ final class AntiEntropyRounds: Sendable {
                           metadata: summary.merging(["error": "\(failure)"]) { $1 })
         } else if report.repaired > 0 {
             logger.info("anti-entropy round repaired \(report.repaired) keys", metadata: summary)
+        } else if report.unmatched > 0 {
+            logger.debug("anti-entropy round found pieces the peer cuts otherwise (its ring differs)", metadata: summary)
         }
         return outcome
     }

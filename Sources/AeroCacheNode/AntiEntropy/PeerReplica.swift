@@ -14,9 +14,11 @@ final class PeerReplica: SyncReplica {
     /// Request and answer bytes of every call so far.
     let bytes = Atomic<Int>(0)
 
-    /// Most pieces one DigestRoots carries, most wanted keys one SyncRecords asks for.
+    /// Most pieces one DigestRoots carries, one DigestKeys lists; most wanted keys one
+    /// SyncRecords asks for.
     static let maxPieces = 8192
-    static let maxWant = 1000
+    static let maxListedPieces = 64
+    static let maxWant = 4096
 
     init(connection: GRPCClientConnection, timeout: Duration, pacer: Pacer) {
         self.connection = connection
@@ -40,11 +42,14 @@ final class PeerReplica: SyncReplica {
         var request = Aerocache_V1_DigestKeysRequest()
         request.requests = requests.map(\.proto)
         let answer = try await call(PeerMethods.digestKeys, request)
-        return Listing(keys: answer.keys.map(KeyDigest.init), answered: Int(answer.answered),
-                       roomBytes: Int(clamping: answer.roomBytes))
+        guard answer.keyHashes.count == answer.digests.count else {
+            throw RPCError(.internalError, "the peer listed \(answer.keyHashes.count) keys and \(answer.digests.count) digests")
+        }
+        return Listing(keys: zip(answer.keyHashes, answer.digests).map { KeyDigest(keyHash: $0, digest: $1) },
+                       answered: Int(answer.answered), roomBytes: Int(clamping: answer.roomBytes))
     }
 
-    func exchange(push: [EntryRecord], want: [String]) async throws -> ExchangeAnswer {
+    func exchange(push: [EntryRecord], want: [UInt64]) async throws -> ExchangeAnswer {
         var request = Aerocache_V1_SyncRecordsRequest()
         request.push = push.map(\.proto)
         request.want = Array(want.prefix(Self.maxWant))

@@ -38,27 +38,24 @@ struct PeerService: Sendable {
                          limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
                 .now(try read(request))
             },
-            // Anti-entropy scans the store: off the event loop.
+            // Anti-entropy scans and merges: on the shared pool, never on an event loop.
             ServerMethod(PeerMethods.digestRoots, membersOnly: true,
                          limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, _ throws(RPCError) in
-                .later { compareRoots(request) }
+                .later { await Task.detached { compareRoots(request) }.value }
             },
             ServerMethod(PeerMethods.digestKeys, membersOnly: true,
-                         limiting: RepeatedLimit(field: 1, limit: Self.maxListedPieces, name: "requests")) { request, _ throws(RPCError) in
-                .later { listKeys(request) }
+                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxListedPieces, name: "requests")) { request, _ throws(RPCError) in
+                .later { await Task.detached { listKeys(request) }.value }
             },
             ServerMethod(PeerMethods.syncRecords, membersOnly: true,
-                         limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "push")) { request, _ throws(RPCError) in
+                         limiting: RepeatedLimit(field: 1, limit: ReplicaSync.maxPushRecords, name: "push")) { request, _ throws(RPCError) in
                 guard request.want.count <= PeerReplica.maxWant else {
                     throw RPCError(.invalidArgument, "want names \(request.want.count) keys, over the limit of \(PeerReplica.maxWant)")
                 }
-                return .later { syncRecords(request) }
+                return .later { await Task.detached { syncRecords(request) }.value }
             },
         ]
     }
-
-    /// Most pieces one DigestKeys may list.
-    static let maxListedPieces = 1024
 
     private var replica: StoreReplica {
         StoreReplica(store: store, limits: limits) { [metrics] in metrics.rejected($0) }
@@ -78,7 +75,8 @@ struct PeerService: Sendable {
     func listKeys(_ request: Aerocache_V1_DigestKeysRequest) -> Aerocache_V1_DigestKeysResponse {
         let listing = replica.listing(request.requests.map(BucketRequest.init))
         var response = Aerocache_V1_DigestKeysResponse()
-        response.keys = listing.keys.map(\.proto)
+        response.keyHashes = listing.keys.map(\.keyHash)
+        response.digests = listing.keys.map(\.digest)
         response.answered = UInt32(listing.answered)
         response.roomBytes = UInt64(listing.roomBytes)
         return response
