@@ -357,7 +357,7 @@ public nonisolated struct Aerocache_V1_PieceLeaves: Sendable {
 
   public var width: UInt64 = 0
 
-  /// The 64 bucket digests of the piece, in order.
+  /// The 256 bucket digests of the piece, in order.
   public var leaves: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -390,8 +390,8 @@ public nonisolated struct Aerocache_V1_BucketRequest: Sendable {
 
   public var width: UInt64 = 0
 
-  /// Bit i marks bucket i.
-  public var buckets: UInt64 = 0
+  /// Bit i % 64 of word i / 64 marks bucket i.
+  public var buckets: [UInt64] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1197,7 +1197,7 @@ nonisolated extension Aerocache_V1_BucketRequest: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFixed64Field(value: &self.start) }()
       case 2: try { try decoder.decodeSingularFixed64Field(value: &self.width) }()
-      case 3: try { try decoder.decodeSingularFixed64Field(value: &self.buckets) }()
+      case 3: try { try decoder.decodeRepeatedFixed64Field(value: &self.buckets) }()
       default: break
       }
     }
@@ -1210,8 +1210,8 @@ nonisolated extension Aerocache_V1_BucketRequest: SwiftProtobuf.Message, SwiftPr
     if self.width != 0 {
       try visitor.visitSingularFixed64Field(value: self.width, fieldNumber: 2)
     }
-    if self.buckets != 0 {
-      try visitor.visitSingularFixed64Field(value: self.buckets, fieldNumber: 3)
+    if !self.buckets.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.buckets, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }

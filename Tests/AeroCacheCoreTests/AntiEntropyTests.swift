@@ -20,7 +20,7 @@ import Testing
 
     /// Every key a store counts (by hash), with its digest.
     static func listing(_ store: StorageEngine) -> [UInt64: UInt64] {
-        let everything = store.digestPieces().map { BucketRequest(start: $0.start, width: $0.width, buckets: .max) }
+        let everything = store.digestPieces().map { BucketRequest.everyBucket(start: $0.start, width: $0.width) }
         var keys: [UInt64: UInt64] = [:]
         for entry in store.digestListing(everything).flatMap({ $0 ?? [] }) { keys[entry.keyHash] = entry.digest }
         return keys
@@ -60,7 +60,7 @@ import Testing
         holder.sweep()
         empty.sweep()
         #expect(holder.record("session") != nil, "the expired entry is still held (its grace has not passed)")
-        #expect(holder.digestListing([BucketRequest(start: 0, width: 0, buckets: .max)]) == [nil],
+        #expect(holder.digestListing([BucketRequest.everyBucket(start: 0, width: 0)]) == [nil],
                 "a piece is never the whole ring")
         #expect(Array(Self.listing(holder).keys) == [XXHash64.hash("gone")],
                 "the expired entry left the digest, the tombstone counts")

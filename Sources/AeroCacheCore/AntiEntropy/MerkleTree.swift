@@ -13,24 +13,24 @@ public struct MerkleTree: Sendable, Equatable {
     public let start: UInt64
     public let width: UInt64
     public let depth: Int
-    /// Level by level, root first: `nodes[level]` holds `2^level` digests.
-    private var nodes: [[UInt64]]
+    /// Level by level, root first, in one array: level `l` holds `2^l` digests from index `2^l - 1`.
+    private var nodes: [UInt64]
 
     public init(start: UInt64 = 0, width: UInt64 = 0, depth: Int = 10) {
         precondition((1...20).contains(depth), "a tree has 1 to 20 levels below its root")
         self.start = start
         self.width = width
         self.depth = depth
-        nodes = (0...depth).map { [UInt64](repeating: 0, count: 1 << $0) }
+        nodes = [UInt64](repeating: 0, count: (2 << depth) - 1)
     }
 
     public var bucketCount: Int { 1 << depth }
 
     /// The digest of everything in the tree.
-    public var root: UInt64 { nodes[0][0] }
+    public var root: UInt64 { nodes[0] }
 
     /// The digest at `index` of `level` (0: the root; `depth`: the buckets).
-    public func digest(level: Int, index: Int) -> UInt64 { nodes[level][index] }
+    public func digest(level: Int, index: Int) -> UInt64 { nodes[(1 << level) - 1 + index] }
 
     /// Whether a key hash falls in this tree's stretch of the ring.
     public func covers(keyHash: UInt64) -> Bool {
@@ -39,6 +39,12 @@ public struct MerkleTree: Sendable, Equatable {
 
     /// The bucket of a key hash the tree covers: the stretch cut into equal parts, in order.
     public func bucket(ofKeyHash keyHash: UInt64) -> Int {
+        Self.bucket(ofKeyHash: keyHash, start: start, width: width, depth: depth)
+    }
+
+    /// The bucket of a key hash in the stretch `start ..< start + width` cut into `2^depth`.
+    @inlinable
+    public static func bucket(ofKeyHash keyHash: UInt64, start: UInt64, width: UInt64, depth: Int) -> Int {
         let offset = keyHash &- start
         if width == 0 { return Int(offset >> UInt64(64 - depth)) }
         return Int((UInt128(offset) << UInt128(depth)) / UInt128(width))
@@ -47,9 +53,11 @@ public struct MerkleTree: Sendable, Equatable {
     /// Adds an entry's digest to its bucket, or takes it out again (the same operation).
     public mutating func toggle(_ entryDigest: UInt64, keyHash: UInt64) {
         var index = bucket(ofKeyHash: keyHash)
-        for level in stride(from: depth, through: 0, by: -1) {
-            nodes[level][index] ^= entryDigest
-            index >>= 1
+        nodes.withUnsafeMutableBufferPointer { nodes in
+            for level in stride(from: depth, through: 0, by: -1) {
+                nodes[(1 << level) - 1 + index] ^= entryDigest
+                index >>= 1
+            }
         }
     }
 
@@ -62,7 +70,7 @@ public struct MerkleTree: Sendable, Equatable {
         for level in 1...depth {
             var next: [Int] = []
             for parent in frontier {
-                for child in [2 * parent, 2 * parent + 1] where nodes[level][child] != other.nodes[level][child] {
+                for child in [2 * parent, 2 * parent + 1] where digest(level: level, index: child) != other.digest(level: level, index: child) {
                     next.append(child)
                 }
             }

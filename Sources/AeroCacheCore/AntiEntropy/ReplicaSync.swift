@@ -58,7 +58,7 @@ public struct ReplicaSync: Sendable {
         public init(mine: [KeyDigest], theirs: [KeyDigest]) {
             let theirDigests = Dictionary(theirs.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
             let myDigests = Dictionary(mine.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
-            for (keyHash, digest) in myDigests.sorted(by: { $0.key < $1.key }) {
+            for (keyHash, digest) in myDigests {
                 guard let theirs = theirDigests[keyHash] else {
                     pushIfRoom.append(keyHash)
                     want.append(keyHash)
@@ -69,7 +69,7 @@ public struct ReplicaSync: Sendable {
                     want.append(keyHash)
                 }
             }
-            for keyHash in theirDigests.keys.sorted() where myDigests[keyHash] == nil {
+            for keyHash in theirDigests.keys where myDigests[keyHash] == nil {
                 push.append(keyHash)
                 want.append(keyHash)
             }
@@ -121,11 +121,11 @@ public struct ReplicaSync: Sendable {
                 report.unmatched += 1
                 continue
             }
-            var buckets: UInt64 = 0
+            var request = BucketRequest(start: theirs.start, width: theirs.width, buckets: [])
             for index in theirs.leaves.indices where index < mine.count && mine[index] != theirs.leaves[index] {
-                buckets |= 1 << UInt64(index)
+                request.mark(index)
             }
-            if buckets != 0 { requests.append(BucketRequest(start: theirs.start, width: theirs.width, buckets: buckets)) }
+            if !request.isEmpty { requests.append(request) }
         }
         guard !requests.isEmpty else { return batch.count }
         let theirs = try await remote.listing(requests)

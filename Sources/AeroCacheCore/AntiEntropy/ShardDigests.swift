@@ -10,8 +10,9 @@
 ///
 /// Not thread-safe: it lives inside a ``ShardTable``, behind the shard's lock.
 struct ShardDigests {
-    /// Levels below each piece's root: 64 buckets (a protocol constant, so peers' trees line up).
-    static let depth = 6
+    /// Levels below each piece's root: 256 buckets, about 5 keys each at a million keys on
+    /// 3 nodes (a protocol constant, so peers' trees line up).
+    static let depth = 8
 
     /// The shard's stretch of the ring: hashes in `start ..< start + width` (width 0: all).
     let start: UInt64
@@ -19,6 +20,8 @@ struct ShardDigests {
     let graceMillis: Int64
     /// One tree per piece, in ring order from `start`; together they cover the whole stretch.
     private(set) var trees: [MerkleTree]
+    /// Where each piece starts, from `start` (for the search on every write).
+    private var pieceOffsets: [UInt64] = [0]
     /// Everything whose leave time is at or before this (Unix ms, whole seconds) is out.
     private(set) var watermark: Int64
     /// The wheel holds the counted entries that leave before this (a minute or so ahead of
@@ -139,6 +142,7 @@ struct ShardDigests {
         trees = Self.pieces(start: start, width: width, cuts: cuts).map {
             MerkleTree(start: $0.start, width: $0.width, depth: Self.depth)
         }
+        pieceOffsets = trees.map { $0.start &- start }
         wheel = [:]
         horizon = watermark + Self.horizonStepMillis
         for entry in entries { add(entry, keyHash: hash(entry.key)) }
@@ -161,13 +165,15 @@ struct ShardDigests {
     /// The piece holding a key hash of this shard.
     func pieceIndex(ofKeyHash keyHash: UInt64) -> Int {
         let offset = keyHash &- start
-        var low = 0
-        var high = trees.count - 1
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if trees[middle].start &- start <= offset { low = middle } else { high = middle - 1 }
+        return pieceOffsets.withUnsafeBufferPointer { offsets in
+            var low = 0
+            var high = offsets.count - 1
+            while low < high {
+                let middle = (low + high + 1) / 2
+                if offsets[middle] <= offset { low = middle } else { high = middle - 1 }
+            }
+            return low
         }
-        return low
     }
 
     /// The piece that starts at `pieceStart` and is `pieceWidth` wide, if this shard has it.

@@ -29,7 +29,7 @@ public struct KeyDigest: Sendable, Hashable {
 /// What the store offers anti-entropy: digests kept up to date by every write, and the
 /// records behind them. Each call locks one shard at a time.
 extension StorageEngine {
-    /// Buckets per piece: a piece's leaves fit one 64-bit mask.
+    /// Buckets per piece.
     public static let digestBuckets = 1 << ShardDigests.depth
 
     /// Cuts the digests where the ring's ranges start (just after each token), so that a piece
@@ -73,23 +73,39 @@ extension StorageEngine {
         let byShard = Dictionary(grouping: requests.indices) { shardIndex(requests[$0].start) }
         for (shardIndex, indices) in byShard.sorted(by: { $0.key < $1.key }) {
             shards[shardIndex].withLock { table in
-                // The request (if any) for each piece of this shard.
-                var wanted = [Int?](repeating: nil, count: table.digests.trees.count)
+                let digests = table.digests
+                // The request (if any) for each piece of this shard, and the pieces' bounds.
+                var wanted = [Int?](repeating: nil, count: digests.trees.count)
                 for index in indices {
                     let request = requests[index]
-                    guard let piece = table.digests.pieceIndex(start: request.start, width: request.width) else { continue }
+                    guard let piece = digests.pieceIndex(start: request.start, width: request.width) else { continue }
                     wanted[piece] = index
                     answers[index] = []
                 }
                 guard wanted.contains(where: { $0 != nil }) else { return }
-                for entry in table.entries {
-                    let keyHash = hash(entry.key)
-                    let piece = table.digests.pieceIndex(ofKeyHash: keyHash)
-                    guard let index = wanted[piece] else { continue }
-                    let bucket = table.digests.trees[piece].bucket(ofKeyHash: keyHash)
-                    guard requests[index].buckets & (1 << UInt64(bucket)) != 0, table.digests.counts(entry) else { continue }
-                    answers[index]!.append(KeyDigest(keyHash: keyHash, digest: ShardDigests.digest(of: entry, keyHash: keyHash)))
+                let bounds = digests.trees.map { (start: $0.start, width: $0.width) }
+                func place(_ keyHash: UInt64) -> (piece: Int, bucket: Int) {
+                    let piece = digests.pieceIndex(ofKeyHash: keyHash)
+                    return (piece, MerkleTree.bucket(ofKeyHash: keyHash, start: bounds[piece].start,
+                                                     width: bounds[piece].width, depth: ShardDigests.depth))
                 }
+                var found = [[KeyDigest]](repeating: [], count: requests.count)
+                // The table's slots hold each key hash's top 32 bits: enough to place almost
+                // every entry without reading it (entries are scattered in memory; the slots
+                // are one array). Only entries in wanted buckets, or too near a bound to tell,
+                // are read.
+                table.forEachSlot { tag, entryIndex in
+                    let low = place(UInt64(tag) << 32)
+                    if low == place(UInt64(tag) << 32 | 0xFFFF_FFFF) {
+                        guard let index = wanted[low.piece], requests[index].marks(low.bucket) else { return }
+                    }
+                    let entry = table.entry(at: entryIndex)
+                    let keyHash = hash(entry.key)
+                    let (piece, bucket) = place(keyHash)
+                    guard let index = wanted[piece], requests[index].marks(bucket), digests.counts(entry) else { return }
+                    found[index].append(KeyDigest(keyHash: keyHash, digest: ShardDigests.digest(of: entry, keyHash: keyHash)))
+                }
+                for index in indices where answers[index] != nil { answers[index] = found[index] }
             }
         }
         return answers

@@ -37,17 +37,35 @@ public struct PieceLeaves: Sendable, Equatable {
     }
 }
 
-/// The buckets of one piece to list: bit `i` of `buckets` marks bucket `i`.
+/// The buckets of one piece to list: bit `i % 64` of word `i / 64` of `buckets` marks bucket `i`.
 public struct BucketRequest: Sendable, Equatable {
     public var start: UInt64
     public var width: UInt64
-    public var buckets: UInt64
+    public var buckets: [UInt64]
 
-    public init(start: UInt64, width: UInt64, buckets: UInt64) {
+    public init(start: UInt64, width: UInt64, buckets: [UInt64]) {
         self.start = start
         self.width = width
         self.buckets = buckets
     }
+
+    /// Every bucket of a piece.
+    public static func everyBucket(start: UInt64, width: UInt64) -> BucketRequest {
+        BucketRequest(start: start, width: width, buckets: [UInt64](repeating: .max, count: StorageEngine.digestBuckets / 64))
+    }
+
+    @inlinable
+    public func marks(_ bucket: Int) -> Bool {
+        bucket / 64 < buckets.count && buckets[bucket / 64] & (1 << UInt64(bucket % 64)) != 0
+    }
+
+    /// Marks `bucket`.
+    public mutating func mark(_ bucket: Int) {
+        while buckets.count <= bucket / 64 { buckets.append(0) }
+        buckets[bucket / 64] |= 1 << UInt64(bucket % 64)
+    }
+
+    public var isEmpty: Bool { buckets.allSatisfy { $0 == 0 } }
 }
 
 /// The keys of some buckets, with what the replica can take.

@@ -1,7 +1,8 @@
 /// The entries of one shard: an open-addressing hash table over a dense array of ``RawEntry``s.
 ///
-/// - `slots` (linear probing, at most 3/4 full) holds, per entry, the low 32 bits of its key
-///   hash (which also give its home slot) and its index in `entries` + 1; 0 marks a free slot.
+/// - `slots` (linear probing, at most 3/4 full) holds, per entry, the top 32 bits of its key
+///   hash (its *tag*, which also gives its home slot) and its index in `entries` + 1; 0 marks a
+///   free slot. Anti-entropy reads the tags to place entries on the ring without reading them.
 ///   Two keys whose hashes collide are told apart by their key bytes.
 /// - `entries` is dense, so eviction can sample entries at random in O(1) and the sweep can
 ///   walk them with a cursor; removal swaps the last entry into the hole.
@@ -54,7 +55,7 @@ struct ShardTable: ~Copyable {
 
     /// The slot and entry index holding `key`, if present.
     func find(_ key: UnsafeRawBufferPointer, hash keyHash: UInt64) -> (slot: Int, index: Int)? {
-        let tag = UInt32(truncatingIfNeeded: keyHash)
+        let tag = Self.tag(of: keyHash)
         var slot = Int(tag) & mask
         while true {
             let value = slots[slot]
@@ -73,7 +74,7 @@ struct ShardTable: ~Copyable {
     mutating func insert(_ entry: RawEntry, hash keyHash: UInt64) {
         if (entries.count + 1) * 4 > (mask + 1) * 3 { grow() }
         entries.append(entry)
-        place(tag: UInt32(truncatingIfNeeded: keyHash), index: entries.count - 1)
+        place(tag: Self.tag(of: keyHash), index: entries.count - 1)
         bytes += Self.cost(of: entry)
         if entry.isMarker { tombstones += 1 }
         digests.add(entry, keyHash: keyHash)
@@ -121,7 +122,7 @@ struct ShardTable: ~Copyable {
     }
 
     private func slotOf(index: Int, keyHash: UInt64) -> Int {
-        var slot = Int(UInt32(truncatingIfNeeded: keyHash)) & mask
+        var slot = Int(Self.tag(of: keyHash)) & mask
         while Int(UInt32(truncatingIfNeeded: slots[slot])) != index + 1 {
             slot = (slot + 1) & mask
         }
@@ -166,9 +167,20 @@ struct ShardTable: ~Copyable {
 
     // MARK: Digests
 
+    /// The top 32 bits of a key hash: what a slot keeps of it.
+    @inline(__always)
+    static func tag(of keyHash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: keyHash >> 32) }
+
+    /// Calls `body` with the tag and entry index of every occupied slot, in slot order.
+    func forEachSlot(_ body: (UInt32, Int) -> Void) {
+        for slot in 0...mask where slots[slot] != 0 {
+            body(UInt32(truncatingIfNeeded: slots[slot] >> 32), Int(UInt32(truncatingIfNeeded: slots[slot])) - 1)
+        }
+    }
+
     /// The entry whose key hashes to `keyHash` (the full 64 bits), if one is held.
     func entry(withHash keyHash: UInt64) -> RawEntry? {
-        let tag = UInt32(truncatingIfNeeded: keyHash)
+        let tag = Self.tag(of: keyHash)
         var slot = Int(tag) & mask
         while slots[slot] != 0 {
             if UInt32(truncatingIfNeeded: slots[slot] >> 32) == tag {
