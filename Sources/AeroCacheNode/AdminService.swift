@@ -18,7 +18,10 @@ struct AdminService: Sendable {
             ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
             // A round scans and merges: on the shared pool, never on an event loop.
             ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in
-                .later { try await Task.detached { try await repair(request) }.value }
+                .later {
+                    let round = Task.detached { try await repair(request) }
+                    return try await withTaskCancellationHandler { try await round.value } onCancel: { round.cancel() }
+                }
             },
         ]
     }
@@ -26,7 +29,9 @@ struct AdminService: Sendable {
     /// Runs an anti-entropy round now and answers what it did with each peer.
     func repair(_ request: Aerocache_V1_RepairRequest) async throws(RPCError) -> Aerocache_V1_RepairResponse {
         let peer = request.nodeID.isEmpty ? nil : request.nodeID
-        let outcomes = await antiEntropy.round(only: peer, rangeHash: request.onlyRange ? request.rangeHash : nil)
+        guard let outcomes = await antiEntropy.round(only: peer, rangeHash: request.onlyRange ? request.rangeHash : nil) else {
+            throw RPCError(.unavailable, "an anti-entropy round is running and another repair waits for it; try again when they end")
+        }
         if let peer, outcomes.isEmpty {
             throw RPCError(.notFound, "\(peer) is not a live member that shares ranges with this node")
         }

@@ -161,7 +161,7 @@ import Testing
         b.sweep()
         let (onA, onB) = (Self.listing(a), Self.listing(b))
         let differing = Set(onA.keys).union(onB.keys).filter { onA[$0] != onB[$0] }.sorted()
-        #expect(differing.isEmpty, "seed \(seed): \(differing.map { "\(String(describing: a.syncRecord(keyHash: $0))) | \(String(describing: b.syncRecord(keyHash: $0)))" })")
+        #expect(differing.isEmpty, "seed \(seed): \(differing.map { "\(a.syncRecords(keyHash: $0)) | \(b.syncRecords(keyHash: $0))" })")
         #expect(a.digestPieces() == b.digestPieces(), "seed \(seed)")
         let now = clock.now
         for (key, write) in newest {
@@ -200,6 +200,69 @@ import Testing
         }
         #expect(full.statistics.evictions == afterTouches, "repair made the full replica evict nothing")
         #expect(full.memoryBytes <= full.configuration.maxMemoryBytes)
+
+        // A newer value of a key the full replica serves is taken all the same: a stale value must not stay.
+        let held = try #require((0..<200).map { "k\($0)" }.first { full.get($0) != nil })
+        try roomy.set(held, value: [UInt8](repeating: 9, count: 3_000))
+        _ = await ReplicaSync(local: StoreReplica(store: roomy, limits: Limits()),
+                              remote: StoreReplica(store: full, limits: Limits())).run(roomy.digestPieces())
+        #expect(full.get(held)?.value.first == 9)
+    }
+
+    @Test func aListingFindsEveryKeyNearTheBoundsOfPiecesAndBuckets() throws {
+        // Keys named by their hash, placed on and around piece and bucket bounds, where the
+        // listing must read the entry to tell (the slot keeps only the top 32 bits).
+        let clock = ManualClock()
+        var configuration = StorageEngine.Configuration()
+        configuration.tombstoneGraceMillis = 60_000
+        let store = StorageEngine(configuration: configuration, now: clock.reader) { bytes in
+            UInt64(String(decoding: bytes, as: UTF8.self))!
+        }
+        store.cutDigests(atTokens: Self.tokens)
+        let pieces = store.digestPieces()
+        var random = SeededRandom(seed: 11)
+        var hashes = Set<UInt64>()
+        for piece in pieces.shuffled(using: &random).prefix(60) {
+            for bucket in [0, 1, 127, 128, 255] {
+                let width = piece.width == 0 ? UInt128(1) << 64 : UInt128(piece.width)
+                let bound = piece.start &+ UInt64(truncatingIfNeeded: (width * UInt128(bucket)) >> 8)
+                for delta in [-2, -1, 0, 1, 2, 1 << 31, -(1 << 31)] { hashes.insert(bound &+ UInt64(bitPattern: Int64(delta))) }
+            }
+        }
+        for hash in hashes { try store.set(String(hash), value: [1]) }
+        for _ in 0..<20 {
+            // Random buckets of every piece, against a listing worked out key by key.
+            let requests = pieces.map { piece in
+                BucketRequest(start: piece.start, width: piece.width, buckets: (0..<4).map { _ in random.next() })
+            }
+            let listed = store.digestListing(requests)
+            for (request, answer) in zip(requests, listed) {
+                let expected = hashes.filter { hash in
+                    hash &- request.start < (request.width == 0 ? .max : request.width)
+                        && request.marks(MerkleTree.bucket(ofKeyHash: hash, start: request.start, width: request.width,
+                                                           depth: ShardDigests.depth))
+                }
+                #expect(Set(answer?.map(\.keyHash) ?? []) == expected)
+            }
+        }
+    }
+
+    @Test func aPieceThatFailsStopsTheRoundThereAndTheNextRoundCanPassIt() async throws {
+        let clock = ManualClock()
+        let a = store(clock, node: 1)
+        let b = store(clock, node: 2)
+        for index in 0..<2_000 { try a.set("k\(index)", value: [1]) }
+        let pieces = a.digestPieces().filter { $0.root != 0 }
+        let bad = pieces[pieces.count / 2]
+        let failing = FailingReplica(StoreReplica(store: b, limits: Limits()), failingPiece: bad.start)
+        let first = await ReplicaSync(local: StoreReplica(store: a, limits: Limits()), remote: failing).run(a.digestPieces())
+        #expect(first.failure != nil && first.resumeAt == bad.start, "the round stops at the piece that fails, not its batch")
+        #expect(first.repairedThere > 0, "the pieces before it were repaired")
+        let second = await ReplicaSync(local: StoreReplica(store: a, limits: Limits()), remote: failing)
+            .run(a.digestPieces(), resumingAt: bad.start &+ 1)
+        #expect(second.failure != nil && second.resumeAt == bad.start, "it wraps around to the bad piece last")
+        let missing = (0..<2_000).filter { b.get("k\($0)") == nil }.map { XXHash64.hash("k\($0)") }
+        #expect(!missing.isEmpty && missing.allSatisfy { $0 &- bad.start < bad.width }, "only the bad piece's keys are missing")
     }
 
     @Test func cutsMadeAtOnceFromTwoRingsEndAtOne() async {
@@ -241,6 +304,27 @@ import Testing
 
 extension EntryRecord {
     var stamp: WriteStamp { WriteStamp(version: version, expiresAtMillis: expiresAtMillis) }
+}
+
+/// A replica whose listings fail for one piece.
+final class FailingReplica: SyncReplica {
+    struct Failure: Error {}
+    let inner: StoreReplica
+    let failingPiece: UInt64
+
+    init(_ inner: StoreReplica, failingPiece: UInt64) {
+        self.inner = inner
+        self.failingPiece = failingPiece
+    }
+
+    func compareRoots(_ pieces: [DigestPiece]) -> RootComparison { inner.compareRoots(pieces) }
+
+    func listing(_ requests: [BucketRequest]) throws -> Listing {
+        if requests.contains(where: { $0.start == failingPiece }) { throw Failure() }
+        return inner.listing(requests)
+    }
+
+    func exchange(push: [EntryRecord], want: [UInt64]) -> ExchangeAnswer { inner.exchange(push: push, want: want) }
 }
 
 /// A replica that records which calls reach it.

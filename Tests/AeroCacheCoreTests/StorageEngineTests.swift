@@ -92,7 +92,7 @@ import Testing
         var rng = SeededRandom(seed: 7)
         let clock = ManualClock()
         let store = engine(clock, configure: { $0.shardCount = 1; $0.tombstoneGraceMillis = 1 },
-                           hash: { bytes in XXHash64.hash(bytes) & 0x3F })
+                           hash: { bytes in (XXHash64.hash(bytes) & 0x3F) << 32 })
         var model: [String: UInt8] = [:]
         for step in 0..<4_000 {
             let key = "k\(rng.next() % 200)"

@@ -27,7 +27,9 @@ def make_cluster():
     started = []
 
     def make(*flags, metrics=False, size=3):
-        cluster = Cluster(size, *flags, metrics=metrics)
+        # Anti-entropy off: each scenario sets up a stale replica and checks one path
+        # (test_antientropy.py covers anti-entropy's part).
+        cluster = Cluster(size, "--anti-entropy-interval", "0", *flags, metrics=metrics)
         started.append(cluster)  # stopped at the end whatever happens next
         cluster.wait_converged()
         return cluster

@@ -13,24 +13,31 @@ public struct MerkleTree: Sendable, Equatable {
     public let start: UInt64
     public let width: UInt64
     public let depth: Int
-    /// Level by level, root first, in one array: level `l` holds `2^l` digests from index `2^l - 1`.
-    private var nodes: [UInt64]
+    /// Level by level, root first, in one array: level `l` holds `2^l` digests from index
+    /// `2^l - 1`. Empty (every digest 0) until the first toggle: a store holds a tree for every
+    /// range of the ring, most of them empty on a large cluster.
+    private var nodes: [UInt64] = []
 
     public init(start: UInt64 = 0, width: UInt64 = 0, depth: Int = 10) {
         precondition((1...20).contains(depth), "a tree has 1 to 20 levels below its root")
         self.start = start
         self.width = width
         self.depth = depth
-        nodes = [UInt64](repeating: 0, count: (2 << depth) - 1)
     }
 
     public var bucketCount: Int { 1 << depth }
 
     /// The digest of everything in the tree.
-    public var root: UInt64 { nodes[0] }
+    public var root: UInt64 { nodes.isEmpty ? 0 : nodes[0] }
 
     /// The digest at `index` of `level` (0: the root; `depth`: the buckets).
-    public func digest(level: Int, index: Int) -> UInt64 { nodes[(1 << level) - 1 + index] }
+    public func digest(level: Int, index: Int) -> UInt64 { nodes.isEmpty ? 0 : nodes[(1 << level) - 1 + index] }
+
+    public static func == (lhs: MerkleTree, rhs: MerkleTree) -> Bool {
+        guard lhs.start == rhs.start && lhs.width == rhs.width && lhs.depth == rhs.depth else { return false }
+        if lhs.nodes.isEmpty || rhs.nodes.isEmpty { return (lhs.nodes + rhs.nodes).allSatisfy { $0 == 0 } }
+        return lhs.nodes == rhs.nodes
+    }
 
     /// Whether a key hash falls in this tree's stretch of the ring.
     public func covers(keyHash: UInt64) -> Bool {
@@ -53,6 +60,7 @@ public struct MerkleTree: Sendable, Equatable {
     /// Adds an entry's digest to its bucket, or takes it out again (the same operation).
     public mutating func toggle(_ entryDigest: UInt64, keyHash: UInt64) {
         var index = bucket(ofKeyHash: keyHash)
+        if nodes.isEmpty { nodes = [UInt64](repeating: 0, count: (2 << depth) - 1) }
         nodes.withUnsafeMutableBufferPointer { nodes in
             for level in stride(from: depth, through: 0, by: -1) {
                 nodes[(1 << level) - 1 + index] ^= entryDigest

@@ -36,7 +36,8 @@ public struct ReplicaSync: Sendable {
         /// Records that changed this store, and the other.
         public var repairedHere = 0
         public var repairedThere = 0
-        /// Where the next round should start when this one stopped early.
+        /// Where the next round should start when this one stopped early while repairing (nil
+        /// when it stopped comparing roots: nothing was reached).
         public var resumeAt: UInt64?
         /// Why it stopped early.
         public var failure: (any Error)?
@@ -44,7 +45,8 @@ public struct ReplicaSync: Sendable {
         public var repaired: Int { repairedHere + repairedThere }
     }
 
-    /// What to send and ask for, from both sides' listings of the same buckets (by key hash).
+    /// What to send and ask for, from both sides' listings of the same buckets (by key hash;
+    /// keys whose hashes collide are compared, sent and asked for together).
     public struct Plan: Equatable {
         /// Keys whose state differs on the other side, or that the other side holds and this
         /// one counts no longer (this side's record, if any, goes: maybe a newer delete or expiry).
@@ -56,8 +58,8 @@ public struct ReplicaSync: Sendable {
         public var want: [UInt64] = []
 
         public init(mine: [KeyDigest], theirs: [KeyDigest]) {
-            let theirDigests = Dictionary(theirs.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
-            let myDigests = Dictionary(mine.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: { first, _ in first })
+            let theirDigests = Dictionary(theirs.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: ^)
+            let myDigests = Dictionary(mine.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: ^)
             for (keyHash, digest) in myDigests {
                 guard let theirs = theirDigests[keyHash] else {
                     pushIfRoom.append(keyHash)
@@ -89,7 +91,6 @@ public struct ReplicaSync: Sendable {
             report.unmatched = comparison.unmatched
         } catch {
             report.failure = error
-            report.resumeAt = resumingAt
             return report
         }
         report.differing = remaining.count
@@ -103,9 +104,21 @@ public struct ReplicaSync: Sendable {
                 let done = try await repair(batch, report: &report)
                 remaining.removeFirst(done)
             } catch {
-                report.failure = error
-                report.resumeAt = remaining[0].start
-                return report
+                guard batch.count > 1 && !(error is CancellationError) else {
+                    report.failure = error
+                    report.resumeAt = remaining[0].start
+                    return report
+                }
+                // Find the piece that fails: the batch again, one piece at a time.
+                for piece in batch {
+                    do {
+                        remaining.removeFirst(try await repair([piece], report: &report))
+                    } catch {
+                        report.failure = error
+                        report.resumeAt = piece.start
+                        return report
+                    }
+                }
             }
         }
         return report
@@ -159,29 +172,23 @@ public struct ReplicaSync: Sendable {
                 bytes += HintStore.size(of: next)
             }
             while let keyHash = pushing.first {
-                guard let record = local.store.syncRecord(keyHash: keyHash) else {
-                    pushing.removeFirst()
-                    continue
-                }
-                guard fits(record) else { break }
+                let records = local.store.syncRecords(keyHash: keyHash)
+                guard records.isEmpty || batch.isEmpty || records.allSatisfy(fits) else { break }
                 pushing.removeFirst()
-                batch.append(record)
-                bytes += HintStore.size(of: record)
+                batch += records
+                bytes += records.reduce(0) { $0 + HintStore.size(of: $1) }
             }
             while pushing.isEmpty, let keyHash = pushingIfRoom.first {
-                guard let record = local.store.syncRecord(keyHash: keyHash) else {
-                    pushingIfRoom.removeFirst()
-                    continue
-                }
-                let size = HintStore.size(of: record)
+                let records = local.store.syncRecords(keyHash: keyHash)
+                let size = records.reduce(0) { $0 + HintStore.size(of: $1) }
                 guard size <= room else {
                     pushingIfRoom.removeFirst()
                     continue
                 }
-                guard fits(record) else { break }
+                guard records.isEmpty || batch.isEmpty || records.allSatisfy(fits) else { break }
                 pushingIfRoom.removeFirst()
                 room -= size
-                batch.append(record)
+                batch += records
                 bytes += size
             }
             let wantRoom = max(0, (maxExchangeBytes - bytes) / 9)

@@ -110,8 +110,8 @@ struct ShardDigests {
 
     /// Takes out `held` (the entry held for a key hash due in `second`) if it still counts and
     /// leaves in that second.
-    mutating func leave(second: Int64, held: RawEntry?, keyHash: UInt64) {
-        guard let held, counts(held), case .until(let leave) = lifetime(of: held), (leave - 1) / 1000 == second else { return }
+    mutating func leave(second: Int64, held: RawEntry, keyHash: UInt64) {
+        guard counts(held), case .until(let leave) = lifetime(of: held), (leave - 1) / 1000 == second else { return }
         toggle(Self.digest(of: held, keyHash: keyHash), keyHash: keyHash)
     }
 

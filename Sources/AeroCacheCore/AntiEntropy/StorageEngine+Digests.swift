@@ -111,13 +111,11 @@ extension StorageEngine {
         return answers
     }
 
-    /// ``syncRecord(_:)`` for the key whose hash is `keyHash`, if one is held.
-    public func syncRecord(keyHash: UInt64) -> EntryRecord? {
-        let record = shard(keyHash).withLock { table -> EntryRecord? in
-            guard let entry = table.entry(withHash: keyHash) else { return nil }
-            return StoredForm.record(of: entry, key: String(decoding: entry.key, as: UTF8.self))
-        }
-        return record.map(stripped)
+    /// ``syncRecord(_:)`` for the keys whose hash is `keyHash` (one, but for a collision).
+    public func syncRecords(keyHash: UInt64) -> [EntryRecord] {
+        shard(keyHash).withLock { table in
+            table.entries(withHash: keyHash).map { StoredForm.record(of: $0, key: String(decoding: $0.key, as: UTF8.self)) }
+        }.map(stripped)
     }
 
     /// The state of `key` as anti-entropy sends it: the whole record, except that an expired

@@ -54,9 +54,10 @@ public struct StoreReplica: SyncReplica {
         for keyHash in want {
             if answered > 0 && bytes >= maxAnswerBytes { break }
             answered += 1
-            guard let record = store.syncRecord(keyHash: keyHash) else { continue }
-            bytes += HintStore.size(of: record)
-            records.append(record)
+            for record in store.syncRecords(keyHash: keyHash) {
+                bytes += HintStore.size(of: record)
+                records.append(record)
+            }
         }
         return ExchangeAnswer(applied: applied, records: records, answered: answered)
     }

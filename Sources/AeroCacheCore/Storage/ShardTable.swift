@@ -1,8 +1,10 @@
 /// The entries of one shard: an open-addressing hash table over a dense array of ``RawEntry``s.
 ///
 /// - `slots` (linear probing, at most 3/4 full) holds, per entry, the top 32 bits of its key
-///   hash (its *tag*, which also gives its home slot) and its index in `entries` + 1; 0 marks a
-///   free slot. Anti-entropy reads the tags to place entries on the ring without reading them.
+///   hash (its *tag*) and its index in `entries` + 1; 0 marks a free slot. Anti-entropy reads
+///   the tags to place entries on the ring without reading them. The home slot is the tag
+///   scrambled (``home(of:)``): a node holds only its ranges of the ring, so the tag's own low
+///   bits would crowd keys into part of the table on a large cluster.
 ///   Two keys whose hashes collide are told apart by their key bytes.
 /// - `entries` is dense, so eviction can sample entries at random in O(1) and the sweep can
 ///   walk them with a cursor; removal swaps the last entry into the hole.
@@ -56,7 +58,7 @@ struct ShardTable: ~Copyable {
     /// The slot and entry index holding `key`, if present.
     func find(_ key: UnsafeRawBufferPointer, hash keyHash: UInt64) -> (slot: Int, index: Int)? {
         let tag = Self.tag(of: keyHash)
-        var slot = Int(tag) & mask
+        var slot = home(of: tag)
         while true {
             let value = slots[slot]
             if value == 0 { return nil }
@@ -122,7 +124,7 @@ struct ShardTable: ~Copyable {
     }
 
     private func slotOf(index: Int, keyHash: UInt64) -> Int {
-        var slot = Int(Self.tag(of: keyHash)) & mask
+        var slot = home(of: Self.tag(of: keyHash))
         while Int(UInt32(truncatingIfNeeded: slots[slot])) != index + 1 {
             slot = (slot + 1) & mask
         }
@@ -130,7 +132,7 @@ struct ShardTable: ~Copyable {
     }
 
     private mutating func place(tag: UInt32, index: Int) {
-        var slot = Int(tag) & mask
+        var slot = home(of: tag)
         while slots[slot] != 0 { slot = (slot + 1) & mask }
         slots[slot] = UInt64(tag) << 32 | UInt64(index + 1)
     }
@@ -140,7 +142,7 @@ struct ShardTable: ~Copyable {
         var hole = slot
         var next = (slot + 1) & mask
         while slots[next] != 0 {
-            let home = Int(UInt32(truncatingIfNeeded: slots[next] >> 32)) & mask
+            let home = home(of: UInt32(truncatingIfNeeded: slots[next] >> 32))
             // The entry at `next` may fill the hole if the hole lies on its probe path [home, next].
             if (next - home) & mask >= (next - hole) & mask {
                 slots[hole] = slots[next]
@@ -171,6 +173,11 @@ struct ShardTable: ~Copyable {
     @inline(__always)
     static func tag(of keyHash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: keyHash >> 32) }
 
+    /// Where probing for a tag starts: the tag scrambled (Fibonacci hashing), so that keys
+    /// from a few stretches of the ring still spread over the whole table.
+    @inline(__always)
+    func home(of tag: UInt32) -> Int { Int(truncatingIfNeeded: (UInt64(tag) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask }
+
     /// Calls `body` with the tag and entry index of every occupied slot, in slot order.
     func forEachSlot(_ body: (UInt32, Int) -> Void) {
         for slot in 0...mask where slots[slot] != 0 {
@@ -178,18 +185,19 @@ struct ShardTable: ~Copyable {
         }
     }
 
-    /// The entry whose key hashes to `keyHash` (the full 64 bits), if one is held.
-    func entry(withHash keyHash: UInt64) -> RawEntry? {
+    /// The entries whose keys hash to `keyHash` (the full 64 bits): one, but for a collision.
+    func entries(withHash keyHash: UInt64) -> [RawEntry] {
         let tag = Self.tag(of: keyHash)
-        var slot = Int(tag) & mask
+        var slot = home(of: tag)
+        var found: [RawEntry] = []
         while slots[slot] != 0 {
             if UInt32(truncatingIfNeeded: slots[slot] >> 32) == tag {
                 let entry = entries[Int(UInt32(truncatingIfNeeded: slots[slot])) - 1]
-                if hash(entry.key) == keyHash { return entry }
+                if hash(entry.key) == keyHash { found.append(entry) }
             }
             slot = (slot + 1) & mask
         }
-        return nil
+        return found
     }
 
     /// Moves the digests' clock to `now`: entries that expired or passed their grace leave them.
@@ -200,7 +208,9 @@ struct ShardTable: ~Copyable {
         }
         guard let (mark, due) = digests.takeDue(at: now) else { return }
         for (second, keyHashes) in due {
-            for keyHash in keyHashes { digests.leave(second: second, held: entry(withHash: keyHash), keyHash: keyHash) }
+            for keyHash in keyHashes {
+                for held in entries(withHash: keyHash) { digests.leave(second: second, held: held, keyHash: keyHash) }
+            }
         }
         digests.moveWatermark(to: mark)
     }

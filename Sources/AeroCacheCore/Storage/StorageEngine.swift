@@ -232,14 +232,15 @@ public final class StorageEngine: Sendable {
     /// Throws ``StorageError/clockSkew(aheadMillis:)`` for a record stamped further ahead of
     /// this node's clock than ``Configuration/maxClockSkewMillis``: it is not applied.
     ///
-    /// With `onlyIfRoom` (anti-entropy), the record is taken only when it fits under the
-    /// memory bound as it is (else nothing changes and it returns false): repair never
-    /// evicts, so a key evicted here is not pushed back at the cost of another one, round
-    /// after round.
+    /// With `onlyIfRoom` (anti-entropy), a record for a key that does not read here (missing,
+    /// deleted, expired, or a touch alone) is taken only when it fits under the memory bound as
+    /// it is (else nothing changes and it returns false): repair never evicts to add a key, so
+    /// a key evicted here is not pushed back at the cost of another one, round after round. A
+    /// newer state of a key that reads here is always taken: a stale value must not stay.
     @discardableResult
     public func merge(_ record: EntryRecord, onlyIfRoom: Bool = false) throws(StorageError) -> Bool {
         do {
-            return try merge(record, mayEvict: !onlyIfRoom)
+            return try merge(record, mayEvict: !onlyIfRoom || contains(record.key))
         } catch {
             if onlyIfRoom, case .memoryFull = error { return false }
             throw error
@@ -427,7 +428,7 @@ public final class StorageEngine: Sendable {
             }
         }
         let stamp = try outcome.get()
-        if memoryBytes > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
+        if mayEvict && memoryBytes > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
             evictElsewhere(now: now)
         }
         return stamp

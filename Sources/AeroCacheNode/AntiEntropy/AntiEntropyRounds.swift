@@ -29,6 +29,10 @@ final class AntiEntropyRounds: Sendable {
     /// how many rounds in a row stopped there.
     private let resumePoints = Mutex<[String: (point: UInt64, failures: Int)]>([:])
     private let busy = Mutex(false)
+    /// Rounds on demand waiting for the running one (at most one waits).
+    private let waiting = Mutex(0)
+    /// How long a round on demand waits for the running one.
+    static let waitLimit: Duration = .seconds(30)
 
     init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger) {
         self.cluster = cluster
@@ -54,17 +58,16 @@ final class AntiEntropyRounds: Sendable {
             let jitter = Int64.random(in: -(intervalMillis / 10)...(intervalMillis / 10))
             try? await Task.sleep(for: .milliseconds(intervalMillis + jitter))
             if Task.isCancelled { return }
-            _ = await round()
+            _ = await round(waiting: false)
         }
     }
 
     /// One round now with every live peer that shares ranges with this node (or only `peer`),
-    /// over every shared range (or only the one holding `rangeHash`).
-    func round(only peer: String? = nil, rangeHash: UInt64? = nil) async -> [Outcome] {
-        while !busy.withLock({ busy in defer { busy = true }; return !busy }) {
-            if Task.isCancelled { return [] }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+    /// over every shared range (or only the one holding `rangeHash`). With `waiting`, it waits
+    /// (up to ``waitLimit``, and only one at a time) for a running round to end; nil when it
+    /// could not start.
+    func round(only peer: String? = nil, rangeHash: UInt64? = nil, waiting: Bool = true) async -> [Outcome]? {
+        guard await start(waiting: waiting) else { return nil }
         defer { busy.withLock { $0 = false } }
         let view = cluster.view
         guard view.isJoined, let selfIndex = view.ring.members.firstIndex(where: { $0.id == view.selfID }) else { return [] }
@@ -78,11 +81,36 @@ final class AntiEntropyRounds: Sendable {
         var outcomes: [Outcome] = []
         for (index, member) in view.ring.members.enumerated() where member.id != view.selfID && view.alive.contains(member.id) {
             if let peer, member.id != peer { continue }
+            if Task.isCancelled { break }
             let shared = zip(pieces, owners).filter { $0.1.contains(selfIndex) && $0.1.contains(index) }.map(\.0)
             guard !shared.isEmpty else { continue }
             outcomes.append(await round(with: member, over: shared, resumable: rangeHash == nil))
         }
         return outcomes
+    }
+
+    /// Marks a round as running; with `waiting`, first waits for the running one to end.
+    private func start(waiting: Bool) async -> Bool {
+        if tryStart() { return true }
+        let first = self.waiting.withLock { count in
+            defer { count += 1 }
+            return count == 0
+        }
+        defer { self.waiting.withLock { $0 -= 1 } }
+        guard waiting && first else { return false }
+        let deadline = ContinuousClock.now + Self.waitLimit
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+            if tryStart() { return true }
+        }
+        return false
+    }
+
+    private func tryStart() -> Bool {
+        busy.withLock { busy in
+            defer { busy = true }
+            return !busy
+        }
     }
 
     /// A round with one peer; a `resumable` one (over every shared range) starts where the
@@ -99,7 +127,8 @@ final class AntiEntropyRounds: Sendable {
         let report = await sync.run(pieces, resumingAt: resumeAt)
         let outcome = Outcome(peer: member.id, report: report, bytes: remote.bytes.load(ordering: .relaxed),
                               elapsed: ContinuousClock.now - started)
-        if resumable {
+        // A round that stopped before it reached a piece leaves the resume point as it was.
+        if resumable && !(report.failure != nil && report.resumeAt == nil) {
             resumePoints.withLock { points in
                 guard let point = report.resumeAt else { return points[member.id] = nil }
                 let failures = points[member.id]?.point == point ? points[member.id]!.failures + 1 : 1
