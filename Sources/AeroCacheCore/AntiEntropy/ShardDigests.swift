@@ -26,9 +26,17 @@ struct ShardDigests {
     private(set) var watermark: Int64
     /// The wheel holds the counted entries that leave before this (a minute or so ahead of
     /// the watermark), so it never holds more than that minute's worth; the rest are found
-    /// by a scan as the horizon moves on (``extendHorizon(entries:hash:)``).
+    /// by a scan as the horizon moves on (``extendHorizon(through:entries:hash:)``).
     private(set) var horizon: Int64
     static let horizonStepMillis: Int64 = 60_000
+    /// The scan that moves the horizon to `target`, a chunk of entries per call: the entries
+    /// before `cursor` are on the wheel for leave times up to `target`.
+    private(set) var extending: (target: Int64, cursor: Int)?
+    /// Entries a call scans (a shard's lock is held that long), unless the watermark is about
+    /// to pass the horizon.
+    var scanChunk = 4096
+    /// New entries go on the wheel when they leave before this.
+    private var wheelLimit: Int64 { extending?.target ?? horizon }
     /// The key hashes of counted entries that leave before the horizon, by the second they
     /// leave in (`(leave - 1) / 1000`): one slot per key and second, however often it is rewritten.
     private var wheel: [Int64: Set<UInt64>] = [:]
@@ -81,7 +89,7 @@ struct ShardDigests {
     mutating func add(_ entry: RawEntry, keyHash: UInt64) {
         guard counts(entry) else { return }
         toggle(Self.digest(of: entry, keyHash: keyHash), keyHash: keyHash)
-        if case .until(let leave) = lifetime(of: entry), leave < horizon {
+        if case .until(let leave) = lifetime(of: entry), leave < wheelLimit {
             wheel[(leave - 1) / 1000, default: []].insert(keyHash)
         }
     }
@@ -119,18 +127,43 @@ struct ShardDigests {
         watermark = max(watermark, mark)
     }
 
-    /// Whether a watermark moved to `mark` would come within half a step of the horizon.
-    func horizonIsNear(_ mark: Int64) -> Bool { mark + Self.horizonStepMillis / 2 >= horizon }
-
-    /// Moves the horizon a step past `mark` (where the watermark is about to go), putting on
-    /// the wheel the counted `entries` that leave in the stretch it gained.
+    /// Moves the horizon on ahead of `mark` (where the watermark is about to go): starts a scan
+    /// three quarters of a step before the watermark reaches the horizon, goes on a chunk of
+    /// `entries` per call, and finishes at once when the watermark is about to pass the
+    /// horizon (or the clock jumped past the scan's target: then it starts over).
     mutating func extendHorizon(through mark: Int64, entries: [RawEntry], hash: (UnsafeRawBufferPointer) -> UInt64) {
-        let gained = horizon ..< max(horizon, mark) + Self.horizonStepMillis
-        horizon = gained.upperBound
-        for entry in entries {
-            guard case .until(let leave) = lifetime(of: entry), gained.contains(leave), leave > watermark else { continue }
-            wheel[(leave - 1) / 1000, default: []].insert(hash(entry.key))
+        if extending == nil {
+            guard mark + Self.horizonStepMillis * 3 / 4 >= horizon else { return }
+            extending = (max(horizon, mark) + Self.horizonStepMillis, 0)
         }
+        var (target, cursor) = extending!
+        let finishNow = mark + 1000 >= horizon
+        if target <= mark + 1000 {
+            (target, cursor) = (mark + Self.horizonStepMillis, 0)
+        }
+        let end = finishNow ? entries.count : min(entries.count, cursor + scanChunk)
+        if cursor < end {
+            for entry in entries[cursor..<end] { putOnWheel(entry, before: target, hash: hash) }
+        }
+        if end >= entries.count {
+            horizon = target
+            extending = nil
+        } else {
+            extending = (target, end)
+        }
+    }
+
+    /// An entry the table moved from `from` to `to` (removal fills a hole with the last entry):
+    /// if that takes it from the part a running scan has yet to read to the part it has read,
+    /// it goes on the wheel now.
+    mutating func entryMoved(_ entry: RawEntry, from: Int, to: Int, hash: (UnsafeRawBufferPointer) -> UInt64) {
+        guard let (target, cursor) = extending, to < cursor, from >= cursor else { return }
+        putOnWheel(entry, before: target, hash: hash)
+    }
+
+    private mutating func putOnWheel(_ entry: RawEntry, before target: Int64, hash: (UnsafeRawBufferPointer) -> UInt64) {
+        guard case .until(let leave) = lifetime(of: entry), leave >= horizon, leave < target, leave > watermark else { return }
+        wheel[(leave - 1) / 1000, default: []].insert(hash(entry.key))
     }
 
     /// States on the wheel (for tests: it stays within the horizon's worth).
@@ -145,6 +178,7 @@ struct ShardDigests {
         pieceOffsets = trees.map { $0.start &- start }
         wheel = [:]
         horizon = watermark + Self.horizonStepMillis
+        extending = nil
         for entry in entries { add(entry, keyHash: hash(entry.key)) }
     }
 

@@ -105,6 +105,7 @@ struct ShardTable: ~Copyable {
         let last = entries.count - 1
         if index != last {
             let moved = entries[last]
+            digests.entryMoved(moved, from: last, to: index, hash: hash)
             let movedSlot = slotOf(index: last, key: moved.key)
             slots[movedSlot] = slots[movedSlot] & 0xFFFF_FFFF_0000_0000 | UInt64(index + 1)
             entries[index] = moved
@@ -202,10 +203,8 @@ struct ShardTable: ~Copyable {
 
     /// Moves the digests' clock to `now`: entries that expired or passed their grace leave them.
     mutating func advanceDigests(to now: Int64) {
-        // The wheel first takes in what leaves up to the new watermark and a step beyond.
-        if digests.horizonIsNear(now / 1000 * 1000) {
-            digests.extendHorizon(through: now / 1000 * 1000, entries: entries, hash: hash)
-        }
+        // The wheel first takes in what leaves up to the new watermark, and a step beyond.
+        digests.extendHorizon(through: now / 1000 * 1000, entries: entries, hash: hash)
         guard let (mark, due) = digests.takeDue(at: now) else { return }
         for (second, keyHashes) in due {
             for keyHash in keyHashes {
