@@ -94,6 +94,18 @@ struct ShardDigests {
         }
     }
 
+    /// Swaps an entry for the one that replaces it (same key): one toggle of both digests.
+    mutating func replace(_ old: RawEntry, with new: RawEntry, keyHash: UInt64) {
+        var change: UInt64 = counts(old) ? Self.digest(of: old, keyHash: keyHash) : 0
+        if counts(new) {
+            change ^= Self.digest(of: new, keyHash: keyHash)
+            if case .until(let leave) = lifetime(of: new), leave < wheelLimit {
+                wheel[(leave - 1) / 1000, default: []].insert(keyHash)
+            }
+        }
+        if change != 0 { toggle(change, keyHash: keyHash) }
+    }
+
     /// Takes an entry out that is being replaced or removed (its wheel slot is checked and
     /// skipped when its second comes).
     mutating func remove(_ entry: RawEntry, keyHash: UInt64) {

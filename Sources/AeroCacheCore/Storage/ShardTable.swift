@@ -88,9 +88,7 @@ struct ShardTable: ~Copyable {
         let old = entries[index]
         bytes += Self.cost(of: entry) - Self.cost(of: old)
         tombstones += (entry.isMarker ? 1 : 0) - (old.isMarker ? 1 : 0)
-        let keyHash = keyHash ?? hash(old.key)
-        digests.remove(old, keyHash: keyHash)
-        digests.add(entry, keyHash: keyHash)
+        digests.replace(old, with: entry, keyHash: keyHash ?? hash(old.key))
         entries[index] = entry
         old.deallocate()
     }
