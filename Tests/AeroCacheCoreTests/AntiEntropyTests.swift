@@ -203,7 +203,7 @@ import Testing
 
         // A newer value of a key the full replica serves is taken all the same: a stale value must not stay.
         let held = try #require((0..<200).map { "k\($0)" }.first { full.get($0) != nil })
-        try roomy.set(held, value: [UInt8](repeating: 9, count: 3_000))
+        try roomy.set(held, value: [UInt8](repeating: 9, count: 1_000))
         _ = await ReplicaSync(local: StoreReplica(store: roomy, limits: Limits()),
                               remote: StoreReplica(store: full, limits: Limits())).run(roomy.digestPieces())
         #expect(full.get(held)?.value.first == 9)

@@ -46,34 +46,36 @@ public struct ReplicaSync: Sendable {
     }
 
     /// What to send and ask for, from both sides' listings of the same buckets (by key hash;
-    /// keys whose hashes collide are compared, sent and asked for together).
+    /// keys whose hashes collide are compared, sent and asked for together): every key whose
+    /// state differs, on either side, once. The other side's record is asked for every one of
+    /// them (it may be newer: a delete or an expiry that side no longer counts); this side's,
+    /// if it holds one, goes with the question.
     public struct Plan: Equatable {
-        /// Keys whose state differs on the other side, or that the other side holds and this
-        /// one counts no longer (this side's record, if any, goes: maybe a newer delete or expiry).
-        public var push: [UInt64] = []
-        /// Keys only this side counts: sent while the other side has room.
-        public var pushIfRoom: [UInt64] = []
-        /// Every key whose state differs, on either side: the other side's record, if any, may
-        /// be newer (a delete or an expiry it no longer counts).
-        public var want: [UInt64] = []
+        public enum Send: Equatable {
+            /// The other side holds the key: this side's record goes (maybe a newer delete or
+            /// expiry), if it holds one.
+            case always
+            /// Only this side counts it: it goes while the other side has room.
+            case ifRoom
+            /// Only the question (asked again after a short answer).
+            case nothing
+        }
+
+        public struct Item: Equatable {
+            public var keyHash: UInt64
+            public var send: Send
+        }
+
+        public var items: [Item] = []
 
         public init(mine: [KeyDigest], theirs: [KeyDigest]) {
             let theirDigests = Dictionary(theirs.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: ^)
             let myDigests = Dictionary(mine.map { ($0.keyHash, $0.digest) }, uniquingKeysWith: ^)
-            for (keyHash, digest) in myDigests {
-                guard let theirs = theirDigests[keyHash] else {
-                    pushIfRoom.append(keyHash)
-                    want.append(keyHash)
-                    continue
-                }
-                if theirs != digest {
-                    push.append(keyHash)
-                    want.append(keyHash)
-                }
+            for (keyHash, digest) in myDigests where theirDigests[keyHash] != digest {
+                items.append(Item(keyHash: keyHash, send: theirDigests[keyHash] == nil ? .ifRoom : .always))
             }
             for keyHash in theirDigests.keys where myDigests[keyHash] == nil {
-                push.append(keyHash)
-                want.append(keyHash)
+                items.append(Item(keyHash: keyHash, send: .always))
             }
         }
     }
@@ -152,50 +154,44 @@ public struct ReplicaSync: Sendable {
     }
 
     /// Sends what `plan` pushes (records read a batch at a time; keys the other side lacks
-    /// only within its `room`) and asks for what it wants, in exchanges under the limits.
+    /// only within its `room`) with the question for each key in the same exchange (so the
+    /// other side need not send back what it was just sent), in exchanges under the limits.
     private func swap(_ plan: Plan, room: Int, report: inout Report) async throws {
-        var pushing = plan.push[...]
-        var pushingIfRoom = plan.pushIfRoom[...]
-        var wanting = plan.want[...]
+        var items = plan.items[...]
         var room = room
         var followUps: [EntryRecord] = []
         var followedUp = Set<String>()
-        while !pushing.isEmpty || !pushingIfRoom.isEmpty || !wanting.isEmpty || !followUps.isEmpty {
+        while !items.isEmpty || !followUps.isEmpty {
             try Task.checkCancellation()
             var batch: [EntryRecord] = []
             var bytes = 0
-            func fits(_ record: EntryRecord) -> Bool {
-                batch.count < Self.maxPushRecords && (batch.isEmpty || bytes + HintStore.size(of: record) <= maxExchangeBytes)
-            }
-            while let next = followUps.first, fits(next) {
+            var asked: [UInt64] = []
+            while let next = followUps.first, batch.isEmpty || (batch.count < Self.maxPushRecords
+                    && bytes + HintStore.size(of: next) <= maxExchangeBytes) {
                 batch.append(followUps.removeFirst())
                 bytes += HintStore.size(of: next)
             }
-            while let keyHash = pushing.first {
-                let records = local.store.syncRecords(keyHash: keyHash)
-                guard records.isEmpty || batch.isEmpty || records.allSatisfy(fits) else { break }
-                pushing.removeFirst()
-                batch += records
-                bytes += records.reduce(0) { $0 + HintStore.size(of: $1) }
-            }
-            while pushing.isEmpty, let keyHash = pushingIfRoom.first {
-                let records = local.store.syncRecords(keyHash: keyHash)
-                let size = records.reduce(0) { $0 + HintStore.size(of: $1) }
-                guard size <= room else {
-                    pushingIfRoom.removeFirst()
-                    continue
+            while let item = items.first {
+                var sending = item.send == .nothing ? [] : local.store.syncRecords(keyHash: item.keyHash)
+                var size = sending.reduce(0) { $0 + HintStore.size(of: $1) }
+                if item.send == .ifRoom && size > room {
+                    sending = []
+                    size = 0
                 }
-                guard records.isEmpty || batch.isEmpty || records.allSatisfy(fits) else { break }
-                pushingIfRoom.removeFirst()
-                room -= size
-                batch += records
-                bytes += size
+                let fits = batch.count + sending.count <= Self.maxPushRecords && asked.count < maxWantKeys
+                    && bytes + size + 9 <= maxExchangeBytes
+                guard fits || (batch.isEmpty && asked.isEmpty) else { break }
+                items.removeFirst()
+                if item.send == .ifRoom { room -= size }
+                batch += sending
+                bytes += size + 9
+                asked.append(item.keyHash)
             }
-            let wantRoom = max(0, (maxExchangeBytes - bytes) / 9)
-            let asked = Array(wanting.prefix(min(maxWantKeys, batch.isEmpty ? max(wantRoom, 1) : wantRoom)))
             let answer = try await remote.exchange(push: batch, want: asked)
             report.repairedThere += answer.applied
-            wanting.removeFirst(asked.isEmpty ? 0 : max(1, min(answer.answered, asked.count)))
+            // A short answer: the rest of the questions go again (the records went already).
+            let answered = asked.isEmpty ? 0 : max(1, min(answer.answered, asked.count))
+            items = (asked[answered...].map { Plan.Item(keyHash: $0, send: .nothing) } + items)[...]
             for (record, changed) in zip(answer.records, local.mergeEach(answer.records)) where changed {
                 report.repairedHere += 1
                 // What the other side sent was merged with more here: send the merge back

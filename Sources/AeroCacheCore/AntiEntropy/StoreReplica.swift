@@ -48,13 +48,15 @@ public struct StoreReplica: SyncReplica {
 
     public func exchange(push: [EntryRecord], want: [UInt64]) -> ExchangeAnswer {
         let applied = merge(push)
+        // What the other side just sent and this side now holds as sent, it has already.
+        let pushed = Dictionary(push.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
         var records: [EntryRecord] = []
         var bytes = 0
         var answered = 0
         for keyHash in want {
             if answered > 0 && bytes >= maxAnswerBytes { break }
             answered += 1
-            for record in store.syncRecords(keyHash: keyHash) {
+            for record in store.syncRecords(keyHash: keyHash) where pushed[record.key] != record {
                 bytes += HintStore.size(of: record)
                 records.append(record)
             }
