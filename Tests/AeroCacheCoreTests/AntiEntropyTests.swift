@@ -358,3 +358,17 @@ final class CountingReplica: SyncReplica {
         return inner.exchange(push: push, want: want)
     }
 }
+
+/// The anti-entropy byte budget.
+@Suite struct ByteRateTests {
+    @Test func spendingPastTheBurstWaitsForTheRate() {
+        var rate = ByteRate(bytesPerSecond: 8 << 20)
+        let start: UInt64 = 1_000_000_000
+        #expect(rate.spend(1 << 20, now: start) == 0, "an eighth of a second fits the quarter-second burst")
+        // 8 MiB more: paid for a second and an eighth after start, less the burst.
+        #expect(rate.spend(8 << 20, now: start) == 875_000_000)
+        // Time that passes pays the debt; an idle budget never saves up more than the burst.
+        #expect(rate.spend(0, now: start + 2_000_000_000) == 0)
+        #expect(rate.spend(4 << 20, now: start + 10_000_000_000) == 250_000_000)
+    }
+}

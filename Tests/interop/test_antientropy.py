@@ -3,8 +3,12 @@ N = 3. A node restarted empty is refilled without a read touching its keys; what
 or expired while it was down stays gone; a full replica is not refilled at the cost of evictions."""
 import time
 
+import grpc
+import pytest
+
 from cluster import Cluster, wait_for
 from conftest import cache_pb2
+from aerocache.v1 import peer_pb2  # noqa: E402
 
 ALONE = ("--hinted-handoff", "off", "--read-repair", "off")
 
@@ -96,7 +100,8 @@ def test_repair_runs_a_round_now_and_prints_what_it_repaired():
 
 
 def test_a_full_replica_is_not_refilled_at_the_cost_of_evictions():
-    cluster = Cluster(2, *ALONE, "--anti-entropy-interval", "1s", "--replication-factor", "2", "--max-memory", "4MiB")
+    cluster = Cluster(2, *ALONE, "--anti-entropy-interval", "1s", "--replication-factor", "2", "--max-memory", "4MiB",
+                      metrics=True)
     try:
         cluster.wait_converged()
         stub = cluster.stub(0)
@@ -108,8 +113,10 @@ def test_a_full_replica_is_not_refilled_at_the_cost_of_evictions():
         assert min(evictions) > 0, evictions
         time.sleep(2)  # rounds in flight finish
         before = [cluster.status(via=i)[f"node-{i}"]["evictions"] for i in range(2)]
+        rounds = cluster.metric(0, "aerocache_antientropy_rounds_total")
         time.sleep(5)  # about five rounds
         after = [cluster.status(via=i)[f"node-{i}"]["evictions"] for i in range(2)]
+        assert cluster.metric(0, "aerocache_antientropy_rounds_total") >= rounds + 3, "rounds ran meanwhile"
         assert after == before, f"anti-entropy kept pushing evicted keys back: {before} -> {after}"
     finally:
         cluster.stop_all()
@@ -149,5 +156,41 @@ def test_a_paused_replica_holding_old_values_takes_the_deletes_and_expiries_it_m
         code, out, err = cluster.ctl("repair", via=2)
         assert code == 0 and "repaired 0 keys" in out, out + err
         assert [cluster.keys(i) for i in range(3)] == [0, 0, 0]
+    finally:
+        cluster.stop_all()
+
+
+def test_forged_and_garbage_anti_entropy_calls_are_refused_and_the_node_serves_on():
+    cluster = Cluster(1, "--anti-entropy-interval", "0")
+    try:
+        stub, metadata = cluster.peer(0)
+        forged, _ = cluster.peer(0, secret=False)
+        with pytest.raises(grpc.RpcError) as info:
+            forged.DigestRoots(peer_pb2.DigestRootsRequest(pieces=[peer_pb2.DigestPiece(start=0, width=1)]), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SyncRecords(peer_pb2.SyncRecordsRequest(want=list(range(5000))), metadata=metadata, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "4096" in info.value.details()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.DigestKeys(peer_pb2.DigestKeysRequest(requests=[peer_pb2.BucketRequest(start=i) for i in range(65)]),
+                            metadata=metadata, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # Pieces this node does not cut, garbage masks, unknown keys: answered, nothing changes.
+        reply = stub.DigestRoots(peer_pb2.DigestRootsRequest(pieces=[peer_pb2.DigestPiece(start=5, width=0, root=1)]),
+                                 metadata=metadata, timeout=10)
+        assert reply.unmatched == 1 and not reply.differing
+        reply = stub.DigestKeys(peer_pb2.DigestKeysRequest(requests=[peer_pb2.BucketRequest(start=5, buckets=[2**64 - 1] * 9)]),
+                                metadata=metadata, timeout=10)
+        assert not reply.key_hashes
+        # A record from the future and a tombstone with a value are refused on their own.
+        future = int(time.time() * 1000 + 3_600_000) << 16
+        reply = stub.SyncRecords(peer_pb2.SyncRecordsRequest(push=[
+            peer_pb2.Record(key="future", value=b"x", timestamp=future, node=7),
+            peer_pb2.Record(key="bad", value=b"x", tombstone=True, timestamp=1 << 16, node=7),
+            peer_pb2.Record(key="fine", value=b"ok", timestamp=int(time.time() * 1000) << 16, node=7)],
+            want=[0, 2**64 - 1]), metadata=metadata, timeout=10)
+        assert reply.applied == 1 and not reply.records
+        assert cluster.stub(0).Get(cache_pb2.GetRequest(key="fine"), timeout=10).value == b"ok"
+        assert not cluster.stub(0).Get(cache_pb2.GetRequest(key="future"), timeout=10).found
     finally:
         cluster.stop_all()

@@ -31,8 +31,6 @@ public struct ReplicaSync: Sendable {
         public var compared = 0
         public var differing = 0
         public var unmatched = 0
-        /// Keys listed by the other side.
-        public var listedKeys = 0
         /// Records that changed this store, and the other.
         public var repairedHere = 0
         public var repairedThere = 0
@@ -145,7 +143,6 @@ public struct ReplicaSync: Sendable {
         guard !requests.isEmpty else { return batch.count }
         let theirs = try await remote.listing(requests)
         let answered = max(1, min(theirs.answered, requests.count))
-        report.listedKeys += theirs.keys.count
         let mine = local.store.digestListing(Array(requests.prefix(answered))).flatMap { $0 ?? [] }
         try await swap(Plan(mine: mine, theirs: theirs.keys), room: theirs.roomBytes, report: &report)
         // Every piece up to the last one the other side listed is done.

@@ -34,7 +34,7 @@ struct ShardDigests {
     private(set) var extending: (target: Int64, cursor: Int)?
     /// Entries a call scans (a shard's lock is held that long), unless the watermark is about
     /// to pass the horizon.
-    var scanChunk = 4096
+    static let scanChunk = 4096
     /// New entries go on the wheel when they leave before this.
     private var wheelLimit: Int64 { extending?.target ?? horizon }
     /// The key hashes of counted entries that leave before the horizon, by the second they
@@ -153,7 +153,7 @@ struct ShardDigests {
         if target <= mark + 1000 {
             (target, cursor) = (mark + Self.horizonStepMillis, 0)
         }
-        let end = finishNow ? entries.count : min(entries.count, cursor + scanChunk)
+        let end = finishNow ? entries.count : min(entries.count, cursor + Self.scanChunk)
         if cursor < end {
             for entry in entries[cursor..<end] { putOnWheel(entry, before: target, hash: hash) }
         }

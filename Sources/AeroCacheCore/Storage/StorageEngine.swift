@@ -240,17 +240,20 @@ public final class StorageEngine: Sendable {
     @discardableResult
     public func merge(_ record: EntryRecord, onlyIfRoom: Bool = false) throws(StorageError) -> Bool {
         do {
-            return try merge(record, mayEvict: !onlyIfRoom || contains(record.key))
+            return try apply(record, onlyIfRoom: onlyIfRoom)
         } catch {
             if onlyIfRoom, case .memoryFull = error { return false }
             throw error
         }
     }
 
-    private func merge(_ record: EntryRecord, mayEvict: Bool) throws(StorageError) -> Bool {
+    private func apply(_ record: EntryRecord, onlyIfRoom: Bool) throws(StorageError) -> Bool {
         let now = now()
         var applied = false
-        _ = try write(record.key, now: now, mayEvict: mayEvict) { table, existing throws(StorageError) in
+        // Decided under the shard's lock, from the entry the write finds.
+        var mayEvict = !onlyIfRoom
+        _ = try write(record.key, now: now, mayEvict: { mayEvict }) { table, existing throws(StorageError) in
+            if onlyIfRoom { mayEvict = existing.map { !$0.isDead(at: now) } ?? false }
             // The newest version it carries bounds all of them (a touch's value version is zero).
             let newest = record.newestVersion
             do {
@@ -389,7 +392,7 @@ public final class StorageEngine: Sendable {
     /// Runs one write on `key`'s shard: `plan` sees the current entry (if any) and returns the
     /// new one (nil keeps the old), which replaces it after the memory bound is enforced (by
     /// evicting, unless `mayEvict` is false or the policy is `noeviction`: then it throws).
-    private func write(_ key: String, now: Int64, mayEvict: Bool = true,
+    private func write(_ key: String, now: Int64, mayEvict: () -> Bool = { true },
                        _ plan: (inout ShardTable, RawEntry?) throws(StorageError) -> WritePlan?) throws(StorageError) -> WriteStamp {
         let outcome = withKey(key) { keyBytes, keyHash in
             Result { () throws(StorageError) -> WriteStamp in
@@ -409,7 +412,7 @@ public final class StorageEngine: Sendable {
                     }
                     let added = ShardTable.cost(of: entry) - (existing.map(ShardTable.cost(of:)) ?? 0)
                     if added > 0 && memoryBytes + added > configuration.maxMemoryBytes {
-                        guard configuration.evictionPolicy != .noEviction && mayEvict else {
+                        guard configuration.evictionPolicy != .noEviction && mayEvict() else {
                             entry.deallocate()
                             throw .memoryFull(limitBytes: configuration.maxMemoryBytes)
                         }
@@ -428,7 +431,7 @@ public final class StorageEngine: Sendable {
             }
         }
         let stamp = try outcome.get()
-        if mayEvict && memoryBytes > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
+        if mayEvict() && memoryBytes > configuration.maxMemoryBytes && configuration.evictionPolicy != .noEviction {
             evictElsewhere(now: now)
         }
         return stamp
