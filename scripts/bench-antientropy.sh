@@ -4,7 +4,7 @@
 # run: bytes per range pair per round in sync, idle CPU, heal time of 100k divergent keys,
 # and Get throughput during a heal.
 #
-#   scripts/bench-antientropy.sh [KEYS]      (default 1000000; takes about 8 minutes)
+#   scripts/bench-antientropy.sh [KEYS]      (default 1000000; takes about 10 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -16,7 +16,7 @@ struct AdminService: Sendable {
         [
             ServerMethod(AdminMethods.status) { _, _ throws(RPCError) in .now(status()) },
             ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
-            // A round scans and merges: on the shared pool, never on an event loop.
+            // A round scans and merges: on the background thread, never on an event loop.
             ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in
                 .later {
                     let round = Task.detached { try await repair(request) }

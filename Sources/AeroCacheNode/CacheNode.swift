@@ -54,6 +54,7 @@ public final class CacheNode: Service, Sendable {
     private let sweepInterval: Duration
     private let peers: PeerPool
     private let antiEntropy: AntiEntropyRounds
+    private let backgroundThread = BackgroundThread()
     private let metricsServer: MetricsServer?
     private let background: AsyncStream<@Sendable () async -> Void>
     private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
@@ -85,7 +86,7 @@ public final class CacheNode: Service, Sendable {
                                       background: backgroundContinuation, metrics: metrics)
         let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
         antiEntropy = AntiEntropyRounds(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
-                                        logger: logger)
+                                        logger: logger, executor: backgroundThread.executor)
         if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
             metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
                 metrics.keys.record(store.liveKeyCount())
@@ -107,7 +108,8 @@ public final class CacheNode: Service, Sendable {
                                  peerCredential: configuration.cluster.credential),
             methods: cache.methods + HealthService(cluster: cluster).methods
                 + AdminService(store: store, coordinator: coordinator, antiEntropy: antiEntropy).methods
-                + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics).methods,
+                + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
+                              background: backgroundThread.executor).methods,
             eventLoopGroup: group,
             logger: logger)
     }
@@ -120,7 +122,12 @@ public final class CacheNode: Service, Sendable {
     /// Serves (and sweeps expired entries) until a graceful shutdown completes.
     public func run() async throws {
         let metricsChannel = try await metricsServer?.bind(on: group)
-        defer { metricsChannel?.close(promise: nil) }
+        // Everything on the loops closes before the loops stop.
+        func stopLoops() async {
+            try? await metricsChannel?.close()
+            try? await group.shutdownGracefully()
+            await backgroundThread.shutdown()
+        }
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
@@ -156,10 +163,10 @@ public final class CacheNode: Service, Sendable {
                 await self.peers.closeAll()
             }
         } catch {
-            try? await group.shutdownGracefully()
+            await stopLoops()
             throw error
         }
-        try await group.shutdownGracefully()
+        await stopLoops()
         if let failure = clusterFailure.withLock({ $0 }) { throw failure }
     }
 

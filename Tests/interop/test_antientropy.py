@@ -1,6 +1,7 @@
 """Anti-entropy alone (riak_test verify_aae style): hints and read repair off, 3 real nodes,
 N = 3. A node restarted empty is refilled without a read touching its keys; what was deleted
 or expired while it was down stays gone; a full replica is not refilled at the cost of evictions."""
+import os
 import time
 
 import grpc
@@ -23,6 +24,20 @@ def batch_set(stub, keys, ttl_ms=0):
 
 def live_copies(cluster, indexes):
     return sum(cluster.keys(index) for index in indexes)
+
+
+def nice_values(pid, thread_name):
+    """The nice value of each of the process's threads named `thread_name`."""
+    values = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                name, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        if name == thread_name:
+            values.append(int(rest.split()[16]))
+    return values
 
 
 def test_a_node_restarted_empty_is_refilled_and_nothing_deleted_or_expired_comes_back():
@@ -95,6 +110,9 @@ def test_repair_runs_a_round_now_and_prints_what_it_repaired():
         assert code == 0 and "repaired 0 keys" in out, out + err
         code, out, err = cluster.ctl("repair", "--node", "node-9", via=0)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "node-9" in err, err
+        # Rounds run on one thread at the lowest priority, so that serving gets the CPU first.
+        for index in range(3):
+            assert nice_values(cluster.processes[index].pid, "background") == [19]
     finally:
         cluster.stop_all()
 

@@ -61,7 +61,7 @@ struct ShardDigests {
 
     func lifetime(of entry: RawEntry) -> Lifetime {
         if entry.isTombstone {
-            return .until(max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis) + graceMillis)
+            return .until(entry.reclaimMillis(grace: graceMillis))
         }
         // A freed value counts as the value did, until its expiry: normally passed already, but
         // a newer expiry merged in (a touch this replica missed) revives it without its bytes,

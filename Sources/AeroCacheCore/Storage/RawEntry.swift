@@ -130,6 +130,14 @@ struct RawEntry {
         isMarker || (expiresAt != 0 && expiresAt <= now)
     }
 
+    /// When a dead entry may be forgotten: `grace` after the last of its versions and its
+    /// death (a tombstone, or a freed value without expiry, dies at its version). The sweep
+    /// reclaims it then, and anti-entropy stops counting a tombstone then.
+    func reclaimMillis(grace: Int64) -> Int64 {
+        let death = isTombstone || (isValueDropped && expiresAt == 0) ? version.physicalMillis : expiresAt
+        return max(version.physicalMillis, expiryVersion.physicalMillis, death) + grace
+    }
+
     func hasKey(_ other: UnsafeRawBufferPointer) -> Bool {
         let key = self.key
         return key.count == other.count && (key.count == 0 || memcmp(key.baseAddress!, other.baseAddress!, key.count) == 0)

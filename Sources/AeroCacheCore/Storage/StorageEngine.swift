@@ -357,11 +357,7 @@ public final class StorageEngine: Sendable {
     /// What the sweep does with one entry at `now`.
     private func sweepAction(for entry: RawEntry, now: Int64) -> ShardTable.SweepAction {
         guard entry.isDead(at: now) else { return .keep }
-        let death = entry.isTombstone || (entry.isValueDropped && entry.expiresAt == 0)
-            ? entry.version.physicalMillis : entry.expiresAt
-        let reclaim = max(entry.version.physicalMillis, entry.expiryVersion.physicalMillis, death)
-            + configuration.tombstoneGraceMillis
-        if reclaim <= now { return .remove }
+        if entry.reclaimMillis(grace: configuration.tombstoneGraceMillis) <= now { return .remove }
         // An expired value keeps only what guards against older copies: its versions. Not at
         // the very moment it expires, so that a touch made just before on a replica whose
         // clock lags still finds the value here (and where it does not, a copy that kept the

@@ -7,7 +7,8 @@ import Synchronization
 /// `--anti-entropy-rate` budget; and rounds on demand (`aerocachectl repair`).
 ///
 /// A round with a peer that stops early (the peer went away) resumes next time at the piece
-/// where it stopped. Rounds never overlap: one on demand waits for the running one.
+/// where it stopped. Rounds never overlap: one on demand waits for the running one. Rounds
+/// run on the node's ``BackgroundThread``, so that they take only the CPU that serving leaves.
 final class AntiEntropyRounds: Sendable {
     /// What a round with one peer did.
     struct Outcome: Sendable {
@@ -25,6 +26,7 @@ final class AntiEntropyRounds: Sendable {
     private let interval: Duration
     private let peerTimeout: Duration
     private let pacer: Pacer
+    private let executor: any TaskExecutor
     /// Where the next round with each peer starts (the piece a failed round stopped at), and
     /// how many rounds in a row stopped there.
     private let resumePoints = Mutex<[String: (point: UInt64, failures: Int)]>([:])
@@ -34,7 +36,9 @@ final class AntiEntropyRounds: Sendable {
     /// How long a round on demand waits for the running one.
     static let waitLimit: Duration = .seconds(30)
 
-    init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger) {
+    init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger,
+         executor: any TaskExecutor) {
+        self.executor = executor
         self.cluster = cluster
         self.store = store
         self.limits = limits
@@ -67,6 +71,12 @@ final class AntiEntropyRounds: Sendable {
     /// (up to ``waitLimit``, and only one at a time) for a running round to end; nil when it
     /// could not start.
     func round(only peer: String? = nil, rangeHash: UInt64? = nil, waiting: Bool = true) async -> [Outcome]? {
+        await withTaskExecutorPreference(executor) {
+            await runRound(only: peer, rangeHash: rangeHash, waiting: waiting)
+        }
+    }
+
+    private func runRound(only peer: String?, rangeHash: UInt64?, waiting: Bool) async -> [Outcome]? {
         guard await start(waiting: waiting) else { return nil }
         defer { busy.withLock { $0 = false } }
         let view = cluster.view

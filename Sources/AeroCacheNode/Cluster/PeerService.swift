@@ -13,6 +13,8 @@ struct PeerService: Sendable {
     let store: StorageEngine
     let limits: Limits
     let metrics: NodeMetrics
+    /// Where anti-entropy's scans and merges run (``BackgroundThread``).
+    let background: any TaskExecutor
 
     /// Most keys one Read may ask for, and most bytes its answer may carry.
     static let maxReadKeys = 1000
@@ -38,21 +40,21 @@ struct PeerService: Sendable {
                          limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
                 .now(try read(request))
             },
-            // Anti-entropy scans and merges: on the shared pool, never on an event loop.
+            // Anti-entropy scans and merges: on the background thread, never on an event loop.
             ServerMethod(PeerMethods.digestRoots, membersOnly: true,
                          limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, _ throws(RPCError) in
-                .later { await Task.detached { compareRoots(request) }.value }
+                .later { await Task(executorPreference: background) { compareRoots(request) }.value }
             },
             ServerMethod(PeerMethods.digestKeys, membersOnly: true,
                          limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxListedPieces, name: "requests")) { request, _ throws(RPCError) in
-                .later { await Task.detached { listKeys(request) }.value }
+                .later { await Task(executorPreference: background) { listKeys(request) }.value }
             },
             ServerMethod(PeerMethods.syncRecords, membersOnly: true,
                          limiting: RepeatedLimit(field: 1, limit: ReplicaSync.maxPushRecords, name: "push")) { request, _ throws(RPCError) in
                 guard request.want.count <= PeerReplica.maxWant else {
                     throw RPCError(.invalidArgument, "want names \(request.want.count) keys, over the limit of \(PeerReplica.maxWant)")
                 }
-                return .later { await Task.detached { syncRecords(request) }.value }
+                return .later { await Task(executorPreference: background) { syncRecords(request) }.value }
             },
         ]
     }
