@@ -26,18 +26,20 @@ def live_copies(cluster, indexes):
     return sum(cluster.keys(index) for index in indexes)
 
 
-def nice_values(pid, thread_name):
-    """The nice value of each of the process's threads named `thread_name`."""
-    values = []
+def background_thread(pid):
+    """(nice value, CPU nanoseconds so far) of each of the node's threads named `background`."""
+    found = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 name, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                runtime = int(f.read().split()[0])
         except OSError:
             continue  # the thread ended meanwhile
-        if name == thread_name:
-            values.append(int(rest.split()[16]))
-    return values
+        if name == "background":
+            found.append((int(rest.split()[16]), runtime))
+    return found
 
 
 def test_a_node_restarted_empty_is_refilled_and_nothing_deleted_or_expired_comes_back():
@@ -102,6 +104,8 @@ def test_repair_runs_a_round_now_and_prints_what_it_repaired():
         cluster.wait_state(2, "up", via=0)
         time.sleep(1)
         assert cluster.keys(2) == 0, "with anti-entropy off, nothing refills node-2 by itself"
+        threads = [background_thread(cluster.processes[index].pid) for index in (0, 2)]
+        assert [[nice for nice, _ in found] for found in threads] == [[10], [10]]
         code, out, err = cluster.ctl("repair", "--node", "node-2", via=0)
         assert code == 0, err
         assert "with node-2:" in out and "repaired 50 keys" in out, out
@@ -110,9 +114,10 @@ def test_repair_runs_a_round_now_and_prints_what_it_repaired():
         assert code == 0 and "repaired 0 keys" in out, out + err
         code, out, err = cluster.ctl("repair", "--node", "node-9", via=0)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "node-9" in err, err
-        # Rounds run on one thread at the lowest priority, so that serving gets the CPU first.
-        for index in range(3):
-            assert nice_values(cluster.processes[index].pid, "background") == [19]
+        # The round ran on each side's thread of low priority, so that serving gets the CPU first.
+        for before, index in zip(threads, (0, 2)):
+            after = background_thread(cluster.processes[index].pid)
+            assert after[0][1] > before[0][1], f"node-{index}'s background thread did not run: {before} -> {after}"
     finally:
         cluster.stop_all()
 

@@ -8,23 +8,25 @@ import Glibc
 import Darwin
 #endif
 
-/// One thread, at the lowest scheduling priority, for work that can wait while calls are
+/// One thread, at a low scheduling priority, for work that can wait while calls are
 /// served: anti-entropy's scans, merges and the calls between them.
 ///
 /// Gets and Sets run on the event loops at normal priority. When they keep the cores busy,
 /// the kernel gives them the CPU first and this thread what is left; on an idle node it runs
-/// at full speed. A heal thus slows down under load instead of slowing the load down (Get
-/// throughput during a heal of 100k keys went from 0.72× to about 0.86× of the same load
-/// without anti-entropy in `scripts/bench-antientropy.sh`). Tasks reach it as their executor
-/// preference:
+/// at full speed. A heal thus slows down under load instead of slowing the load down (see
+/// the README's figures from `scripts/bench-antientropy.sh`). Tasks reach it as their
+/// executor preference:
 ///
 /// ```swift
 /// let answer = await Task(executorPreference: background.executor) { store.digestListing(requests) }.value
 /// ```
 final class BackgroundThread: Sendable {
-    /// The nice value of the thread: the lowest priority a process may set itself (a thread
-    /// at 19 weighs 15 against 1,024 for one at 0 in Linux's scheduler).
-    static let niceness: Int32 = 19
+    /// The nice value of the thread. A thread at 10 weighs 110 against 1,024 for one at 0 in
+    /// Linux's scheduler: next to a busy event loop it gets about a tenth of a core, so rounds
+    /// slow down under load but still end (at 19, the lowest, the Gets fared the same in
+    /// `scripts/bench-antientropy.sh`, their p99 worse, and a starved round could outlast the
+    /// tombstone grace it must finish within).
+    static let niceness: Int32 = 10
 
     /// The thread's name, as `top -H` and `/proc/PID/task/*/comm` show it.
     static let name = "background"

@@ -42,21 +42,36 @@ struct PeerService: Sendable {
             },
             // Anti-entropy scans and merges: on the background thread, never on an event loop.
             ServerMethod(PeerMethods.digestRoots, membersOnly: true,
-                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, _ throws(RPCError) in
-                .later { await Task(executorPreference: background) { compareRoots(request) }.value }
+                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, context throws(RPCError) in
+                inBackground(context) { compareRoots(request) }
             },
             ServerMethod(PeerMethods.digestKeys, membersOnly: true,
-                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxListedPieces, name: "requests")) { request, _ throws(RPCError) in
-                .later { await Task(executorPreference: background) { listKeys(request) }.value }
+                         limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxListedPieces, name: "requests")) { request, context throws(RPCError) in
+                inBackground(context) { listKeys(request) }
             },
             ServerMethod(PeerMethods.syncRecords, membersOnly: true,
-                         limiting: RepeatedLimit(field: 1, limit: ReplicaSync.maxPushRecords, name: "push")) { request, _ throws(RPCError) in
+                         limiting: RepeatedLimit(field: 1, limit: ReplicaSync.maxPushRecords, name: "push")) { request, context throws(RPCError) in
                 guard request.want.count <= PeerReplica.maxWant else {
                     throw RPCError(.invalidArgument, "want names \(request.want.count) keys, over the limit of \(PeerReplica.maxWant)")
                 }
-                return .later { await Task(executorPreference: background) { syncRecords(request) }.value }
+                return inBackground(context) { syncRecords(request) }
             },
         ]
+    }
+
+    /// `work` on the background thread, unless the caller stopped waiting before the thread
+    /// got to it (a busy node gives that thread little CPU: it must not spend it on answers
+    /// nobody reads).
+    private func inBackground<Response: Sendable>(_ context: ServerCallContext,
+                                                  _ work: @escaping @Sendable () -> Response) -> Reply<Response> {
+        .later {
+            try await Task(executorPreference: background) {
+                if let deadline = context.deadline, MonotonicClock.nanoseconds() >= deadline {
+                    throw RPCError(.deadlineExceeded, "the deadline passed before this node got to the call")
+                }
+                return work()
+            }.value
+        }
     }
 
     private var replica: StoreReplica {
