@@ -16,7 +16,7 @@ import Testing
     }
 
     private func admit(_ record: Membership.Record, into instance: inout Membership.Instance) throws(JoinRefusal) -> Membership.Record {
-        try instance.admit(record, tokensPerNode: tokensPerNode, nowMillis: now, maxClockSkewMillis: 2_000)
+        try instance.admit(record, tokensPerNode: tokensPerNode, replicationFactor: 3, nowMillis: now, maxClockSkewMillis: 2_000)
     }
 
     @Test func aNewJoinerIsAllottedTokensAndJoinsTheRing() throws {

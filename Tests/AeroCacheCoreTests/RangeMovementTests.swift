@@ -60,22 +60,12 @@ import Testing
         #expect(changes.allSatisfy { $0.gained == [newcomer] && $0.lost.count == 1 })
         // The newcomer ends up holding replicas/(n+1) of the space, every copy of it streamed.
         let ideal = Double(Self.replicas) / Double(existing + 1)
-        expectNear(movedShare(changes), ideal, knownShort: existing == 3)
+        expectNear(movedShare(changes), ideal)
     }
 
-    /// Moved copies within 10% of the ideal. Known short of it: the 4th member's ranges on a
-    /// ring of 4 with N = 3, where ``TokenAllocator`` (which evens out first-owner shares) gives the 4th member
-    /// 0.826 of the hash space as a replica against the ideal 0.75 (10.1% over). Scaling its
-    /// share until its replica share is ideal wrecked the first-owner balance (1.42× the mean);
-    /// a replica-aware allocator, as Cassandra's, is what fixes it.
-    func expectNear(_ moved: Double, _ ideal: Double, knownShort: Bool) {
-        if knownShort {
-            withKnownIssue("the 4th member of a ring with N = 3 holds 10.1% more than its share") {
-                #expect(abs(moved / ideal - 1) <= 0.10, "moved \(moved) against \(ideal)")
-            }
-        } else {
-            #expect(abs(moved / ideal - 1) <= 0.10, "moved \(moved) against \(ideal)")
-        }
+    /// Moved copies within 10% of the ideal.
+    func expectNear(_ moved: Double, _ ideal: Double) {
+        #expect(abs(moved / ideal - 1) <= 0.10, "moved \(moved) against \(ideal)")
     }
 
     @Test(arguments: [4, 5, 8])
@@ -89,8 +79,7 @@ import Testing
             #expect(changes.allSatisfy { $0.lost == [leaver] && $0.gained.count == 1 && !$0.after.contains(leaver) })
             // Every range the leaver held moves once; the survivors that can stream it (on a
             // remove, the leaver is dead) are the other members of its old list.
-            expectNear(movedShare(changes), Double(Self.replicas) / Double(count),
-                       knownShort: count == 4 && leaver == members[count - 1].id)
+            expectNear(movedShare(changes), Double(Self.replicas) / Double(count))
             #expect(changes.allSatisfy { $0.before.filter { $0 != leaver }.count == Self.replicas - 1 })
         }
     }

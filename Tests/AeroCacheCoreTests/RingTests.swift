@@ -3,11 +3,11 @@ import Testing
 
 @Suite struct RingTests {
     /// Members joining one at a time, each taking tokens from the ring it found.
-    static func grow(to count: Int, tokens: Int = 256, zones: [String] = [""]) -> [Ring.Member] {
+    static func grow(to count: Int, tokens: Int = 256, zones: [String] = [""], replicas: Int = 3) -> [Ring.Member] {
         var members: [Ring.Member] = []
         for index in 0..<count {
             let id = "node-\(index)"
-            let allocated = TokenAllocator.tokens(for: id, joining: members, count: tokens)
+            let allocated = TokenAllocator.tokens(for: id, joining: members, count: tokens, replicas: replicas)
             members.append(Ring.Member(id: id, address: "127.0.0.1:\(7400 + index)", zone: zones[index % zones.count], tokens: allocated))
         }
         return members
@@ -59,6 +59,38 @@ import Testing
         let expected = 1 / Double(nodes + 1)
         #expect(abs(fraction - expected) <= expected * 0.10, "moved \(fraction), expected \(expected)")
         #expect(moved.allSatisfy { owner(new, $0) == "node-\(nodes)" }, "keys move only to the new node")
+    }
+
+    /// The share of the hash space `id` holds as one of `replicas` replicas, range by range.
+    static func replicaShare(of id: String, in ring: Ring, replicas: Int) -> Double {
+        guard let index = ring.members.firstIndex(where: { $0.id == id }) else { return 0 }
+        var share = 0.0
+        for (position, token) in ring.tokens.enumerated() where ring.preferenceIndices(for: token, count: replicas).contains(index) {
+            share += Double(token &- ring.tokens[position == 0 ? ring.tokens.count - 1 : position - 1]) / 18_446_744_073_709_551_616.0
+        }
+        return share
+    }
+
+    @Test(arguments: [3, 4, 7])
+    func theTrackerCountsANewcomersReplicaShareExactly(existing: Int) {
+        let members = Self.members(existing + 1)
+        var ring: [(token: UInt64, owner: Int)] = []
+        for (index, member) in members.prefix(existing).enumerated() {
+            for token in member.tokens { ring.append((token, index)) }
+        }
+        var tracker = ReplicaShareTracker(existing: ring, newcomer: existing, replicas: 3)
+        for (added, token) in members[existing].tokens.enumerated() {
+            tracker.add(token)
+            // Checked along the way, when few tokens overlap, and at the end.
+            if added == 10 || added == members[existing].tokens.count - 1 {
+                var partial = members
+                partial[existing].tokens = Array(members[existing].tokens.prefix(added + 1))
+                let exact = Self.replicaShare(of: members[existing].id, in: Ring(members: partial), replicas: 3)
+                #expect(abs(tracker.share / 18_446_744_073_709_551_616.0 - exact) < 1e-9, "after \(added + 1) tokens")
+            }
+        }
+        // And what the allocator steered it to: replicas / (n + 1), within 5%.
+        #expect(abs(tracker.share / 18_446_744_073_709_551_616.0 / (3 / Double(existing + 1)) - 1) < 0.05)
     }
 
     @Test func preferenceListsAreDistinctAndStable() {

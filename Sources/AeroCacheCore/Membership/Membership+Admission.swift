@@ -23,7 +23,7 @@ extension Membership.Instance {
     /// Admits `joiner` into the cluster, as the seed it joins through: a member that restarts
     /// keeps the tokens it had (its place in the ring), a new one is allotted tokens beside
     /// those of the members with tokens. Returns the joiner's record as the cluster now holds it.
-    public mutating func admit(_ joiner: Membership.Record, tokensPerNode: Int, nowMillis: Int64,
+    public mutating func admit(_ joiner: Membership.Record, tokensPerNode: Int, replicationFactor: Int, nowMillis: Int64,
                                maxClockSkewMillis: Int64) throws(JoinRefusal) -> Membership.Record {
         guard joiner.id != selfID else { throw .sameIDAsSeed(joiner.id) }
         if let problem = joiner.problem(tokensPerNode: tokensPerNode, nowMillis: nowMillis, maxClockSkewMillis: maxClockSkewMillis) {
@@ -37,7 +37,8 @@ extension Membership.Instance {
             record.tokens = known.tokens
         } else {
             let members = records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
-            record.tokens = TokenAllocator.tokens(for: joiner.id, joining: members, count: tokensPerNode)
+            record.tokens = TokenAllocator.tokens(for: joiner.id, joining: members, count: tokensPerNode,
+                                                  replicas: replicationFactor)
         }
         merge([record], nowMillis: nowMillis)
         acceptRecord(record, nowMillis: nowMillis)

@@ -10,9 +10,17 @@
 public enum TokenAllocator {
     public static let defaultTokenCount = 256
 
-    /// Tokens for `newMember` joining `existing` (which must not contain it).
+    /// Tokens for `newMember` joining `existing` (which must not contain it), in a cluster
+    /// that keeps `replicas` copies of each key.
+    ///
+    /// Which member gives up a slice is chosen by first-owner shares. Which of its ranges, by
+    /// copies: where more members than `replicas` share the ring, the cut whose gain in the
+    /// newcomer's replica share (``ReplicaShareTracker``) is nearest what it still lacks of
+    /// `replicas / (n + 1)`, per token left. Cut by first-owner shares alone, a newcomer held
+    /// fewer copies than its share (a 4th member of 3 with N = 3: 0.674 of the hash space as a
+    /// replica, not 0.75; a 6th of 5: 0.462, not 0.5), and a join streams exactly those copies.
     public static func tokens(for newMember: String, joining existing: [Ring.Member],
-                              count: Int = defaultTokenCount) -> [UInt64] {
+                              count: Int = defaultTokenCount, replicas: Int = 1) -> [UInt64] {
         precondition(count > 0)
         if existing.allSatisfy({ $0.tokens.isEmpty }) {
             let offset = XXHash64.hash(newMember)
@@ -46,6 +54,10 @@ public enum TokenAllocator {
         // id): always cutting the same neighbour would line replicas up in a regular pattern
         // and skew how many keys each node holds as a replica.
         var random = SplitMix64(seed: XXHash64.hash(newMember))
+        let membersWithTokens = existing.filter { !$0.tokens.isEmpty }.count
+        var tracker = replicas > 1 && membersWithTokens + 1 > replicas
+            ? ReplicaShareTracker(existing: ring, newcomer: existing.count, replicas: replicas) : nil
+        let replicaTarget = space * Double(replicas) / Double(membersWithTokens + 1)
         for step in 0..<count {
             // The most loaded member gives up a slice of one of its wide ranges.
             var owner = -1
@@ -56,13 +68,21 @@ public enum TokenAllocator {
             let wanted = (target - taken) / Double(count - step)
             let excess = load[owner] - target
             let slice0 = excess > 0 ? min(wanted, max(excess, wanted / 2)) : wanted
-            // Reservoir-pick one range wide enough; fall back to the widest.
+            // Among the ranges wide enough: the one whose cut brings the newcomer's replica share
+            // nearest its course, or (without replicas to steer by) one picked at random. Fall
+            // back to the widest.
             var end = -1
             var widest = -1
             var seen: UInt64 = 0
+            var nearest = Double.infinity
+            let wantedGain = tracker.map { (replicaTarget - $0.share) / Double(count - step) } ?? 0
             for range in ranges[owner] {
                 if widest < 0 || widths[range] > widths[widest] { widest = range }
-                if widths[range] * 0.9 >= slice0 {
+                guard widths[range] * 0.9 >= slice0 else { continue }
+                if let tracker {
+                    let distance = abs(tracker.gain(of: starts[range] &+ UInt64(slice0)) - wantedGain)
+                    if distance < nearest { (nearest, end) = (distance, range) }
+                } else {
                     seen += 1
                     if random.next() % seen == 0 { end = range }
                 }
@@ -70,6 +90,7 @@ public enum TokenAllocator {
             if end < 0 { end = widest }
             let slice = max(min(slice0, widths[end] * 0.9), 1)
             let token = starts[end] &+ UInt64(slice)
+            tracker?.add(token)
             chosen.append(token)
             taken += slice
             load[owner] -= slice

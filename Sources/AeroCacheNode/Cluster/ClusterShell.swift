@@ -224,7 +224,8 @@ public final class ClusterShell: Sendable {
         let joiner = Membership.Record(request.member)
         let admission = membership.withLock { instance -> Result<(Membership.Record, Membership.Instance), JoinRefusal> in
             Result { () throws(JoinRefusal) in
-                let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode, nowMillis: now,
+                let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode,
+                                                  replicationFactor: configuration.replicationFactor, nowMillis: now,
                                                   maxClockSkewMillis: configuration.maxClockSkewMillis)
                 return (admitted, instance)
             }
