@@ -125,7 +125,7 @@ extension StorageEngine {
     }
 
     /// `record` without what must not travel: an expired value's bytes, a counter's ended windows.
-    private func stripped(_ record: EntryRecord) -> EntryRecord {
+    func stripped(_ record: EntryRecord) -> EntryRecord {
         var record = record
         let now = now()
         if record.counter != nil {

@@ -54,7 +54,7 @@ public final class StorageEngine: Sendable {
 
     public let configuration: Configuration
     let shards: [Shard]
-    private let shardShift: UInt64
+    let shardShift: UInt64
     let now: @Sendable () -> Int64
     let hash: ShardTable.HashFunction
     private let usedBytes = Atomic<Int>(0)
