@@ -37,4 +37,5 @@ public enum PeerMethods {
     public static let digestRoots = MethodDescriptor<Aerocache_V1_DigestRootsRequest, Aerocache_V1_DigestRootsResponse>(service: service, method: "DigestRoots")
     public static let digestKeys = MethodDescriptor<Aerocache_V1_DigestKeysRequest, Aerocache_V1_DigestKeysResponse>(service: service, method: "DigestKeys")
     public static let syncRecords = MethodDescriptor<Aerocache_V1_SyncRecordsRequest, Aerocache_V1_SyncRecordsResponse>(service: service, method: "SyncRecords")
+    public static let streamRange = MethodDescriptor<Aerocache_V1_StreamRangeRequest, Aerocache_V1_StreamRangeResponse>(service: service, method: "StreamRange")
 }

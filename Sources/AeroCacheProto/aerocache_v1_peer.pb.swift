@@ -470,6 +470,47 @@ public nonisolated struct Aerocache_V1_SyncRecordsResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Aerocache_V1_StreamRangeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Key hashes in start .. start + width - 1 (wrapping); width 0: the whole ring, from hash 0.
+  public var start: UInt64 = 0
+
+  public var width: UInt64 = 0
+
+  /// Where this page starts: an offset into the range (the `next` of the page before; 0 first).
+  public var offset: UInt64 = 0
+
+  /// The page ends once its records pass this many bytes (at least one key comes; at most 4 MiB
+  /// is honoured).
+  public var maxBytes: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_StreamRangeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Every key's state in hash order, as anti-entropy sends it: tombstones included, expired
+  /// values without their bytes, counters without their ended windows.
+  public var records: [Aerocache_V1_Record] = []
+
+  /// Where the next page starts; meaningful only when `done` is false.
+  public var next: UInt64 = 0
+
+  public var done: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "aerocache.v1"
@@ -1370,6 +1411,91 @@ nonisolated extension Aerocache_V1_SyncRecordsResponse: SwiftProtobuf.Message, S
     if lhs.applied != rhs.applied {return false}
     if lhs.records != rhs.records {return false}
     if lhs.answered != rhs.answered {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_StreamRangeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StreamRangeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}width\0\u{1}offset\0\u{3}max_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFixed64Field(value: &self.start) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.width) }()
+      case 3: try { try decoder.decodeSingularFixed64Field(value: &self.offset) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.maxBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.start != 0 {
+      try visitor.visitSingularFixed64Field(value: self.start, fieldNumber: 1)
+    }
+    if self.width != 0 {
+      try visitor.visitSingularFixed64Field(value: self.width, fieldNumber: 2)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularFixed64Field(value: self.offset, fieldNumber: 3)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxBytes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_StreamRangeRequest, rhs: Aerocache_V1_StreamRangeRequest) -> Bool {
+    if lhs.start != rhs.start {return false}
+    if lhs.width != rhs.width {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_StreamRangeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StreamRangeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0\u{1}next\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.next) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.records.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
+    }
+    if self.next != 0 {
+      try visitor.visitSingularFixed64Field(value: self.next, fieldNumber: 2)
+    }
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_StreamRangeResponse, rhs: Aerocache_V1_StreamRangeResponse) -> Bool {
+    if lhs.records != rhs.records {return false}
+    if lhs.next != rhs.next {return false}
+    if lhs.done != rhs.done {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

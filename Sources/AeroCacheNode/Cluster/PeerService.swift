@@ -56,6 +56,9 @@ struct PeerService: Sendable {
                 }
                 return inBackground(context) { syncRecords(request) }
             },
+            ServerMethod(PeerMethods.streamRange, membersOnly: true) { request, context throws(RPCError) in
+                inBackground(context) { streamRange(request) }
+            },
         ]
     }
 
@@ -105,6 +108,19 @@ struct PeerService: Sendable {
         response.applied = UInt32(answer.applied)
         response.records = answer.records.map(\.proto)
         response.answered = UInt32(answer.answered)
+        return response
+    }
+
+    /// Most bytes of records one StreamRange page holds (past the first key).
+    static let maxStreamPageBytes = 4 << 20
+
+    func streamRange(_ request: Aerocache_V1_StreamRangeRequest) -> Aerocache_V1_StreamRangeResponse {
+        let page = store.rangePage(start: request.start, width: request.width, from: request.offset,
+                                   maxBytes: min(Int(request.maxBytes), Self.maxStreamPageBytes))
+        var response = Aerocache_V1_StreamRangeResponse()
+        response.records = page.records.map(\.proto)
+        response.next = page.next ?? 0
+        response.done = page.next == nil
         return response
     }
 
