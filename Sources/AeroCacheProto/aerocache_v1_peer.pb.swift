@@ -483,8 +483,9 @@ public nonisolated struct Aerocache_V1_StreamRangeRequest: Sendable {
   /// Where this page starts: an offset into the range (the `next` of the page before; 0 first).
   public var offset: UInt64 = 0
 
-  /// The page ends once its records pass this many bytes (at least one key comes; at most 4 MiB
-  /// is honoured).
+  /// The page ends once its records pass this many bytes (taken within 64 KiB .. 4 MiB), or
+  /// 4,096 records: it holds at least one key, and keys of one hash never straddle two pages, so
+  /// the last key may take it past the limit.
   public var maxBytes: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -497,8 +498,9 @@ public nonisolated struct Aerocache_V1_StreamRangeResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Every key's state in hash order, as anti-entropy sends it: tombstones included, expired
-  /// values without their bytes, counters without their ended windows.
+  /// The state of every key replicas must agree on, in hash order, as anti-entropy sends it:
+  /// tombstones within their grace included, values just expired without their bytes, counters
+  /// without their ended windows.
   public var records: [Aerocache_V1_Record] = []
 
   /// Where the next page starts; meaningful only when `done` is false.

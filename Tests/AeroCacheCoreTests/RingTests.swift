@@ -7,8 +7,9 @@ import Testing
         var members: [Ring.Member] = []
         for index in 0..<count {
             let id = "node-\(index)"
-            let allocated = TokenAllocator.tokens(for: id, joining: members, count: tokens, replicas: replicas)
-            members.append(Ring.Member(id: id, address: "127.0.0.1:\(7400 + index)", zone: zones[index % zones.count], tokens: allocated))
+            let zone = zones[index % zones.count]
+            let allocated = TokenAllocator.tokens(for: id, joining: members, count: tokens, replicas: replicas, zone: zone)
+            members.append(Ring.Member(id: id, address: "127.0.0.1:\(7400 + index)", zone: zone, tokens: allocated))
         }
         return members
     }

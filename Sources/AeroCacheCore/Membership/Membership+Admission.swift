@@ -38,7 +38,7 @@ extension Membership.Instance {
         } else {
             let members = records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
             record.tokens = TokenAllocator.tokens(for: joiner.id, joining: members, count: tokensPerNode,
-                                                  replicas: replicationFactor)
+                                                  replicas: replicationFactor, zone: joiner.zone)
         }
         merge([record], nowMillis: nowMillis)
         acceptRecord(record, nowMillis: nowMillis)

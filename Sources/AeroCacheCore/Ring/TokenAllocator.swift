@@ -19,8 +19,11 @@ public enum TokenAllocator {
     /// `replicas / (n + 1)`, per token left. Cut by first-owner shares alone, a newcomer held
     /// fewer copies than its share (a 4th member of 3 with N = 3: 0.674 of the hash space as a
     /// replica, not 0.75; a 6th of 5: 0.462, not 0.5), and a join streams exactly those copies.
+    ///
+    /// Only where every member shares the newcomer's `zone`: preference lists that spread over
+    /// zones first are not what the tracker counts, and there the cut is picked at random.
     public static func tokens(for newMember: String, joining existing: [Ring.Member],
-                              count: Int = defaultTokenCount, replicas: Int = 1) -> [UInt64] {
+                              count: Int = defaultTokenCount, replicas: Int = 1, zone: String = "") -> [UInt64] {
         precondition(count > 0)
         if existing.allSatisfy({ $0.tokens.isEmpty }) {
             let offset = XXHash64.hash(newMember)
@@ -54,10 +57,11 @@ public enum TokenAllocator {
         // id): always cutting the same neighbour would line replicas up in a regular pattern
         // and skew how many keys each node holds as a replica.
         var random = SplitMix64(seed: XXHash64.hash(newMember))
-        let membersWithTokens = existing.filter { !$0.tokens.isEmpty }.count
-        var tracker = replicas > 1 && membersWithTokens + 1 > replicas
+        let membersWithTokens = existing.filter { !$0.tokens.isEmpty }
+        let oneZone = membersWithTokens.allSatisfy { $0.zone == zone }
+        var tracker = replicas > 1 && membersWithTokens.count + 1 > replicas && oneZone
             ? ReplicaShareTracker(existing: ring, newcomer: existing.count, replicas: replicas) : nil
-        let replicaTarget = space * Double(replicas) / Double(membersWithTokens + 1)
+        let replicaTarget = space * Double(replicas) / Double(membersWithTokens.count + 1)
         for step in 0..<count {
             // The most loaded member gives up a slice of one of its wide ranges.
             var owner = -1

@@ -11,10 +11,16 @@ extension StorageEngine {
         public var next: UInt64?
     }
 
+    /// Most records one page holds (keys of one hash may pass it).
+    public static let maxPageRecords = 4096
+
     /// The records of the keys whose hash lies in `start ..< start + width` (wrapping; width 0:
     /// the whole ring), from `offset` hashes into the range on, in hash order, until they pass
-    /// `maxBytes` (at least one key; keys with equal hashes never straddle two pages). Each
-    /// shard is scanned under its lock for the part of the range it holds, one at a time.
+    /// `maxBytes` or ``maxPageRecords`` (at least one key; keys with equal hashes never straddle
+    /// two pages). Only keys that replicas must agree on come (what the digests count: a
+    /// tombstone past its grace or an expired value does not). Each shard is scanned under its
+    /// lock for the part of the range it holds, one at a time; only the page's entries are
+    /// copied out.
     public func rangePage(start: UInt64, width: UInt64, from offset: UInt64, maxBytes: Int) -> RangePage {
         // The whole ring is read from hash 0, so that no offset wraps.
         let start = width == 0 ? 0 : start
@@ -27,29 +33,40 @@ extension StorageEngine {
             let shardLast = index == shards.count - 1 ? UInt64.max : (UInt64(index + 1) << shardShift) &- 1
             // The last offset this shard holds: its end, or the range's.
             let through = min(last, position &+ (shardLast &- (start &+ position)))
-            var found: [(offset: UInt64, record: EntryRecord)] = []
-            shards[index].withLock { table in
+            var next: UInt64?
+            let page: [EntryRecord] = shards[index].withLock { table in
                 let low = start &+ position
                 let high = start &+ through
+                var found: [(offset: UInt64, entryIndex: Int, size: Int)] = []
                 table.forEachSlot { tag, entryIndex in
                     // The slot's tag bounds its hash: skip entries that cannot be in the range.
                     guard UInt64(tag) << 32 | 0xFFFF_FFFF >= low && UInt64(tag) << 32 <= high else { return }
                     let entry = table.entry(at: entryIndex)
                     let keyHash = hash(entry.key)
-                    guard keyHash >= low && keyHash <= high else { return }
-                    found.append((keyHash &- start, StoredForm.record(of: entry, key: String(decoding: entry.key, as: UTF8.self))))
+                    guard keyHash >= low && keyHash <= high && table.digests.counts(entry) else { return }
+                    // What the record weighs on the wire, near enough: its bytes as stored.
+                    let size = 64 + entry.key.count + entry.metadata.count + entry.value.count
+                    found.append((keyHash &- start, entryIndex, size))
+                }
+                found.sort { $0.offset < $1.offset }
+                var taken = 0
+                for (number, item) in found.enumerated() {
+                    let full = bytes >= maxBytes || records.count + taken >= Self.maxPageRecords
+                    // Full: stop before a key, unless it shares its hash with the one before.
+                    if full && records.count + taken > 0 && (number == 0 || item.offset != found[number - 1].offset) {
+                        next = item.offset
+                        break
+                    }
+                    bytes += item.size
+                    taken += 1
+                }
+                return found.prefix(taken).map { item in
+                    let entry = table.entry(at: item.entryIndex)
+                    return StoredForm.record(of: entry, key: String(decoding: entry.key, as: UTF8.self))
                 }
             }
-            found.sort { $0.offset < $1.offset }
-            for (number, item) in found.enumerated() {
-                // Full: stop before a key, unless it shares its hash with the one before.
-                if bytes >= maxBytes && !records.isEmpty && (number == 0 || item.offset != found[number - 1].offset) {
-                    return RangePage(records: records, next: item.offset)
-                }
-                let record = stripped(item.record)
-                bytes += record.key.utf8.count + record.value.count + 64
-                records.append(record)
-            }
+            records += page.map(stripped)
+            if let next { return RangePage(records: records, next: next) }
             if through == last { break }
             position = through + 1
         }

@@ -57,7 +57,10 @@ struct PeerService: Sendable {
                 return inBackground(context) { syncRecords(request) }
             },
             ServerMethod(PeerMethods.streamRange, membersOnly: true) { request, context throws(RPCError) in
-                inBackground(context) { streamRange(request) }
+                // A node that has not joined holds nothing to stream: an empty answer would read as
+                // an empty range.
+                guard cluster.view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
+                return inBackground(context) { streamRange(request) }
             },
         ]
     }
@@ -111,12 +114,13 @@ struct PeerService: Sendable {
         return response
     }
 
-    /// Most bytes of records one StreamRange page holds (past the first key).
-    static let maxStreamPageBytes = 4 << 20
+    /// The bytes a StreamRange page is filled to: what the caller asks, within these bounds
+    /// (tiny pages would cost a shard scan each).
+    static let streamPageBytes = (64 << 10)...(4 << 20)
 
     func streamRange(_ request: Aerocache_V1_StreamRangeRequest) -> Aerocache_V1_StreamRangeResponse {
-        let page = store.rangePage(start: request.start, width: request.width, from: request.offset,
-                                   maxBytes: min(Int(request.maxBytes), Self.maxStreamPageBytes))
+        let maxBytes = min(max(Int(request.maxBytes), Self.streamPageBytes.lowerBound), Self.streamPageBytes.upperBound)
+        let page = store.rangePage(start: request.start, width: request.width, from: request.offset, maxBytes: maxBytes)
         var response = Aerocache_V1_StreamRangeResponse()
         response.records = page.records.map(\.proto)
         response.next = page.next ?? 0
