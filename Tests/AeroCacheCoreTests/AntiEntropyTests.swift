@@ -48,6 +48,23 @@ import Testing
         #expect(writer.digestPieces() == forward.digestPieces())
     }
 
+    @Test func aListingOfOneLargeShardListsEveryKeyOnce() throws {
+        // One shard of 20,000 entries listed against the same entries over 64 shards.
+        let clock = ManualClock()
+        let chunked = store(clock, node: 1) { $0.shardCount = 1 }
+        let sharded = store(clock, node: 2)
+        for index in 0..<20_000 {
+            let record = EntryRecord(key: "k\(index)", value: [UInt8(index & 0xFF)],
+                                     version: Version(physicalMillis: clock.now, logical: 0, node: 3))
+            try chunked.merge(record)
+            try sharded.merge(record)
+        }
+        let listed = chunked.digestListing(chunked.digestPieces().map { BucketRequest.everyBucket(start: $0.start, width: $0.width) })
+            .flatMap { $0 ?? [] }
+        #expect(listed.count == 20_000 && Set(listed.map(\.keyHash)).count == 20_000)
+        #expect(Dictionary(uniqueKeysWithValues: listed.map { ($0.keyHash, $0.digest) }) == Self.listing(sharded))
+    }
+
     @Test func expiredEntriesLeaveTheDigestAtTheirExpiryAndTombstonesAtTheEndOfTheirGrace() throws {
         let clock = ManualClock()
         let empty = store(clock, node: 1)
