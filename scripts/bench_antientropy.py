@@ -126,6 +126,10 @@ def get_during_heal(cluster, keys, seconds, heal):
     return document["ops_per_sec"], document["latency_us"]["p99"], finished[0] if finished else None
 
 
+def seconds(value):
+    return "not ended" if value is None else f"{value:.1f} s"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
@@ -186,7 +190,7 @@ def main():
           f"(target <= 30 s); {differing_after} pieces differing after")
     print(f"  Get through node-0 during a heal vs without anti-entropy (paired, 1 s warmup + {args.get_seconds} s each; "
           "the round's time from the start): "
-          + ", ".join(f"{w[0]:,.0f}/s p99 {w[1]} us (round {w[2]:.1f} s) vs {o[0]:,.0f}/s p99 {o[1]} us" for w, o in pairs))
+          + ", ".join(f"{w[0]:,.0f}/s p99 {w[1]} us (round {seconds(w[2])}) vs {o[0]:,.0f}/s p99 {o[1]} us" for w, o in pairs))
     print(f"  ratio median {ratios[len(ratios) // 2]:.2f}x (all: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.80)")
 
 

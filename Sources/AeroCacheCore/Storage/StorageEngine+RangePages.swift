@@ -3,9 +3,10 @@
 extension StorageEngine {
     /// One page of a range's records.
     public struct RangePage: Sendable, Equatable {
-        /// The state of each key, as anti-entropy sends it (``syncRecord(_:)``): tombstones
-        /// included (they keep older copies from coming back), expired values without their
-        /// bytes, counters without their ended windows.
+        /// The state of each key replicas must agree on, as anti-entropy sends it
+        /// (``syncRecord(_:)``): tombstones within their grace included (they keep older copies
+        /// from coming back), a value that just expired without its bytes, counters without
+        /// their ended windows.
         public var records: [EntryRecord]
         /// Where the next page starts (an offset into the range), or nil when this was the last.
         public var next: UInt64?

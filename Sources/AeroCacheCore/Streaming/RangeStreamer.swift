@@ -23,7 +23,7 @@ public struct StoreRangeSource: RangeSource {
 ///
 /// Pages come in hash order, so where one source stopped (it went away mid-range) is a valid
 /// place for the next to go on from: a range is never started over. What arrives is merged by
-/// the version rules (``StoreReplica/mergeEach(_:)``: checked as any peer record, and taken only
+/// the version rules (``StoreReplica/merge(_:)``: checked as any peer record, and taken only
 /// if it fits without evicting), so a record that also came by a write or a hint meanwhile
 /// changes nothing, and a deleted key stays deleted.
 public struct RangeStreamer: Sendable {
@@ -93,7 +93,7 @@ public struct RangeStreamer: Sendable {
                     let page = try await source.page(start: range.start, width: range.width, from: offset, maxBytes: pageBytes)
                     report.records += page.records.count
                     report.bytes += page.records.reduce(0) { $0 + HintStore.size(of: $1) }
-                    report.applied += destination.mergeEach(page.records).count { $0 }
+                    report.applied += destination.merge(page.records)
                     progress(report)
                     guard let next = page.next else { return true }
                     // A page must move on; one that does not would be asked for forever.
