@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark drivers in scripts/."""
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -8,11 +9,29 @@ import tempfile
 import time
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A loopback port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on now, below Linux's ephemeral range (32768..60999).
+
+    Port 0 would hand out an ephemeral port, which the kernel may then give to any outgoing
+    connection (a node dialling a peer) before the test's node binds it: a fresh CI run lost
+    a node that way. Ports are drawn at random from 20000..32767 and never handed out twice
+    by one process.
+    """
+    for _ in range(1000):
+        port = random.randint(20000, 32767)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000..32767")
 
 
 def wait_port(port, timeout=10):

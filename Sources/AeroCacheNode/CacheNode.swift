@@ -121,7 +121,15 @@ public final class CacheNode: Service, Sendable {
 
     /// Serves (and sweeps expired entries) until a graceful shutdown completes.
     public func run() async throws {
-        let metricsChannel = try await metricsServer?.bind(on: group)
+        let metricsChannel: (any Channel)?
+        do {
+            metricsChannel = try await metricsServer?.bind(on: group)
+        } catch {
+            server.abandon(because: error)
+            try? await group.shutdownGracefully()
+            await backgroundThread.shutdown()
+            throw error
+        }
         // Everything on the loops closes before the loops stop.
         func stopLoops() async {
             try? await metricsChannel?.close()

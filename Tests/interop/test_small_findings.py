@@ -138,3 +138,23 @@ def test_a_tombstone_a_peer_sent_without_expiry_is_swept():
                  "the tombstone swept after its grace")
     finally:
         cluster.stop_all()
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--metrics-listen"])
+def test_a_port_in_use_is_one_readable_line_and_a_clean_exit(flag):
+    """A taken port (gRPC or metrics) ends the node with exit 2 and one line naming the address:
+    the metrics case crashed the node on an unkept promise ("leaking promise") before."""
+    import os
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        listen = address if flag == "--listen" else f"127.0.0.1:{free_port()}"
+        metrics = ["--metrics-listen", address] if flag == "--metrics-listen" else []
+        result = subprocess.run([os.environ["AEROCACHE_NODE"], "--listen", listen, *metrics],
+                                capture_output=True, timeout=30, env={**os.environ, "SWIFTNIO_STRICT": "true"})
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, lines
+    assert any(f"cannot listen on {address}: Address already in use" in line for line in lines), lines
+    assert not any("Fatal error" in line or "crashed" in line for line in lines), lines

@@ -1,6 +1,10 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import AeroCacheTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Serves Prometheus text at `GET /metrics` over HTTP/1.1.
 struct MetricsServer: Sendable {
@@ -9,7 +13,17 @@ struct MetricsServer: Sendable {
     /// Renders the current metrics (called per scrape, off the hot path).
     let render: @Sendable () -> [UInt8]
 
+    /// Listens on `host:port`; a failure is a ``ListenError`` that names the address and the reason.
     func bind(on group: any EventLoopGroup) async throws -> any Channel {
+        do {
+            return try await listen(on: group)
+        } catch {
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            throw ListenError(message: "--metrics-listen: cannot listen on \(host):\(port): \(reason)")
+        }
+    }
+
+    private func listen(on group: any EventLoopGroup) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

@@ -91,6 +91,13 @@ public final class GRPCServer: Sendable {
         get async throws { try await address.futureResult.get() }
     }
 
+    /// For a server whose ``run()`` will never be called (its owner failed before): anyone
+    /// awaiting ``localAddress`` gets `error`. Call it while the event loops still run.
+    public func abandon(because error: any Error) {
+        address.fail(error)
+        jobsContinuation.finish()
+    }
+
     /// Binds, then serves until a graceful shutdown has completed.
     public func run() async throws {
         let settings = ServerConnectionHandler.Settings(
@@ -199,6 +206,7 @@ public final class GRPCServer: Sendable {
 public struct ListenError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }
 
 /// An asynchronous handler's work and the event loop of the connection it answers on.
