@@ -11,6 +11,7 @@ struct AdminService: Sendable {
     let store: StorageEngine
     let coordinator: Coordinator
     let antiEntropy: AntiEntropyRounds
+    let transfers: RangeTransfers
 
     var methods: [ServerMethod] {
         [
@@ -21,6 +22,13 @@ struct AdminService: Sendable {
                 .later {
                     let round = Task.detached { try await repair(request) }
                     return try await withTaskCancellationHandler { try await round.value } onCancel: { round.cancel() }
+                }
+            },
+            ServerMethod(AdminMethods.decommission) { request, _ throws(RPCError) in .now(try decommission(request)) },
+            ServerMethod(AdminMethods.remove) { request, _ throws(RPCError) in
+                .later {
+                    try await coordinator.cluster.remove(request.nodeID)
+                    return Aerocache_V1_RemoveResponse()
                 }
             },
         ]
@@ -51,6 +59,21 @@ struct AdminService: Sendable {
         return response
     }
 
+    /// Starts this node's decommission (``RangeTransfers``); `Status` shows how far it got.
+    func decommission(_ request: Aerocache_V1_DecommissionRequest) throws(RPCError) -> Aerocache_V1_DecommissionResponse {
+        let view = coordinator.cluster.view
+        guard request.nodeID == view.selfID else {
+            throw RPCError(.invalidArgument, "this node is \(view.selfID), not \(request.nodeID): send the call to the node to decommission")
+        }
+        guard !view.isSingleNode else {
+            throw RPCError(.failedPrecondition, "\(view.selfID) is the only member: nobody could take its ranges")
+        }
+        guard transfers.requestDecommission() else {
+            throw RPCError(.failedPrecondition, "\(view.selfID) is \(coordinator.cluster.phase), not up: it cannot be decommissioned now")
+        }
+        return Aerocache_V1_DecommissionResponse()
+    }
+
     /// Every member with its state as seen here; the figures of this node itself.
     func status() -> Aerocache_V1_StatusResponse {
         let view = coordinator.cluster.view
@@ -69,6 +92,16 @@ struct AdminService: Sendable {
                 node.maxMemoryBytes = Int64(store.configuration.maxMemoryBytes)
                 node.evictions = Int64(statistics.evictions)
                 node.residentBytes = Int64(Self.residentBytes())
+                if let progress = transfers.progress {
+                    var streaming = Aerocache_V1_StreamProgress()
+                    streaming.purpose = progress.purpose.rawValue
+                    streaming.rangesTotal = UInt32(progress.rangesTotal)
+                    streaming.rangesDone = UInt32(progress.rangesDone)
+                    streaming.bytes = UInt64(progress.bytes)
+                    streaming.etaMs = progress.eta.map { Int64($0.wholeMilliseconds) } ?? -1
+                    streaming.done = progress.done
+                    node.streaming = streaming
+                }
             }
             response.nodes.append(node)
         }

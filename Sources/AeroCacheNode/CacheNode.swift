@@ -54,6 +54,7 @@ public final class CacheNode: Service, Sendable {
     private let sweepInterval: Duration
     private let peers: PeerPool
     private let antiEntropy: AntiEntropyRounds
+    private let transfers: RangeTransfers
     private let backgroundThread = BackgroundThread()
     private let metricsServer: MetricsServer?
     private let background: AsyncStream<@Sendable () async -> Void>
@@ -87,6 +88,8 @@ public final class CacheNode: Service, Sendable {
         let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
         antiEntropy = AntiEntropyRounds(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
                                         logger: logger, executor: backgroundThread.executor)
+        transfers = RangeTransfers(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
+                                   logger: logger, executor: backgroundThread.executor)
         if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
             metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
                 metrics.keys.record(store.liveKeyCount())
@@ -107,7 +110,7 @@ public final class CacheNode: Service, Sendable {
                                  maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
                                  peerCredential: configuration.cluster.credential),
             methods: cache.methods + HealthService(cluster: cluster).methods
-                + AdminService(store: store, coordinator: coordinator, antiEntropy: antiEntropy).methods
+                + AdminService(store: store, coordinator: coordinator, antiEntropy: antiEntropy, transfers: transfers).methods
                 + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
                               background: backgroundThread.executor).methods,
             eventLoopGroup: group,
@@ -147,6 +150,8 @@ public final class CacheNode: Service, Sendable {
                 }
                 tasks.addTask { await self.sweepUntilCancelled() }
                 tasks.addTask { await self.antiEntropy.run() }
+                // A decommissioned node stops as a SIGTERM stops it, and exits 0.
+                tasks.addTask { await self.transfers.run { self.server.initiateGracefulShutdown() } }
                 tasks.addTask {
                     do {
                         try await self.cluster.run()

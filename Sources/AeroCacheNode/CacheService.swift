@@ -114,7 +114,7 @@ public struct CacheService: Sendable {
         guard let (coordinator, view) = try cluster() else { return .now(lookup(request.key)) }
         let level = request.consistency.level(default: .one)
         if level == .one && view.holdsReplica(ofKey: request.key) { return .now(lookup(request.key)) }
-        switch try coordinator.route(key: request.key, forwarded: request.forwarded, view: view) {
+        switch try coordinator.route(key: request.key, forwarded: request.forwarded, reading: true, view: view) {
         case .forward(let owner):
             let address = owner.address
             var forwarded = request

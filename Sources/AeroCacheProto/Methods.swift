@@ -25,6 +25,8 @@ public enum AdminMethods {
     public static let status = MethodDescriptor<Aerocache_V1_StatusRequest, Aerocache_V1_StatusResponse>(service: service, method: "Status")
     public static let ring = MethodDescriptor<Aerocache_V1_RingRequest, Aerocache_V1_RingResponse>(service: service, method: "Ring")
     public static let repair = MethodDescriptor<Aerocache_V1_RepairRequest, Aerocache_V1_RepairResponse>(service: service, method: "Repair")
+    public static let decommission = MethodDescriptor<Aerocache_V1_DecommissionRequest, Aerocache_V1_DecommissionResponse>(service: service, method: "Decommission")
+    public static let remove = MethodDescriptor<Aerocache_V1_RemoveRequest, Aerocache_V1_RemoveResponse>(service: service, method: "Remove")
 }
 
 /// The methods of `aerocache.v1.Peer`: node-to-node gossip, joining, replication and anti-entropy.

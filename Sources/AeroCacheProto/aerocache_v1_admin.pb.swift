@@ -22,6 +22,77 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated struct Aerocache_V1_DecommissionRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Must be the id of the node called: a guard against decommissioning the wrong one.
+  public var nodeID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_DecommissionResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_RemoveRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aerocache_V1_RemoveResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Range streaming a node does now, or did last.
+public nonisolated struct Aerocache_V1_StreamProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// What the streaming is for: joining, refilling, leaving or re-replicating.
+  public var purpose: String = String()
+
+  public var rangesTotal: UInt32 = 0
+
+  public var rangesDone: UInt32 = 0
+
+  /// Bytes of records received (joining, refilling, re-replicating) or sent (leaving).
+  public var bytes: UInt64 = 0
+
+  /// Estimated time left, from the pace so far (-1: not known yet).
+  public var etaMs: Int64 = 0
+
+  public var done: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Aerocache_V1_RingRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -113,9 +184,21 @@ public nonisolated struct Aerocache_V1_NodeStatus: Sendable {
   /// Resident memory of the node process.
   public var residentBytes: Int64 = 0
 
+  /// The node's range streaming (only for the node that answers, when it has streamed).
+  public var streaming: Aerocache_V1_StreamProgress {
+    get {_streaming ?? Aerocache_V1_StreamProgress()}
+    set {_streaming = newValue}
+  }
+  /// Returns true if `streaming` has been explicitly set.
+  public var hasStreaming: Bool {self._streaming != nil}
+  /// Clears the value of `streaming`. Subsequent reads from it will return its default value.
+  public mutating func clearStreaming() {self._streaming = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _streaming: Aerocache_V1_StreamProgress? = nil
 }
 
 public nonisolated struct Aerocache_V1_StatusResponse: Sendable {
@@ -193,6 +276,159 @@ public nonisolated struct Aerocache_V1_RepairResponse: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "aerocache.v1"
+
+nonisolated extension Aerocache_V1_DecommissionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecommissionRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_DecommissionRequest, rhs: Aerocache_V1_DecommissionRequest) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_DecommissionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecommissionResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_DecommissionResponse, rhs: Aerocache_V1_DecommissionResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_RemoveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_RemoveRequest, rhs: Aerocache_V1_RemoveRequest) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_RemoveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_RemoveResponse, rhs: Aerocache_V1_RemoveResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aerocache_V1_StreamProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StreamProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}purpose\0\u{3}ranges_total\0\u{3}ranges_done\0\u{1}bytes\0\u{3}eta_ms\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.purpose) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.rangesTotal) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.rangesDone) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.etaMs) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.purpose.isEmpty {
+      try visitor.visitSingularStringField(value: self.purpose, fieldNumber: 1)
+    }
+    if self.rangesTotal != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rangesTotal, fieldNumber: 2)
+    }
+    if self.rangesDone != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rangesDone, fieldNumber: 3)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 4)
+    }
+    if self.etaMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.etaMs, fieldNumber: 5)
+    }
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aerocache_V1_StreamProgress, rhs: Aerocache_V1_StreamProgress) -> Bool {
+    if lhs.purpose != rhs.purpose {return false}
+    if lhs.rangesTotal != rhs.rangesTotal {return false}
+    if lhs.rangesDone != rhs.rangesDone {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.etaMs != rhs.etaMs {return false}
+    if lhs.done != rhs.done {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
 
 nonisolated extension Aerocache_V1_RingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RingRequest"
@@ -334,7 +570,7 @@ nonisolated extension Aerocache_V1_StatusRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Aerocache_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}state\0\u{1}keys\0\u{3}memory_bytes\0\u{3}ring_epoch\0\u{3}max_memory_bytes\0\u{1}evictions\0\u{1}entries\0\u{3}resident_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}state\0\u{1}keys\0\u{3}memory_bytes\0\u{3}ring_epoch\0\u{3}max_memory_bytes\0\u{1}evictions\0\u{1}entries\0\u{3}resident_bytes\0\u{1}streaming\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -352,12 +588,17 @@ nonisolated extension Aerocache_V1_NodeStatus: SwiftProtobuf.Message, SwiftProto
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.evictions) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.entries) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.residentBytes) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._streaming) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.id.isEmpty {
       try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
     }
@@ -388,6 +629,9 @@ nonisolated extension Aerocache_V1_NodeStatus: SwiftProtobuf.Message, SwiftProto
     if self.residentBytes != 0 {
       try visitor.visitSingularInt64Field(value: self.residentBytes, fieldNumber: 10)
     }
+    try { if let v = self._streaming {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -402,6 +646,7 @@ nonisolated extension Aerocache_V1_NodeStatus: SwiftProtobuf.Message, SwiftProto
     if lhs.evictions != rhs.evictions {return false}
     if lhs.entries != rhs.entries {return false}
     if lhs.residentBytes != rhs.residentBytes {return false}
+    if lhs._streaming != rhs._streaming {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

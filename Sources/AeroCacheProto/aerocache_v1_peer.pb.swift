@@ -31,6 +31,69 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Where a member is in its life in the ring.
+public nonisolated enum Aerocache_V1_MemberPhase: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// In the ring: read from and written to.
+  case normal // = 0
+
+  /// A newcomer streaming its future ranges: written to, not yet read from.
+  case joining // = 1
+
+  /// Back without its data (same id and tokens): written to, not read from until refilled.
+  case refilling // = 2
+
+  /// Decommissioning: handing its ranges to their new owners.
+  case leaving // = 3
+
+  /// Decommissioned: out of the ring.
+  case left // = 4
+
+  /// Removed while dead: out of the ring; the others re-replicate its ranges.
+  case removed // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .normal
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .normal
+    case 1: self = .joining
+    case 2: self = .refilling
+    case 3: self = .leaving
+    case 4: self = .left
+    case 5: self = .removed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .normal: return 0
+    case .joining: return 1
+    case .refilling: return 2
+    case .leaving: return 3
+    case .left: return 4
+    case .removed: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Aerocache_V1_MemberPhase] = [
+    .normal,
+    .joining,
+    .refilling,
+    .leaving,
+    .left,
+    .removed,
+  ]
+
+}
+
 /// Settings every member of a cluster must share.
 public nonisolated struct Aerocache_V1_ClusterSettings: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -63,7 +126,10 @@ public nonisolated struct Aerocache_V1_MemberRecord: Sendable {
 
   public var heartbeat: UInt64 = 0
 
+  /// Decommissioning (also said by `phase`, which readers prefer).
   public var leaving: Bool = false
+
+  public var phase: Aerocache_V1_MemberPhase = .normal
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -517,6 +583,10 @@ public nonisolated struct Aerocache_V1_StreamRangeResponse: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "aerocache.v1"
 
+nonisolated extension Aerocache_V1_MemberPhase: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MEMBER_PHASE_NORMAL\0\u{1}MEMBER_PHASE_JOINING\0\u{1}MEMBER_PHASE_REFILLING\0\u{1}MEMBER_PHASE_LEAVING\0\u{1}MEMBER_PHASE_LEFT\0\u{1}MEMBER_PHASE_REMOVED\0")
+}
+
 nonisolated extension Aerocache_V1_ClusterSettings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterSettings"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}replication_factor\0\u{3}tokens_per_node\0")
@@ -554,7 +624,7 @@ nonisolated extension Aerocache_V1_ClusterSettings: SwiftProtobuf.Message, Swift
 
 nonisolated extension Aerocache_V1_MemberRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}zone\0\u{1}tokens\0\u{1}incarnation\0\u{1}heartbeat\0\u{1}leaving\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}address\0\u{1}zone\0\u{1}tokens\0\u{1}incarnation\0\u{1}heartbeat\0\u{1}leaving\0\u{1}phase\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -569,6 +639,7 @@ nonisolated extension Aerocache_V1_MemberRecord: SwiftProtobuf.Message, SwiftPro
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.heartbeat) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.leaving) }()
+      case 8: try { try decoder.decodeSingularEnumField(value: &self.phase) }()
       default: break
       }
     }
@@ -596,6 +667,9 @@ nonisolated extension Aerocache_V1_MemberRecord: SwiftProtobuf.Message, SwiftPro
     if self.leaving != false {
       try visitor.visitSingularBoolField(value: self.leaving, fieldNumber: 7)
     }
+    if self.phase != .normal {
+      try visitor.visitSingularEnumField(value: self.phase, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -607,6 +681,7 @@ nonisolated extension Aerocache_V1_MemberRecord: SwiftProtobuf.Message, SwiftPro
     if lhs.incarnation != rhs.incarnation {return false}
     if lhs.heartbeat != rhs.heartbeat {return false}
     if lhs.leaving != rhs.leaving {return false}
+    if lhs.phase != rhs.phase {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

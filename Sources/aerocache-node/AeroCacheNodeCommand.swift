@@ -80,6 +80,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "Bytes per second anti-entropy may move, sent and received (bytes, or with KiB/MiB/GiB).")
     var antiEntropyRate: String = environment("anti-entropy-rate") ?? "8MiB"
 
+    @Option(help: "Bytes per second this node streams when ranges move (join, decommission, remove), in or out (bytes, or with KiB/MiB/GiB).")
+    var streamRate: String = environment("stream-rate") ?? "8MiB"
+
     @Option(help: "Client and peer connections open at once; more are closed as they arrive.")
     var maxConnections: Int = environment("max-connections").flatMap { Int($0) } ?? 10_000
 
@@ -105,6 +108,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ArgumentParser.ValidationError("--max-connections must be at least 1") }
         if let rate = try? ByteSize.parse(antiEntropyRate), rate < 1024 {
             throw ArgumentParser.ValidationError("--anti-entropy-rate must be at least 1KiB per second")
+        }
+        if let rate = try? ByteSize.parse(streamRate), rate < 1024 {
+            throw ArgumentParser.ValidationError("--stream-rate must be at least 1KiB per second")
         }
         // A tombstone must outlive the rounds that spread it, or a replica that missed the
         // delete hands the old value back (README "Tombstones").
@@ -140,6 +146,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.storage.tombstoneGraceMillis = try DurationText.milliseconds(tombstoneGrace)
             configuration.cluster.antiEntropyInterval = .milliseconds(try DurationText.milliseconds(antiEntropyInterval))
             configuration.cluster.antiEntropyBytesPerSecond = try ByteSize.parse(antiEntropyRate)
+            configuration.cluster.streamBytesPerSecond = try ByteSize.parse(streamRate)
         } catch {
             throw ArgumentParser.ValidationError(error.message)
         }

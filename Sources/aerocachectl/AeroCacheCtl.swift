@@ -20,7 +20,7 @@ struct AeroCacheCtl: AsyncParsableCommand {
             """,
         subcommands: [SetCommand.self, GetCommand.self, HasCommand.self, DelCommand.self,
                       IncrCommand.self, TtlCommand.self, StatusCommand.self, RingCommand.self, OwnersCommand.self,
-                      RepairCommand.self])
+                      RepairCommand.self, DecommissionCommand.self, RemoveCommand.self])
 }
 
 /// Options every command takes.

@@ -37,13 +37,18 @@ struct StatusCommand: AsyncParsableCommand {
             printJSON(["nodes": nodes.map { node -> [String: Any] in
                 ["id": node.id, "address": node.address, "state": node.state, "keys": node.keys,
                  "memory_bytes": node.memoryBytes, "ring_epoch": node.ringEpoch, "max_memory_bytes": node.maxMemoryBytes,
-                 "evictions": node.evictions, "entries": node.entries, "resident_bytes": node.residentBytes]
+                 "evictions": node.evictions, "entries": node.entries, "resident_bytes": node.residentBytes,
+                 "streaming": node.hasStreaming ? [
+                    "purpose": node.streaming.purpose, "ranges_total": node.streaming.rangesTotal,
+                    "ranges_done": node.streaming.rangesDone, "bytes": node.streaming.bytes,
+                    "eta_ms": node.streaming.etaMs, "done": node.streaming.done,
+                 ] as [String: Any] : NSNull()]
             }])
             return
         }
-        printTable([["ID", "ADDRESS", "STATE", "KEYS", "MEMORY", "MAX MEMORY", "EVICTIONS", "EPOCH"]] + nodes.map { node in
+        printTable([["ID", "ADDRESS", "STATE", "KEYS", "MEMORY", "MAX MEMORY", "EVICTIONS", "EPOCH", "STREAMING"]] + nodes.map { node in
             [node.id, node.address, node.state, "\(node.keys)", mebibytes(node.memoryBytes), mebibytes(node.maxMemoryBytes),
-             "\(node.evictions)", "\(node.ringEpoch)"]
+             "\(node.evictions)", "\(node.ringEpoch)", node.hasStreaming && !node.streaming.done ? describe(node.streaming) : "-"]
         })
     }
 

@@ -19,24 +19,65 @@ import Testing
         try instance.admit(record, tokensPerNode: tokensPerNode, replicationFactor: 3, nowMillis: now, maxClockSkewMillis: 2_000)
     }
 
-    @Test func aNewJoinerIsAllottedTokensAndJoinsTheRing() throws {
+    @Test func aNewJoinerIsAllottedTokensAndIsWrittenToBeforeItIsReadFrom() throws {
         var instance = seed()
         let admitted = try admit(joiner("a"), into: &instance)
         #expect(admitted.tokens.count == tokensPerNode)
+        #expect(admitted.phase == .joining)
         #expect(Set(admitted.tokens).isDisjoint(with: instance.me.tokens))
-        #expect(instance.ring.members.map(\.id).sorted() == ["a", "seed"])
+        #expect(instance.ring.members.map(\.id) == ["seed"], "reads stay on the old owners")
+        #expect(instance.futureRing.members.map(\.id).sorted() == ["a", "seed"], "writes reach the joiner")
         let view = ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3)
         #expect(view.isJoined)
         #expect(view.alive == ["a", "seed"])
+        #expect(!view.isSingleNode, "a write must not skip the joiner")
+        #expect(view.pendingReplicas(forKey: "k").map(\.id) == ["a"])
+        #expect(view.statuses.first { $0.id == "a" }?.status == .joining)
     }
 
-    @Test func aRestartedMemberKeepsItsTokens() throws {
+    @Test func aRestartedMemberKeepsItsTokensAndRefillsInPlace() throws {
         var instance = seed()
         let first = try admit(joiner("a"), into: &instance)
         _ = try admit(joiner("b"), into: &instance)
+        // a and b are up, then a restarts (a cache restarts empty).
+        for id in ["a", "b"] {
+            var up = instance.records[id]!
+            up.phase = .normal
+            up.heartbeat += 1
+            instance.merge([up], nowMillis: now)
+        }
         let again = try admit(joiner("a", incarnation: 3), into: &instance)
         #expect(again.tokens == first.tokens)
         #expect(again.incarnation == 3)
+        #expect(again.phase == .refilling)
+        let view = ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3)
+        #expect(view.ring.members.contains { $0.id == "a" }, "it keeps its place: nobody else stands in for it")
+        #expect(view.unreadable == ["a"])
+        // Reads of a key it holds go to the others, and count it out.
+        guard case .local(let others, let replicas, let selfIsReplica) = try view.readRoute(key: "k", forwarded: false) else {
+            Issue.record("the seed holds every key of three members")
+            return
+        }
+        #expect(others.map(\.id) == ["b"] && replicas == 3 && selfIsReplica)
+    }
+
+    @Test func aJoinerThatRestartsBeforeItIsUpStaysJoining() throws {
+        var instance = seed()
+        let first = try admit(joiner("a"), into: &instance)
+        let again = try admit(joiner("a", incarnation: 3), into: &instance)
+        #expect(again.tokens == first.tokens && again.phase == .joining)
+    }
+
+    @Test func aMemberThatLeftForGoodIsANewcomerWhenItComesBack() throws {
+        var instance = seed()
+        var first = try admit(joiner("a"), into: &instance)
+        first.phase = .left
+        first.heartbeat += 1
+        instance.merge([first], nowMillis: now)
+        #expect(instance.ring.members.map(\.id) == ["seed"] && instance.futureRing.members.map(\.id) == ["seed"])
+        #expect(!instance.currentIDs.contains("a"), "status no longer lists it")
+        let again = try admit(joiner("a", incarnation: 3), into: &instance)
+        #expect(again.phase == .joining)
     }
 
     @Test func joinersThatWouldBreakTheRingAreRefused() {
@@ -78,7 +119,7 @@ import Testing
         var instance = Membership.Instance(me: joiner("a"))
         #expect(!ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3).isJoined)
         let heartbeat = instance.me.heartbeat
-        instance.adoptTokens([5, 6, 7, 8])
+        instance.adoptTokens([5, 6, 7, 8], phase: .joining)
         #expect(instance.me.tokens == [5, 6, 7, 8])
         #expect(instance.me.heartbeat > heartbeat)  // newer: gossip carries it over the old record
         #expect(ClusterView(instance, clockProblem: "skewed", nowMillis: now, replicationFactor: 3).clockProblem == "skewed")

@@ -144,6 +144,29 @@ struct SimulatedCluster {
         #expect(!instance.ring.members.contains { $0.id == "n9" }, "a member without tokens owns nothing yet")
     }
 
+    @Test func aRemovedMemberLeavesEveryRingAndStaleGossipCannotBringItBack() {
+        var cluster = SimulatedCluster(size: 4)
+        cluster.run(millis: 1_000)
+        let stale = cluster.nodes["n1"]!.records["n3"]!  // what gossip carried before it died
+        cluster.crashed.insert("n3")
+        cluster.run(millis: 6_000)
+        #expect(Bool(cluster.allSee("n3", as: .down)))
+        cluster.nodes["n0"]!.markRemoved("n3")
+        cluster.run(millis: 2_000)
+        for id in ["n0", "n1", "n2"] {
+            let instance = cluster.nodes[id]!
+            #expect(instance.records["n3"]?.phase == .removed, "\(id) heard of the removal")
+            #expect(!instance.ring.members.contains { $0.id == "n3" } && !instance.futureRing.members.contains { $0.id == "n3" })
+            #expect(!instance.currentIDs.contains("n3"))
+        }
+        cluster.nodes["n2"]!.merge([stale], nowMillis: cluster.now)
+        #expect(cluster.nodes["n2"]!.records["n3"]?.phase == .removed, "an older record loses")
+        // Nobody gossips with it any more, down or not.
+        for _ in 0..<20 {
+            #expect(!cluster.nodes["n0"]!.tick(nowMillis: cluster.now).contains { $0 == .gossip(id: "n3", address: stale.address) })
+        }
+    }
+
     @Test func tickAndMergeSayWhatTheShellDoes() {
         var instance = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [1], incarnation: 1))
         #expect(instance.tick(nowMillis: 1_000).isEmpty, "nobody to gossip with")

@@ -53,7 +53,8 @@ class Cluster:
     """`size` nodes, node-0 the seed of the others, with replication factor 3 unless flags say."""
 
     def __init__(self, size, *flags, metrics=False, env=None, ids=None,
-                 secret=os.environ.get("AEROCACHE_NO_SECRET") != "1"):
+                 secret=os.environ.get("AEROCACHE_NO_SECRET") != "1", started=None):
+        """`started`: how many of the `size` nodes start now (all by default); `start` the others later."""
         self.flags = list(flags)
         self.ids = ids or [f"node-{index}" for index in range(size)]
         self.binary = os.environ["AEROCACHE_NODE"]
@@ -65,7 +66,7 @@ class Cluster:
         self.processes = {}
         self.logs = {}
         try:
-            for index in range(size):
+            for index in range(size if started is None else started):
                 self.start(index)
         except BaseException:
             self.stop_all()  # a node that failed to start leaves none running

@@ -21,8 +21,10 @@ public enum JoinRefusal: Error, Equatable, Sendable, CustomStringConvertible {
 
 extension Membership.Instance {
     /// Admits `joiner` into the cluster, as the seed it joins through: a member that restarts
-    /// keeps the tokens it had (its place in the ring), a new one is allotted tokens beside
-    /// those of the members with tokens. Returns the joiner's record as the cluster now holds it.
+    /// keeps the tokens it had (its place in the ring) and comes back ``Membership/Phase/refilling``
+    /// (a cache restarts empty); a new one (or one that had left for good) is allotted tokens
+    /// beside those of the members in the ring and comes in ``Membership/Phase/joining``. Either
+    /// streams its ranges before it serves reads. Returns the joiner's record as the cluster now holds it.
     public mutating func admit(_ joiner: Membership.Record, tokensPerNode: Int, replicationFactor: Int, nowMillis: Int64,
                                maxClockSkewMillis: Int64) throws(JoinRefusal) -> Membership.Record {
         guard joiner.id != selfID else { throw .sameIDAsSeed(joiner.id) }
@@ -33,22 +35,30 @@ extension Membership.Instance {
             throw .versionNumberTaken(joiner: joiner.id, member: twin.id)
         }
         var record = joiner
-        if let known = records[joiner.id], !known.tokens.isEmpty {
+        if let known = records[joiner.id], !known.tokens.isEmpty, !known.phase.isGone {
             record.tokens = known.tokens
+            // A joiner that restarted before it had its data stays out of the ring reads use.
+            record.phase = known.phase == .joining ? .joining : .refilling
         } else {
-            let members = records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
+            let members = records.values.filter { !$0.tokens.isEmpty && $0.phase.inFutureRing }.map(\.ringMember)
             record.tokens = TokenAllocator.tokens(for: joiner.id, joining: members, count: tokensPerNode,
                                                   replicas: replicationFactor, zone: joiner.zone)
+            record.phase = .joining
+        }
+        // News that beats the record the cluster holds of the member's last life.
+        if let known = records[joiner.id], record.incarnation == known.incarnation {
+            record.heartbeat = max(record.heartbeat, known.heartbeat + 1)
         }
         merge([record], nowMillis: nowMillis)
         acceptRecord(record, nowMillis: nowMillis)
         return records[joiner.id]!
     }
 
-    /// Takes the tokens a seed allotted to this node.
-    public mutating func adoptTokens(_ tokens: [UInt64]) {
+    /// Takes the tokens, and the phase, a seed allotted to this node.
+    public mutating func adoptTokens(_ tokens: [UInt64], phase: Membership.Phase) {
         var me = self.me
         me.tokens = tokens
+        me.phase = phase
         me.heartbeat += 1
         replaceSelf(me)
     }
@@ -93,10 +103,12 @@ public enum MemberRefusal: Equatable, Sendable, CustomStringConvertible {
 extension ClusterView {
     /// The snapshot of `instance` at `nowMillis`, as every call reads it.
     public convenience init(_ instance: Membership.Instance, clockProblem: String?, nowMillis: Int64, replicationFactor: Int) {
-        let ids = instance.records.keys.sorted()
+        let ids = instance.currentIDs
         self.init(selfID: instance.selfID, ring: instance.ring,
                   alive: Set(ids.filter { instance.isAlive($0, nowMillis: nowMillis) }),
                   statuses: ids.map { ($0, instance.records[$0]!.address, instance.status(of: $0, nowMillis: nowMillis)) },
-                  replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty, clockProblem: clockProblem)
+                  replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty,
+                  clockProblem: clockProblem, futureRing: instance.futureRing,
+                  unreadable: Set(instance.members(in: .refilling)))
     }
 }

@@ -15,6 +15,36 @@ public enum Membership {
         case joining, up, leaving, suspect, down
     }
 
+    /// Where a member is in its life in the ring, as it (or the operator) says and gossip spreads.
+    ///
+    /// Reads go only to members that hold their ranges' data; writes also go to members that
+    /// are about to, so that nothing written while data moves is missed (``ClusterView``).
+    public enum Phase: Int, Sendable, CaseIterable {
+        /// In the ring, holding its ranges: read from and written to.
+        case normal = 0
+        /// A newcomer with tokens, streaming its future ranges: written to, not yet in the
+        /// ring reads use (the old owners serve them).
+        case joining = 1
+        /// A member that came back without its data (same id, same tokens): in the ring,
+        /// written to, not read from until it has streamed its ranges back.
+        case refilling = 2
+        /// Decommissioning: read from and written to while it hands its ranges to their new owners.
+        case leaving = 3
+        /// Decommissioned: out of the ring; its ranges were handed over.
+        case left = 4
+        /// Removed by the operator while dead: out of the ring; the others re-replicate its ranges.
+        case removed = 5
+
+        /// Whether the member owns its tokens' ranges in the ring reads use.
+        public var inReadRing: Bool { self == .normal || self == .refilling || self == .leaving }
+        /// Whether the member owns its tokens' ranges once the moves under way are done.
+        public var inFutureRing: Bool { self == .normal || self == .refilling || self == .joining }
+        /// Whether the member has gone for good (its record stays, so that old gossip cannot bring it back).
+        public var isGone: Bool { self == .left || self == .removed }
+        /// Whether the member still lacks data it is a replica of.
+        public var isFilling: Bool { self == .joining || self == .refilling }
+    }
+
     /// What nodes gossip about a member.
     public struct Record: Sendable, Equatable {
         public var id: String
@@ -24,17 +54,17 @@ public enum Membership {
         /// Raised by the member itself when it restarts, so its fresh heartbeat wins.
         public var incarnation: UInt64
         public var heartbeat: UInt64
-        public var leaving: Bool
+        public var phase: Phase
 
         public init(id: String, address: String, zone: String = "", tokens: [UInt64], incarnation: UInt64,
-                    heartbeat: UInt64 = 0, leaving: Bool = false) {
+                    heartbeat: UInt64 = 0, phase: Phase = .normal) {
             self.id = id
             self.address = address
             self.zone = zone
             self.tokens = tokens
             self.incarnation = incarnation
             self.heartbeat = heartbeat
-            self.leaving = leaving
+            self.phase = phase
         }
 
         /// Whether this record is newer news about its member than `other`.
@@ -85,7 +115,7 @@ public enum Membership {
         public mutating func tick(nowMillis: Int64) -> [Directive] {
             ticks += 1
             records[selfID]!.heartbeat += 1
-            let others = records.keys.filter { $0 != selfID }.sorted()
+            let others = records.values.filter { $0.id != selfID && !$0.phase.isGone }.map(\.id).sorted()
             let live = others.filter { status(of: $0, nowMillis: nowMillis) != .down }
             let down = others.filter { status(of: $0, nowMillis: nowMillis) == .down }
             var targets: [String] = []
@@ -119,9 +149,11 @@ public enum Membership {
                 if record.supersedes(known) {
                     var record = record
                     // Tokens, once allotted, stay: a restarted member's first record (before it
-                    // has joined again) carries none and must not take it out of the ring.
-                    if record.tokens.isEmpty { record.tokens = known.tokens }
-                    if record.tokens != known.tokens || record.address != known.address || record.zone != known.zone {
+                    // has joined again) carries none and must not take it out of the ring. A
+                    // member that has gone for good keeps none.
+                    if record.tokens.isEmpty && !known.phase.isGone { record.tokens = known.tokens }
+                    if record.tokens != known.tokens || record.address != known.address || record.zone != known.zone
+                        || record.phase != known.phase {
                         ringChanged = true
                     }
                     records[record.id] = record
@@ -155,20 +187,38 @@ public enum Membership {
 
         /// Marks this node as leaving (decommission) in what it gossips.
         public mutating func setLeaving() {
-            records[selfID]!.leaving = true
+            setPhase(.leaving)
+        }
+
+        /// Moves this node to `phase`, as news that beats what others hold of it.
+        public mutating func setPhase(_ phase: Phase) {
+            records[selfID]!.phase = phase
             records[selfID]!.heartbeat += 1
         }
 
+        /// Marks another member as removed by the operator, as news that beats any record of it
+        /// gossip still carries (its heartbeat stopped when it died; a jump keeps stragglers behind).
+        public mutating func markRemoved(_ id: String) {
+            guard id != selfID, var record = records[id] else { return }
+            record.phase = .removed
+            record.heartbeat += 1_000
+            records[id] = record
+        }
+
+        /// Members known and not gone for good.
+        public var currentIDs: [String] {
+            records.values.filter { !$0.phase.isGone }.map(\.id).sorted()
+        }
+
         public func status(of id: String, nowMillis: Int64) -> Status {
-            guard let record = records[id] else { return .down }
-            if id == selfID { return record.leaving ? .leaving : (record.tokens.isEmpty ? .joining : .up) }
-            if let detector = detectors[id], detector.convicts(nowMillis: nowMillis) {
+            guard let record = records[id], !record.phase.isGone else { return .down }
+            if id != selfID, let detector = detectors[id], detector.convicts(nowMillis: nowMillis) {
                 // φ only grows while no heartbeat comes, so this asks whether it was already
                 // convicted a whole suspicion period ago.
                 return detector.convicts(nowMillis: nowMillis - settings.suspicionMillis) ? .down : .suspect
             }
-            if record.leaving { return .leaving }
-            return record.tokens.isEmpty ? .joining : .up
+            if record.tokens.isEmpty || record.phase.isFilling { return .joining }
+            return record.phase == .leaving ? .leaving : .up
         }
 
         /// Whether `id` should be sent requests (up or leaving; suspect counts as not alive).
@@ -179,10 +229,27 @@ public enum Membership {
             }
         }
 
-        /// The ring of every member with tokens, down ones included (their replicas serve for them).
+        /// The ring reads use: every member with tokens that holds its ranges' data or is
+        /// refilling them in place, down ones included (their replicas serve for them).
         public var ring: Ring {
-            let members = records.values.filter { !$0.tokens.isEmpty }.map(\.ringMember)
+            ring { $0.phase.inReadRing }
+        }
+
+        /// The ring once the moves under way are done (joiners in, leavers out); writes also
+        /// go to the members it adds to a key's replicas.
+        public var futureRing: Ring {
+            ring { $0.phase.inFutureRing }
+        }
+
+        /// The ring of the members with tokens whose records pass `included`.
+        public func ring(where included: (Record) -> Bool) -> Ring {
+            let members = records.values.filter { !$0.tokens.isEmpty && included($0) }.map(\.ringMember)
             return Ring(members: members, epoch: Self.epoch(of: members))
+        }
+
+        /// Members whose phase is `phase`.
+        public func members(in phase: Phase) -> [String] {
+            records.values.filter { $0.phase == phase && !$0.tokens.isEmpty }.map(\.id).sorted()
         }
 
         /// A fingerprint of the member set and tokens: equal on every node that sees the same ring.

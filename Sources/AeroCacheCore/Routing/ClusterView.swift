@@ -3,7 +3,13 @@
 /// A class, so that reading it costs one reference count rather than one per field.
 public final class ClusterView: Sendable {
     public let selfID: String
+    /// The ring reads use (``Membership/Instance/ring``).
     public let ring: Ring
+    /// The ring once the moves under way are done, when it differs from ``ring``: writes also
+    /// go to the members it adds to a key's replicas (``pendingReplicas(forKey:)``).
+    public let futureRing: Ring?
+    /// Members of ``ring`` refilling their ranges: written to, never read from.
+    public let unreadable: Set<String>
     /// Members that take requests now.
     public let alive: Set<String>
     /// Every known member with its status, for `status`.
@@ -20,9 +26,12 @@ public final class ClusterView: Sendable {
     let othersWhenEveryoneIsAReplica: [Ring.Member]?
 
     public init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
-         replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil) {
+         replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil, futureRing: Ring? = nil,
+         unreadable: Set<String> = []) {
         self.selfID = selfID
         self.ring = ring
+        self.futureRing = futureRing.flatMap { $0.members == ring.members ? nil : $0 }
+        self.unreadable = unreadable
         self.alive = alive
         self.statuses = statuses
         self.replicationFactor = replicationFactor
@@ -33,16 +42,29 @@ public final class ClusterView: Sendable {
             ? ring.members.filter { $0.id != selfID } : nil
     }
 
-    /// Whether this node holds a replica of `key`, without building the preference list.
+    /// Whether this node answers reads from its own store (it is not refilling).
+    public var servesReads: Bool { !unreadable.contains(selfID) }
+
+    /// Whether this node holds a readable replica of `key`, without building the preference list.
     public func holdsReplica(ofKey key: String) -> Bool {
-        guard let selfIndex else { return false }
+        guard let selfIndex, servesReads else { return false }
         // Replicas on every member: nothing to look up.
         if ring.members.count <= replicationFactor { return true }
         return ring.preferenceIndices(for: XXHash64.hash(key), count: replicationFactor).contains(selfIndex)
     }
 
     /// Whether this node is the whole cluster (then every call is local and synchronous).
-    public var isSingleNode: Bool { ring.members.count <= 1 }
+    public var isSingleNode: Bool { ring.members.count <= 1 && futureRing == nil }
+
+    /// The members that will hold `key` once the moves under way are done and do not hold it
+    /// now (a joiner streaming it, the new owner of a leaver's range): writes go to them too,
+    /// beside the key's replicas, and do not count towards the consistency level.
+    public func pendingReplicas(forKey key: String) -> [Ring.Member] {
+        guard let futureRing else { return [] }
+        let now = replicas(forKey: key)
+        return futureRing.preferenceList(forKey: key, count: replicationFactor)
+            .filter { member in member.id != selfID && !now.contains { $0.id == member.id } }
+    }
 
     /// The key's replicas in preference order.
     public func replicas(forKey key: String) -> [Ring.Member] {

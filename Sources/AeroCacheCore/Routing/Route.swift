@@ -54,6 +54,22 @@ extension ClusterView {
         return .forward(to: coordinator)
     }
 
+    /// Where a read of `key` runs: as ``route(key:forwarded:)``, but members refilling their
+    /// ranges (``unreadable``) are never read from, nor count as one of the replicas that answer.
+    public func readRoute(key: String, forwarded: Bool) throws(RoutingRefusal) -> Route {
+        guard !unreadable.isEmpty else { return try route(key: key, forwarded: forwarded) }
+        let replicas = replicas(forKey: key)
+        guard !replicas.isEmpty else { throw .noMemberHasTokens }
+        let readable = replicas.filter { !unreadable.contains($0.id) }
+        let others = readable.filter { $0.id != selfID }
+        let selfIsReplica = others.count < readable.count
+        if selfIsReplica || forwarded {
+            return .local(others: others, replicas: replicas.count, selfIsReplica: selfIsReplica)
+        }
+        guard let coordinator = readable.first(where: isAlive) else { throw .noReplicaAlive(replicas: replicas.count) }
+        return .forward(to: coordinator)
+    }
+
     /// Refuses a write before anything is written when fewer than `needed` of `others` are
     /// alive, or this node's clock is out of step with its peers'.
     public func checkWritable(_ others: [Ring.Member], needed: Int, replicas: Int) throws(RoutingRefusal) {

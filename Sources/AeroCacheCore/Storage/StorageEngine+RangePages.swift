@@ -10,6 +10,11 @@ extension StorageEngine {
         public var records: [EntryRecord]
         /// Where the next page starts (an offset into the range), or nil when this was the last.
         public var next: UInt64?
+
+        public init(records: [EntryRecord], next: UInt64?) {
+            self.records = records
+            self.next = next
+        }
     }
 
     /// Most records one page holds (keys of one hash may pass it).

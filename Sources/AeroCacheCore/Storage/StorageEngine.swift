@@ -57,7 +57,7 @@ public final class StorageEngine: Sendable {
     let shardShift: UInt64
     let now: @Sendable () -> Int64
     let hash: ShardTable.HashFunction
-    private let usedBytes = Atomic<Int>(0)
+    let usedBytes = Atomic<Int>(0)
     private let outsideBytes = Atomic<Int>(0)
     private let evictionCount = Atomic<Int>(0)
     private let reclaimedCount = Atomic<Int>(0)

@@ -30,6 +30,11 @@ public struct ClusterConfiguration: Sendable {
     /// bytes per second all its rounds may move.
     public var antiEntropyInterval: Duration = .seconds(10)
     public var antiEntropyBytesPerSecond = 8 << 20
+    /// Bytes per second a node streams when ranges move (`--stream-rate`).
+    public var streamBytesPerSecond = 8 << 20
+    /// How long a node keeps a range the ring moved away from it (nodes whose view is behind
+    /// may still read it there).
+    public var rangeDropDelay: Duration = .seconds(10)
     /// Largest Replicate request: batches and hint replays are cut under it.
     public var maxBatchBytes = 2 << 20
     public init() {}

@@ -24,6 +24,17 @@ public final class ClusterShell: Sendable {
     private let replaying = Atomic<Bool>(false)
     /// Whether the hint store is dropping hints (logged once per such episode).
     private let droppingHints = Atomic<Bool>(false)
+    /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
+    let ringChanges: AsyncStream<RingChange>
+    private let ringChangesContinuation: AsyncStream<RingChange>.Continuation
+
+    /// The ring reads use changed from `old` to `new`; `removed`: members that left it because
+    /// the operator removed them (their ranges must be re-replicated from the other copies).
+    struct RingChange: Sendable {
+        let old: Ring
+        let new: Ring
+        let removed: Set<String>
+    }
 
     init(configuration: ClusterConfiguration, selfID: String, address: String, incarnation: UInt64, store: StorageEngine,
          peers: PeerPool, metrics: NodeMetrics, logger: Logger) {
@@ -51,10 +62,19 @@ public final class ClusterShell: Sendable {
         membership = Mutex(instance)
         published = Mutex(ClusterView(instance, clockProblem: nil, nowMillis: now,
                                       replicationFactor: configuration.replicationFactor))
+        (ringChanges, ringChangesContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     /// The current snapshot.
     public var view: ClusterView { published.withLock { $0 } }
+
+    /// This node's phase, as it gossips it.
+    var phase: Membership.Phase { membership.withLock { $0.me.phase } }
+
+    /// The ring reads use, without this node (what it streams its ranges from).
+    var ringWithoutSelf: Ring {
+        membership.withLock { instance in instance.ring { $0.phase.inReadRing && $0.id != selfID } }
+    }
 
     private func publish(_ instance: Membership.Instance, nowMillis: Int64) {
         let alivePeers = instance.records.keys.filter { $0 != selfID && instance.isAlive($0, nowMillis: nowMillis) }
@@ -66,7 +86,84 @@ public final class ClusterShell: Sendable {
         if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
         let view = ClusterView(instance, clockProblem: problem, nowMillis: nowMillis,
                                replicationFactor: configuration.replicationFactor)
-        published.withLock { $0 = view }
+        let old = published.withLock { published in
+            defer { published = view }
+            return published.ring
+        }
+        if old.members != view.ring.members && !old.isEmpty {
+            let removed = Set(old.members.map(\.id)).filter { instance.records[$0]?.phase == .removed }
+            ringChangesContinuation.yield(RingChange(old: old, new: view.ring, removed: removed))
+        }
+    }
+
+    // MARK: Phases
+
+    /// Moves this node to `phase`, shows it at once, and tells every member (``announce()``).
+    func setPhase(_ phase: Membership.Phase) async {
+        let now = UnixClock.nowMillis()
+        let instance = membership.withLock { instance in
+            instance.setPhase(phase)
+            return instance
+        }
+        publish(instance, nowMillis: now)
+        let reached = await announce()
+        logger.info("this node is now \(phase)", metadata: ["members_told": "\(reached)"])
+    }
+
+    /// Marks the dead member `id` removed (``Membership/Instance/markRemoved(_:)``) and tells
+    /// every member; refused for this node, an unknown member, and one that is alive.
+    func remove(_ id: String) async throws(RPCError) {
+        let now = UnixClock.nowMillis()
+        let outcome = membership.withLock { instance -> Result<Membership.Instance, RPCError> in
+            guard id != selfID else { return .failure(RPCError(.failedPrecondition, "\(id) is this node: remove it through another one, or decommission it")) }
+            guard let record = instance.records[id], !record.phase.isGone else {
+                return .failure(RPCError(.notFound, "\(id) is not a member of this cluster"))
+            }
+            let status = instance.status(of: id, nowMillis: now)
+            guard status == .down else {
+                return .failure(RPCError(.failedPrecondition, "\(id) is \(status), not down: decommission a live node instead "
+                    + "(remove is for a dead one; wait until status shows it down)"))
+            }
+            instance.markRemoved(id)
+            return .success(instance)
+        }
+        let instance = try outcome.get()
+        publish(instance, nowMillis: now)
+        logger.notice("removed \(id) from the cluster; its ranges are re-replicated from the other copies")
+        _ = await announce()
+    }
+
+    /// Exchanges records with every member now (not gone, not this node), all at once, each
+    /// within the peer timeout: what changed here reaches them without waiting for gossip.
+    /// Answers how many replied.
+    @discardableResult
+    func announce() async -> Int {
+        let (records, targets) = membership.withLock { instance in
+            (Array(instance.records.values),
+             instance.records.values.filter { $0.id != selfID && !$0.phase.isGone }.map { ($0.id, $0.address) })
+        }
+        var message = Aerocache_V1_GossipMessage()
+        message.settings = settings
+        message.members = records.map(\.proto)
+        let template = message
+        return await withTaskGroup(of: Bool.self) { group in
+            for (_, address) in targets {
+                group.addTask {
+                    var outgoing = template
+                    outgoing.sentAtUnixMs = UnixClock.nowMillis()
+                    guard let reply = try? await self.peers.connection(to: address)
+                        .unary(PeerMethods.gossip, outgoing, timeout: self.configuration.peerTimeout) else { return false }
+                    let now = UnixClock.nowMillis()
+                    let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
+                    let changed = self.membership.withLock { instance in
+                        instance.merge(incoming, nowMillis: now).contains(.publishView) ? instance : nil
+                    }
+                    if let changed { self.publish(changed, nowMillis: now) }
+                    return true
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
     }
 
     // MARK: Running
@@ -107,12 +204,13 @@ public final class ClusterShell: Sendable {
                     }
                     let members = acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                     let instance = membership.withLock { instance -> Membership.Instance in
-                        instance.adoptTokens(reply.member.tokens)
+                        instance.adoptTokens(reply.member.tokens, phase: Membership.Record(reply.member).phase)
                         instance.merge(members, nowMillis: now)
                         return instance
                     }
                     publish(instance, nowMillis: now)
-                    logger.info("joined the cluster", metadata: ["seed": "\(seed)", "members": "\(instance.records.count)"])
+                    logger.info("joined the cluster", metadata: ["seed": "\(seed)", "members": "\(instance.records.count)",
+                                                                 "phase": "\(instance.me.phase)"])
                     return
                 } catch let error as RPCError where error.code == .failedPrecondition || error.code == .unauthenticated {
                     throw JoinRefused(message: "cannot join the cluster through \(seed): \(error.message)")

@@ -39,8 +39,10 @@ public final class Coordinator: Sendable {
 
     /// Where a call on `key` runs (``ClusterView/route(key:forwarded:)``), counting the calls
     /// this node forwards.
-    func route(key: String, forwarded: Bool, view: ClusterView) throws(RPCError) -> Route {
-        let route = try Self.unavailable { () throws(RoutingRefusal) in try view.route(key: key, forwarded: forwarded) }
+    func route(key: String, forwarded: Bool, reading: Bool = false, view: ClusterView) throws(RPCError) -> Route {
+        let route = try Self.unavailable { () throws(RoutingRefusal) in
+            try reading ? view.readRoute(key: key, forwarded: forwarded) : view.route(key: key, forwarded: forwarded)
+        }
         if case .forward = route {
             forwardedCalls.add(1, ordering: .relaxed)
             metrics.forwarded.increment()
@@ -99,6 +101,8 @@ public final class Coordinator: Sendable {
                                        answer: @escaping @Sendable ([Aerocache_V1_Record]) throws(RPCError) -> Reply<Response>) -> Reply<Response> {
         let quorum = Quorum(needed: needed, total: others.count)
         for member in others { send(record, to: member, view: view, waiter: quorum) }
+        // Members streaming the key's range get every write too, so that none is missed.
+        for member in view.pendingReplicas(forKey: record.key) { send(record, to: member, view: view, waiter: nil) }
         if needed <= 0 {
             do { return try answer([]) } catch { return .callback { $0(.failure(error)) } }
         }

@@ -60,6 +60,8 @@ struct PeerService: Sendable {
                 // A node that has not joined holds nothing to stream: an empty answer would read as
                 // an empty range.
                 guard cluster.view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
+                // Nor does one still streaming its own ranges in.
+                guard !cluster.phase.isFilling else { throw RPCError(.unavailable, "this node is still streaming its ranges in") }
                 return inBackground(context) { streamRange(request) }
             },
         ]

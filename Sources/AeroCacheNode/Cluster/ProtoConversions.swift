@@ -67,7 +67,8 @@ extension CounterState {
 extension Membership.Record {
     init(_ proto: Aerocache_V1_MemberRecord) {
         self.init(id: proto.id, address: proto.address, zone: proto.zone, tokens: proto.tokens,
-                  incarnation: proto.incarnation, heartbeat: proto.heartbeat, leaving: proto.leaving)
+                  incarnation: proto.incarnation, heartbeat: proto.heartbeat,
+                  phase: Membership.Phase(rawValue: proto.phase.rawValue) ?? (proto.leaving ? .leaving : .normal))
     }
 
     var proto: Aerocache_V1_MemberRecord {
@@ -78,7 +79,8 @@ extension Membership.Record {
         record.tokens = tokens
         record.incarnation = incarnation
         record.heartbeat = heartbeat
-        record.leaving = leaving
+        record.phase = Aerocache_V1_MemberPhase(rawValue: phase.rawValue) ?? .normal
+        record.leaving = phase == .leaving
         return record
     }
 }

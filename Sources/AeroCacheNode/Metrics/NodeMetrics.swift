@@ -37,6 +37,11 @@ final class NodeMetrics: Sendable {
     let antiEntropyRepaired: CoreMetrics.Counter
     let antiEntropyRounds: CoreMetrics.Counter
     let antiEntropyBytes: CoreMetrics.Counter
+    /// Bytes of records streamed in (ranges gained) and out (ranges handed over on a decommission).
+    let streamBytesIn: CoreMetrics.Counter
+    let streamBytesOut: CoreMetrics.Counter
+    /// Ranges this node still has to stream in or out.
+    let rangesPending: CoreMetrics.Gauge
     /// Peer records refused, indexed by ``RecordRejection``'s position in `allCases`.
     private let rejectedRecords: [CoreMetrics.Counter]
 
@@ -57,6 +62,10 @@ final class NodeMetrics: Sendable {
         antiEntropyRepaired = CoreMetrics.Counter(label: "aerocache_antientropy_repaired_keys_total")
         antiEntropyRounds = CoreMetrics.Counter(label: "aerocache_antientropy_rounds_total")
         antiEntropyBytes = CoreMetrics.Counter(label: "aerocache_antientropy_bytes_total")
+        streamBytesIn = CoreMetrics.Counter(label: "aerocache_stream_bytes_total", dimensions: [("direction", "in")])
+        streamBytesOut = CoreMetrics.Counter(label: "aerocache_stream_bytes_total", dimensions: [("direction", "out")])
+        rangesPending = CoreMetrics.Gauge(label: "aerocache_stream_ranges_pending")
+        rangesPending.record(0)
     }
 
     /// Evictions and dropped hints already added to their counters (the engine and the hint

@@ -65,6 +65,9 @@ public final class GRPCServer: Sendable {
         var isShuttingDown = false
         /// The listener was closed and the connections told to finish (once).
         var shutdownBegun = false
+        /// The shutdown scheduled all it schedules on the loops: the server may finish now
+        /// (its owner may then shut the loops down, and scheduling on them would fail).
+        var shutdownArmed = false
     }
 
     private let configuration: Configuration
@@ -171,12 +174,13 @@ public final class GRPCServer: Sendable {
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(ServerConnectionHandler.GracefulShutdownEvent())
         }
-        finishIfIdle()
         let grace = configuration.shutdownGracePeriod
         group.next().scheduleTask(in: grace) { [self] in
             let stragglers = self.state.withLock { Array($0.connections.values) }
             for connection in stragglers { connection.close(promise: nil) }
         }
+        state.withLock { $0.shutdownArmed = true }
+        finishIfIdle()
     }
 
     private func register(_ channel: any Channel) {
@@ -197,7 +201,7 @@ public final class GRPCServer: Sendable {
     }
 
     private func finishIfIdle() {
-        let done = state.withLock { $0.isShuttingDown && $0.listener != nil && $0.connections.isEmpty }
+        let done = state.withLock { $0.shutdownArmed && $0.listener != nil && $0.connections.isEmpty }
         if done { jobsContinuation.finish() }
     }
 }

@@ -1,0 +1,230 @@
+"""The ring changes without losing a read: join, decommission, remove, a rolling restart with data lost.
+
+Real nodes, N = 3, 2,000 keys written at quorum and 20 counters; a Get load at `one` (and at
+`quorum` for the restart) runs through every live node throughout and counts every miss.
+"""
+import threading
+import time
+
+import grpc
+
+from cluster import Cluster, wait_for
+from conftest import cache_pb2
+
+KEYS = [f"ring:{i}" for i in range(2000)]
+COUNTERS = [f"ring-counter:{i}" for i in range(20)]
+COPIES = 3 * (len(KEYS) + len(COUNTERS))
+
+
+def fill(cluster):
+    """Writes every key at quorum (spread over the nodes) and counts the counters up; answers their values."""
+    stubs = [cluster.stub(i) for i in sorted(cluster.processes)]
+    for number, key in enumerate(KEYS):
+        stubs[number % len(stubs)].Set(cache_pb2.SetRequest(key=key, value=f"v-{key}".encode(),
+                                                            consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+    for number, key in enumerate(COUNTERS):
+        for step in range(3):
+            stubs[(number + step) % len(stubs)].Increment(cache_pb2.IncrementRequest(key=key, delta=number + 1), timeout=10)
+    return counter_values(cluster, 0)
+
+
+def counter_values(cluster, via):
+    stub = cluster.stub(via)
+    return {key: stub.Get(cache_pb2.GetRequest(key=key, consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10).value
+            for key in COUNTERS}
+
+
+def copies(cluster, indexes):
+    return sum(cluster.keys(i) for i in indexes)
+
+
+class GetLoad:
+    """Reads every key through every node in `targets`, round after round in a thread, until
+    stopped (or 300 s); a key not found is a miss, a failed call an error."""
+
+    def __init__(self, cluster, targets, levels=(cache_pb2.CONSISTENCY_ONE,)):
+        self.cluster = cluster
+        self.targets = set(targets)
+        self.levels = levels
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.misses = []
+        self.errors = []
+        self.reads = 0
+        self.fresh = set()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def add(self, index):
+        """Reads through node `index` again (on a new channel: the old one backs off from a node that was gone)."""
+        with self.lock:
+            self.targets.add(index)
+            self.fresh.add(index)
+
+    def remove(self, index):
+        with self.lock:
+            self.targets.discard(index)
+
+    def run(self):
+        stubs = {}
+        deadline = time.monotonic() + 300
+        number = 0
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            with self.lock:
+                targets = sorted(self.targets)
+                for index in self.fresh:
+                    stubs.pop(index, None)
+                self.fresh.clear()
+            for target in targets:
+                key = KEYS[number % len(KEYS)]
+                level = self.levels[number % len(self.levels)]
+                number += 1
+                if target not in stubs:
+                    stubs[target] = self.cluster.stub(target)
+                try:
+                    reply = stubs[target].Get(cache_pb2.GetRequest(key=key, consistency=level), timeout=5)
+                    if not reply.found:
+                        self.misses.append((key, target, level))
+                except grpc.RpcError as error:
+                    with self.lock:
+                        still = target in self.targets
+                    if still:
+                        self.errors.append((key, target, error.code(), error.details()))
+                self.reads += 1
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        return self
+
+
+def serving(cluster, index):
+    code, out, _ = cluster.ctl("status", "--json", via=index)
+    return code == 0
+
+
+def test_a_fifth_node_joins_four_without_a_miss_and_takes_its_share():
+    cluster = Cluster(5, "--log-level", "info", started=4)
+    try:
+        wait_for(lambda: all(cluster.converged(via=i, count=4) for i in range(4)), 30, "four nodes up in every view")
+        counters = fill(cluster)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"{COPIES} copies on four nodes")
+        load = GetLoad(cluster, range(4))
+        time.sleep(1)
+        cluster.start(4)
+        wait_for(lambda: serving(cluster, 4), 20, "node-4 answers")
+        load.add(4)
+        try:
+            wait_for(lambda: all(cluster.status(via=i).get("node-4", {}).get("state") == "up" for i in range(5)), 60,
+                     "node-4 up in every view")
+        except AssertionError:
+            print(cluster.log(4)[-5000:])
+            for i in range(5):
+                print(i, {k: v["state"] for k, v in cluster.status(via=i).items()})
+            raise
+        # The old owners keep what they lost for a while (views that lag still read there), then drop it.
+        wait_for(lambda: copies(cluster, range(5)) == COPIES, 60, f"exactly {COPIES} copies on five nodes")
+        time.sleep(1)
+        load.stop()
+        assert load.reads > 2000
+        assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
+        assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
+        newcomer = cluster.keys(4)
+        share = COPIES / 5
+        assert abs(newcomer - share) <= share * 0.25, f"node-4 holds {newcomer}, its share is {share:.0f}"
+        for via in range(5):
+            assert counter_values(cluster, via) == counters
+    finally:
+        cluster.stop_all()
+
+
+def test_decommission_hands_every_range_over_then_the_node_exits_0():
+    cluster = Cluster(5)
+    try:
+        cluster.wait_converged(timeout=60)
+        counters = fill(cluster)
+        wait_for(lambda: copies(cluster, range(5)) == COPIES, 60, f"{COPIES} copies on five nodes")
+        load = GetLoad(cluster, range(5))
+        time.sleep(1)
+        load.remove(4)  # it stops at the end: reads through it are not the point
+        code, out, err = cluster.ctl("decommission", "node-4", "--wait", "120s", via=0)
+        assert code == 0, out + err
+        assert "node-4 handed its ranges over and left the ring" in out
+        assert cluster.processes[4].wait(timeout=30) == 0, cluster.log(4)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"exactly {COPIES} copies on four nodes")
+        time.sleep(1)
+        load.stop()
+        assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
+        assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
+        assert "node-4" not in cluster.status(via=1)
+        for via in range(4):
+            assert counter_values(cluster, via) == counters
+        # Writes go on after it left: a fresh key is on three of the four.
+        cluster.stub(0).Set(cache_pb2.SetRequest(key="after", value=b"v", consistency=cache_pb2.CONSISTENCY_ALL), timeout=10)
+    finally:
+        cluster.stop_all()
+
+
+def test_decommission_and_remove_refuse_what_they_cannot_do():
+    cluster = Cluster(3)
+    try:
+        cluster.wait_converged()
+        code, _, err = cluster.ctl("remove", "node-2", via=0)
+        assert code == 2 and "not down" in err and "decommission" in err, err
+        code, _, err = cluster.ctl("remove", "node-9", via=0)
+        assert code == 2 and "not a member" in err, err
+        code, _, err = cluster.ctl("decommission", "node-9", via=0)
+        assert code == 2 and "not a member" in err, err
+        assert all(cluster.alive(i) for i in range(3))
+    finally:
+        cluster.stop_all()
+
+
+def test_remove_of_a_killed_node_re_replicates_its_ranges_within_60s():
+    cluster = Cluster(4, "--anti-entropy-interval", "0")  # streaming alone, not anti-entropy
+    try:
+        cluster.wait_converged()
+        counters = fill(cluster)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"{COPIES} copies on four nodes")
+        cluster.kill(3)
+        cluster.wait_state(3, "down", via=0, timeout=30)
+        started = time.monotonic()
+        code, out, err = cluster.ctl("remove", "node-3", "--wait", "60s", via=0)
+        assert code == 0, out + err
+        wait_for(lambda: copies(cluster, range(3)) == COPIES, 60 - (time.monotonic() - started),
+                 f"exactly {COPIES} copies on the three survivors")
+        for via in range(3):
+            assert "node-3" not in cluster.status(via=via)
+            assert counter_values(cluster, via) == counters
+    finally:
+        cluster.stop_all()
+
+
+def test_a_rolling_restart_with_data_lost_misses_no_read_at_one_or_quorum():
+    cluster = Cluster(4, "--anti-entropy-interval", "0", "--hinted-handoff", "off", "--read-repair", "off")
+    try:
+        cluster.wait_converged()
+        counters = fill(cluster)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"{COPIES} copies on four nodes")
+        load = GetLoad(cluster, range(4), levels=(cache_pb2.CONSISTENCY_ONE, cache_pb2.CONSISTENCY_QUORUM))
+        for index in range(4):
+            load.remove(index)
+            cluster.processes[index].terminate()
+            assert cluster.processes[index].wait(timeout=30) == 0
+            cluster.wait_state(index, "down", via=(index + 1) % 4, timeout=30)
+            cluster.start(index)  # empty: a cache restarts without its data
+            wait_for(lambda: serving(cluster, index), 20, f"node-{index} answers")
+            load.add(index)
+            wait_for(lambda: all(cluster.status(via=i).get(f"node-{index}", {}).get("state") == "up" for i in range(4)),
+                     60, f"node-{index} up again in every view")
+            assert cluster.keys(index) >= COPIES / 4 * 0.5, f"node-{index} came back refilled"
+        time.sleep(1)
+        load.stop()
+        assert load.reads > 2000
+        assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
+        assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"exactly {COPIES} copies again")
+        for via in range(4):
+            assert counter_values(cluster, via) == counters
+    finally:
+        cluster.stop_all()
