@@ -68,6 +68,15 @@ struct AdminService: Sendable {
         guard !view.isSingleNode else {
             throw RPCError(.failedPrecondition, "\(view.selfID) is the only member: nobody could take its ranges")
         }
+        // One move at a time: a range handed to a member that is itself still joining, or
+        // leaving, would have no complete copy where reads go.
+        guard view.futureRing == nil else {
+            throw RPCError(.failedPrecondition, "another node is joining or leaving now: decommission \(view.selfID) when it is done")
+        }
+        guard view.ring.members.count > view.replicationFactor else {
+            throw RPCError(.failedPrecondition, "\(view.ring.members.count) members hold \(view.replicationFactor) copies of each key: "
+                + "without \(view.selfID) a key would have fewer; add a node first")
+        }
         guard transfers.requestDecommission() else {
             throw RPCError(.failedPrecondition, "\(view.selfID) is \(coordinator.cluster.phase), not up: it cannot be decommissioned now")
         }

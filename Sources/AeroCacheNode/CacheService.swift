@@ -370,7 +370,9 @@ public struct CacheService: Sendable {
         coordinate: @escaping @Sendable (Coordinator, [Ring.Member], Int, ClusterView) throws(RPCError) -> Reply<Response>
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
         guard let (coordinator, view) = try cluster() else { return .now(try alone()) }
-        switch try coordinator.route(key: key, forwarded: forwarded, view: view) {
+        // A node refilling its ranges coordinates no write: a touch, a delete or an increment
+        // reads what it holds, which may not be there yet.
+        switch try coordinator.route(key: key, forwarded: forwarded, reading: !view.servesReads, view: view) {
         case .forward(let owner):
             let address = owner.address
             var call = request

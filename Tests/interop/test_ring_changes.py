@@ -9,7 +9,7 @@ import time
 import grpc
 
 from cluster import Cluster, wait_for
-from conftest import cache_pb2
+from conftest import cache_pb2, health_pb2, health_pb2_grpc
 
 KEYS = [f"ring:{i}" for i in range(2000)]
 COUNTERS = [f"ring-counter:{i}" for i in range(20)]
@@ -39,58 +39,94 @@ def copies(cluster, indexes):
 
 
 class GetLoad:
-    """Reads every key through every node in `targets`, round after round in a thread, until
-    stopped (or 300 s); a key not found is a miss, a failed call an error."""
+    """Reads every key through every node in `targets`, a thread per node, round after round
+    until stopped (or 300 s); a key not found is a miss, a failed call an error."""
 
     def __init__(self, cluster, targets, levels=(cache_pb2.CONSISTENCY_ONE,)):
         self.cluster = cluster
-        self.targets = set(targets)
         self.levels = levels
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.misses = []
         self.errors = []
         self.reads = 0
-        self.fresh = set()
+        self.threads = {}
+        for index in targets:
+            self.add(index)
+
+    def add(self, index):
+        """Reads through node `index` (again: on a new channel, as the old one backs off from a node that was gone)."""
+        with self.lock:
+            active = threading.Event()
+            active.set()
+            self.threads[index] = (threading.Thread(target=self.run, args=(index, active), daemon=True), active)
+            self.threads[index][0].start()
+
+    def remove(self, index):
+        """Stops reading through node `index`; answers once its reads have ended."""
+        with self.lock:
+            thread, active = self.threads.pop(index)
+        active.clear()
+        thread.join(timeout=30)
+
+    def run(self, target, active):
+        stub = self.cluster.stub(target)
+        deadline = time.monotonic() + 300
+        number = target * 97
+        while active.is_set() and not self.stop_event.is_set() and time.monotonic() < deadline:
+            key = KEYS[number % len(KEYS)]
+            level = self.levels[number % len(self.levels)]
+            number += 1
+            try:
+                reply = stub.Get(cache_pb2.GetRequest(key=key, consistency=level), timeout=5)
+                if not reply.found:
+                    self.misses.append((key, target, level))
+            except grpc.RpcError as error:
+                self.errors.append((key, target, error.code(), error.details()))
+            with self.lock:
+                self.reads += 1
+
+    def stop(self):
+        self.stop_event.set()
+        for thread, _ in list(self.threads.values()):
+            thread.join(timeout=30)
+        return self
+
+
+def serving(cluster, index):
+    """Whether node `index` has joined (before, it answers every call UNAVAILABLE)."""
+    try:
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(cluster.address(index)))
+        return health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+class Writer:
+    """Writes fresh keys at quorum through `targets` in a thread until stopped (bounded: 300 s,
+    20,000 keys); remembers which were acknowledged and which failed."""
+
+    def __init__(self, cluster, targets, prefix):
+        self.stubs = [cluster.stub(i) for i in targets]
+        self.prefix = prefix
+        self.acknowledged = []
+        self.failed = []
+        self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
-    def add(self, index):
-        """Reads through node `index` again (on a new channel: the old one backs off from a node that was gone)."""
-        with self.lock:
-            self.targets.add(index)
-            self.fresh.add(index)
-
-    def remove(self, index):
-        with self.lock:
-            self.targets.discard(index)
-
     def run(self):
-        stubs = {}
         deadline = time.monotonic() + 300
-        number = 0
-        while not self.stop_event.is_set() and time.monotonic() < deadline:
-            with self.lock:
-                targets = sorted(self.targets)
-                for index in self.fresh:
-                    stubs.pop(index, None)
-                self.fresh.clear()
-            for target in targets:
-                key = KEYS[number % len(KEYS)]
-                level = self.levels[number % len(self.levels)]
-                number += 1
-                if target not in stubs:
-                    stubs[target] = self.cluster.stub(target)
-                try:
-                    reply = stubs[target].Get(cache_pb2.GetRequest(key=key, consistency=level), timeout=5)
-                    if not reply.found:
-                        self.misses.append((key, target, level))
-                except grpc.RpcError as error:
-                    with self.lock:
-                        still = target in self.targets
-                    if still:
-                        self.errors.append((key, target, error.code(), error.details()))
-                self.reads += 1
+        for number in range(20_000):
+            if self.stop_event.is_set() or time.monotonic() > deadline:
+                return
+            key = f"{self.prefix}:{number}"
+            try:
+                self.stubs[number % len(self.stubs)].Set(cache_pb2.SetRequest(
+                    key=key, value=f"v-{key}".encode(), consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+                self.acknowledged.append(key)
+            except grpc.RpcError as error:
+                self.failed.append((key, error.code(), error.details()))
 
     def stop(self):
         self.stop_event.set()
@@ -98,21 +134,28 @@ class GetLoad:
         return self
 
 
-def serving(cluster, index):
-    code, out, _ = cluster.ctl("status", "--json", via=index)
-    return code == 0
+def readable_everywhere(cluster, keys, indexes):
+    """The keys some node in `indexes` does not find at `one`."""
+    missing = []
+    for index in indexes:
+        stub = cluster.stub(index)
+        for key in keys:
+            if not stub.Get(cache_pb2.GetRequest(key=key, consistency=cache_pb2.CONSISTENCY_ONE), timeout=10).found:
+                missing.append((key, index))
+    return missing
 
 
 def test_a_fifth_node_joins_four_without_a_miss_and_takes_its_share():
-    cluster = Cluster(5, "--log-level", "info", started=4)
+    cluster = Cluster(5, "--anti-entropy-interval", "0", "--log-level", "info", metrics=True, started=4)  # streaming alone
     try:
         wait_for(lambda: all(cluster.converged(via=i, count=4) for i in range(4)), 30, "four nodes up in every view")
         counters = fill(cluster)
         wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"{COPIES} copies on four nodes")
         load = GetLoad(cluster, range(4))
+        writer = Writer(cluster, range(4), "during-join")
         time.sleep(1)
         cluster.start(4)
-        wait_for(lambda: serving(cluster, 4), 20, "node-4 answers")
+        wait_for(lambda: serving(cluster, 4), 20, "node-4 has joined")
         load.add(4)
         try:
             wait_for(lambda: all(cluster.status(via=i).get("node-4", {}).get("state") == "up" for i in range(5)), 60,
@@ -122,45 +165,57 @@ def test_a_fifth_node_joins_four_without_a_miss_and_takes_its_share():
             for i in range(5):
                 print(i, {k: v["state"] for k, v in cluster.status(via=i).items()})
             raise
-        # The old owners keep what they lost for a while (views that lag still read there), then drop it.
-        wait_for(lambda: copies(cluster, range(5)) == COPIES, 60, f"exactly {COPIES} copies on five nodes")
         time.sleep(1)
+        writer.stop()
+        assert writer.failed == [], writer.failed[:5]
+        assert len(writer.acknowledged) > 50
+        # The old owners keep what they lost for a while (views that lag still read there), then drop it.
+        total = COPIES + 3 * len(writer.acknowledged)
+        wait_for(lambda: copies(cluster, range(5)) == total, 60, f"exactly {total} copies on five nodes")
         load.stop()
         assert load.reads > 2000
         assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
         assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
         newcomer = cluster.keys(4)
-        share = COPIES / 5
+        share = total / 5
         assert abs(newcomer - share) <= share * 0.25, f"node-4 holds {newcomer}, its share is {share:.0f}"
         for via in range(5):
             assert counter_values(cluster, via) == counters
+        # Written while it joined: each on node-4 too where it is a replica (it took writes at once).
+        assert readable_everywhere(cluster, writer.acknowledged, range(5)) == []
+        assert cluster.metric(4, "aerocache_stream_bytes_total", {"direction": "in"}) > 100_000
+        assert cluster.metric(4, "aerocache_stream_ranges_pending") == 0
+        own = cluster.status(via=4)["node-4"]
+        assert own["streaming"]["purpose"] == "joining" and own["streaming"]["done"], own
     finally:
         cluster.stop_all()
 
 
 def test_decommission_hands_every_range_over_then_the_node_exits_0():
-    cluster = Cluster(5)
+    cluster = Cluster(5, "--anti-entropy-interval", "0")  # streaming alone
     try:
         cluster.wait_converged(timeout=60)
         counters = fill(cluster)
         wait_for(lambda: copies(cluster, range(5)) == COPIES, 60, f"{COPIES} copies on five nodes")
         load = GetLoad(cluster, range(5))
+        writer = Writer(cluster, range(4), "during-decommission")
         time.sleep(1)
         load.remove(4)  # it stops at the end: reads through it are not the point
         code, out, err = cluster.ctl("decommission", "node-4", "--wait", "120s", via=0)
         assert code == 0, out + err
         assert "node-4 handed its ranges over and left the ring" in out
         assert cluster.processes[4].wait(timeout=30) == 0, cluster.log(4)
-        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"exactly {COPIES} copies on four nodes")
-        time.sleep(1)
+        writer.stop()
+        assert writer.failed == [], writer.failed[:5]
+        total = COPIES + 3 * len(writer.acknowledged)
+        wait_for(lambda: copies(cluster, range(4)) == total, 30, f"exactly {total} copies on four nodes")
+        assert readable_everywhere(cluster, writer.acknowledged, range(4)) == []
         load.stop()
         assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
         assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
         assert "node-4" not in cluster.status(via=1)
         for via in range(4):
             assert counter_values(cluster, via) == counters
-        # Writes go on after it left: a fresh key is on three of the four.
-        cluster.stub(0).Set(cache_pb2.SetRequest(key="after", value=b"v", consistency=cache_pb2.CONSISTENCY_ALL), timeout=10)
     finally:
         cluster.stop_all()
 
@@ -175,7 +230,18 @@ def test_decommission_and_remove_refuse_what_they_cannot_do():
         assert code == 2 and "not a member" in err, err
         code, _, err = cluster.ctl("decommission", "node-9", via=0)
         assert code == 2 and "not a member" in err, err
+        code, _, err = cluster.ctl("decommission", "node-2", via=0)
+        assert code == 2 and "fewer" in err and "add a node first" in err, err
+        # The node itself checks who is meant: a call sent to the wrong node changes nothing.
+        from aerocache.v1 import admin_pb2, admin_pb2_grpc
+        admin = admin_pb2_grpc.AdminStub(grpc.insecure_channel(cluster.address(1)))
+        try:
+            admin.Decommission(admin_pb2.DecommissionRequest(node_id="node-2"), timeout=10)
+            raise AssertionError("node-1 took a decommission meant for node-2")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "not node-2" in error.details()
         assert all(cluster.alive(i) for i in range(3))
+        assert all(state["state"] == "up" for state in cluster.status(via=2).values())
     finally:
         cluster.stop_all()
 

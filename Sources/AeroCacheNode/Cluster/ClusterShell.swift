@@ -133,6 +133,20 @@ public final class ClusterShell: Sendable {
         _ = await announce()
     }
 
+    /// ``announce()`` again until every member alive in this node's view has answered (at most
+    /// ten times): writes they coordinate from then on reach this node. Answers how many did.
+    func announceToEveryLiveMember() async -> Int {
+        var answered = 0
+        for attempt in 0..<10 {
+            answered = await announce()
+            let live = view.alive.subtracting([selfID]).count
+            if answered >= live { break }
+            logger.notice("\(live - answered) live members did not answer; telling them again", metadata: ["attempt": "\(attempt + 1)"])
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return answered
+    }
+
     /// Exchanges records with every member now (not gone, not this node), all at once, each
     /// within the peer timeout: what changed here reaches them without waiting for gossip.
     /// Answers how many replied.
@@ -320,6 +334,15 @@ public final class ClusterShell: Sendable {
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let joiner = Membership.Record(request.member)
+        // One move at a time: a range streamed from a member that another move takes it from
+        // could arrive empty. The joiner waits (it asks again) until the move under way ends.
+        let moving = membership.withLock { instance in
+            (instance.members(in: .joining) + instance.members(in: .leaving)).filter { $0 != joiner.id }
+        }
+        if let other = moving.first {
+            throw RPCError(.unavailable, "\(other) is joining or leaving the cluster now; this node joins when it is done "
+                + "(if \(other) died, `aerocachectl remove \(other)`)")
+        }
         let admission = membership.withLock { instance -> Result<(Membership.Record, Membership.Instance), JoinRefusal> in
             Result { () throws(JoinRefusal) in
                 let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode,

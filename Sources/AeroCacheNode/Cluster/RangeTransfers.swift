@@ -60,8 +60,6 @@ final class RangeTransfers: Sendable {
     static let settle: Duration = .seconds(1)
     /// Bytes one page carries past its first key.
     static let pageBytes = 1 << 20
-    /// How long a joiner keeps asking for ranges whose holders fail, before it turns up without them.
-    static let giveUpAfter: Duration = .seconds(120)
 
     init(cluster: ClusterShell, store: StorageEngine, limits: Limits, metrics: NodeMetrics, logger: Logger,
          executor: any TaskExecutor) {
@@ -119,14 +117,20 @@ final class RangeTransfers: Sendable {
         guard phase.isFilling else { return }
         // Everyone must write here before the copy starts, or a write could fall between.
         let started = ContinuousClock.now
-        let told = await cluster.announce()
+        let told = await cluster.announceToEveryLiveMember()
         let announced = ContinuousClock.now - started
         try? await Task.sleep(for: Self.settle)
         let view = cluster.view
-        let future = view.futureRing ?? view.ring
-        let ranges = RangeMovement.changes(from: cluster.ringWithoutSelf, to: future, replicationFactor: view.replicationFactor)
-            .filter { $0.gained.contains(view.selfID) }
-            .map { RangeStreamer.Range(start: $0.start, width: $0.width, sources: Self.sources(of: $0, excluding: [])) }
+        let without = cluster.ringWithoutSelf
+        // What it will hold once the moves under way are done, and (refilling) what reads may
+        // ask of it before then.
+        let targets = [view.futureRing ?? view.ring] + (phase == .refilling && view.futureRing != nil ? [view.ring] : [])
+        let ranges = targets.flatMap { target in
+            RangeMovement.changes(from: without, to: target, replicationFactor: view.replicationFactor)
+                .filter { $0.gained.contains(view.selfID) }
+                .map { RangeStreamer.Range(start: $0.start, width: $0.width,
+                                           sources: Self.sources(of: $0, excluding: [], losingFirst: phase == .joining)) }
+        }
         let purpose: Purpose = phase == .joining ? .joining : .refilling
         logger.info("streaming \(ranges.count) ranges before serving reads",
                     metadata: ["purpose": "\(purpose.rawValue)", "members_told": "\(told)", "announce_ms": "\(announced.wholeMilliseconds)"])
@@ -137,17 +141,19 @@ final class RangeTransfers: Sendable {
                     metadata: ["failed_ranges": "\(report.failed.count)"])
     }
 
-    /// The members to stream a range from, best first: those that hold it now and keep it,
-    /// then those that hold it now and lose it (a displaced owner may not hold what the
-    /// others do, when it stood in for a member that was down).
-    static func sources(of change: RangeMovement.Change, excluding gone: Set<String>) -> [String] {
+    /// The members to stream a range from, best first, without `gone`. A joiner asks first the
+    /// member it displaces (`losingFirst`): it took every write the others took, and it drops
+    /// the range afterwards, so what only it holds would be lost. A member refilling in place
+    /// asks the members that keep the range first: the one its return displaces only stood in.
+    static func sources(of change: RangeMovement.Change, excluding gone: Set<String>, losingFirst: Bool) -> [String] {
         let staying = change.before.filter { change.after.contains($0) }
         let losing = change.before.filter { !change.after.contains($0) }
-        return (staying + losing).filter { !gone.contains($0) }
+        return (losingFirst ? losing + staying : staying + losing).filter { !gone.contains($0) }
     }
 
     /// Streams `ranges` in, retrying those whose sources all failed (a sender that died hands
-    /// over to the next, at the page it stopped), until ``giveUpAfter``.
+    /// over to the next, at the page it stopped) for as long as one of their sources is a live
+    /// member: a range none of whose holders is left cannot be had from anyone.
     private func pull(_ ranges: [RangeStreamer.Range], purpose: Purpose) async -> RangeStreamer.Report {
         begin(purpose, ranges: ranges.count)
         let connections = cluster.peers
@@ -162,7 +168,7 @@ final class RangeTransfers: Sendable {
         streamer.pageBytes = Self.pageBytes
         var pending = ranges
         var total = RangeStreamer.Report()
-        let deadline = ContinuousClock.now + Self.giveUpAfter
+        var attempts = 0
         while !pending.isEmpty && !Task.isCancelled {
             let report = await run(streamer, over: pending, after: total)
             total.finished += report.finished
@@ -170,16 +176,19 @@ final class RangeTransfers: Sendable {
             total.applied += report.applied
             total.bytes += report.bytes
             total.lastError = report.lastError ?? total.lastError
-            pending = report.failed
-            guard !pending.isEmpty else { break }
-            if ContinuousClock.now >= deadline {
-                logger.error("gave up streaming \(pending.count) ranges: no holder answered; anti-entropy repairs them later",
-                             metadata: ["error": "\(total.lastError ?? "no live holder")"])
-                total.failed = pending
-                break
+            let alive = cluster.view.alive
+            let hopeless = report.failed.filter { !$0.sources.contains(where: alive.contains) }
+            if !hopeless.isEmpty {
+                logger.error("\(hopeless.count) ranges have no live holder to stream from: they stay empty here until writes or anti-entropy fill them")
+                total.failed += hopeless
             }
-            logger.warning("\(pending.count) ranges could not be streamed; trying again",
-                           metadata: ["error": "\(report.lastError ?? "no live holder")"])
+            pending = report.failed.filter { $0.sources.contains(where: alive.contains) }
+            guard !pending.isEmpty else { break }
+            attempts += 1
+            if attempts % 10 == 1 {
+                logger.warning("\(pending.count) ranges could not be streamed; trying again",
+                               metadata: ["error": "\(report.lastError ?? "no live holder")"])
+            }
             try? await Task.sleep(for: .seconds(1))
         }
         finish()
@@ -242,7 +251,8 @@ final class RangeTransfers: Sendable {
         let moves = RangeMovement.changes(from: change.old, to: change.new, replicationFactor: view.replicationFactor)
         if !change.removed.isEmpty {
             let gained = moves.filter { $0.gained.contains(selfID) }
-                .map { RangeStreamer.Range(start: $0.start, width: $0.width, sources: Self.sources(of: $0, excluding: change.removed)) }
+                .map { RangeStreamer.Range(start: $0.start, width: $0.width,
+                                           sources: Self.sources(of: $0, excluding: change.removed, losingFirst: false)) }
             if !gained.isEmpty {
                 tasks.addTask {
                     self.logger.info("re-replicating \(gained.count) ranges of removed \(change.removed.sorted())")
@@ -345,21 +355,29 @@ final class RangeTransfers: Sendable {
         return batches
     }
 
-    /// One page to `target`, tried a few times; a target that never takes it gets the records
-    /// as hints (replayed when it is back).
+    /// One page to `target`, tried until it takes it: the leaving node is the only one sure
+    /// to hold all of it. Only a target that left the cluster (removed, decommissioned) is
+    /// given up on.
     private func send(_ request: Aerocache_V1_ReplicateRequest, to target: String) async {
-        if Task.isCancelled { return }
-        for attempt in 1...5 {
+        var attempt = 0
+        while !Task.isCancelled {
             let view = cluster.view
-            if let address = view.address(of: target), view.alive.contains(target),
-               (try? await cluster.peers.connection(to: address)
-                   .unary(PeerMethods.replicate, request, timeout: max(cluster.configuration.peerTimeout, .seconds(10)))) != nil {
+            guard let address = view.address(of: target) else {
+                logger.warning("\(target) left the cluster while a range was handed to it")
                 return
             }
-            try? await Task.sleep(for: .milliseconds(200 * attempt))
+            if view.alive.contains(target),
+               let reply = try? await cluster.peers.connection(to: address)
+                   .unary(PeerMethods.replicate, request, timeout: max(cluster.configuration.peerTimeout, .seconds(10))) {
+                if !reply.rejected.isEmpty {
+                    logger.warning("\(target) refused \(reply.rejected.count) records of a range handed to it (full, or a clock too far off)")
+                }
+                return
+            }
+            attempt += 1
+            if attempt % 20 == 1 { logger.warning("\(target) does not take the range handed to it; trying again") }
+            try? await Task.sleep(for: .milliseconds(min(200 * attempt, 2_000)))
         }
-        logger.warning("\(target) did not take a page of a range handed over; keeping it as hints")
-        for record in request.records { cluster.addHint(EntryRecord(record), for: target) }
     }
 
     // MARK: Progress

@@ -59,7 +59,7 @@ struct ClientCallAnswer {
         case 0:
             return .failure(RPCError(.internalError, "\(peer) ended the call without a grpc-status"))
         case 7:  // REFUSED_STREAM: the request was not processed, safe to retry.
-            return .failure(RPCError(.unavailable, "\(peer) refused the call"))
+            return .failure(RPCError(.unavailable, "\(peer) refused the call", neverSent: true))
         case 8:  // CANCEL
             return .failure(RPCError(.cancelled, "\(peer) cancelled the call"))
         default:
