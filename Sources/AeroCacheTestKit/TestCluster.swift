@@ -31,8 +31,12 @@ public func withTestCluster<Result: Sendable>(
     return try await withThrowingTaskGroup(of: Void.self) { group in
         for node in nodes { group.addTask { try await node.node.run() } }
         defer { for node in nodes { node.node.initiateGracefulShutdown() } }
+        // Up, not only joined: a joiner streams its ranges before it serves reads.
         try await waitUntil(seconds: 30, "the \(count) nodes did not all see each other up") {
-            nodes.allSatisfy { $0.node.cluster.view.isJoined && $0.node.cluster.view.alive.count == count }
+            nodes.allSatisfy { node in
+                let view = node.node.cluster.view
+                return view.isJoined && view.statuses.count == count && view.statuses.allSatisfy { $0.status == .up }
+            }
         }
         let result = try await body(nodes)
         for node in nodes { node.node.initiateGracefulShutdown() }

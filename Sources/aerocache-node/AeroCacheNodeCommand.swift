@@ -47,6 +47,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "Hinted handoff: on or off.")
     var hintedHandoff: String = environment("hinted-handoff") ?? "on"
 
+    @Option(help: "on: a node that joins, or comes back without its data, streams its ranges before it serves reads; off: it serves them at once, empty, and leaves the refill to hints, read repair and anti-entropy (as Cassandra's auto_bootstrap: false; for tests of those paths).")
+    var bootstrap: String = environment("bootstrap") ?? "on"
+
     @Option(help: "Read repair: on or off.")
     var readRepair: String = environment("read-repair") ?? "on"
 
@@ -100,8 +103,8 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(
                 "--eviction-policy must be one of \(EvictionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard ["on", "off"].contains(hintedHandoff), ["on", "off"].contains(readRepair) else {
-            throw ArgumentParser.ValidationError("--hinted-handoff and --read-repair take on or off")
+        guard ["on", "off"].contains(hintedHandoff), ["on", "off"].contains(readRepair), ["on", "off"].contains(bootstrap) else {
+            throw ArgumentParser.ValidationError("--hinted-handoff, --read-repair and --bootstrap take on or off")
         }
         guard replicationFactor > 0 else { throw ArgumentParser.ValidationError("--replication-factor must be at least 1") }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
@@ -177,6 +180,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         configuration.cluster.replicationFactor = replicationFactor
         configuration.cluster.zone = zone
         configuration.cluster.hintedHandoff = hintedHandoff == "on"
+        configuration.cluster.bootstrap = bootstrap == "on"
         configuration.cluster.readRepair = readRepair == "on"
 
         let node = CacheNode(configuration: configuration, logger: logger)

@@ -50,10 +50,13 @@ def test_a_range_streams_every_key_once_with_deletes_and_expiries_as_anti_entrop
             "an expired value travelled with its bytes"
         assert by_key["kept:199"].value == b"v" * 199 and len(by_key["hits"].counter_windows) > 0
 
-        # Two halves of the ring hold the same keys as the whole.
+        # Two halves of the ring hold the same keys as the whole (but the expired ones: they
+        # leave what replicas must agree on once a sweep has passed their expiry, which may be
+        # between the two reads).
         first, _ = stream(stub, metadata, start=0, width=2**63, max_bytes=500)
         second, _ = stream(stub, metadata, start=2**63, width=2**63, max_bytes=1 << 30)
-        assert sorted(r.key for r in first + second) == sorted(keys)
+        lasting = sorted(key for key in keys if not key.startswith("expiring:"))
+        assert sorted(r.key for r in first + second if not r.key.startswith("expiring:")) == lasting
         assert not set(r.key for r in first) & set(r.key for r in second)
     finally:
         cluster.stop_all()

@@ -23,7 +23,7 @@ def miss_writes_then_restart(cluster):
     stub = cluster.stub(0)
     for key in KEYS:
         stub.Set(cache_pb2.SetRequest(key=key, value=key.encode(), consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
-    cluster.start(2)
+    cluster.start(2, "--bootstrap", "off")  # no streaming: each repair path alone
     wait_for(lambda: cluster.status()["node-2"]["state"] == "up", 15, "node-2 back up")
 
 

@@ -10,6 +10,9 @@ public struct ClusterConfiguration: Sendable {
     public var tokensPerNode = TokenAllocator.defaultTokenCount
     public var zone = ""
     public var hintedHandoff = true
+    /// Whether a node that joins (or comes back without its data) streams its ranges before it
+    /// serves reads; off, it turns up at once, empty.
+    public var bootstrap = true
     public var readRepair = true
     public var gossipInterval: Duration = .milliseconds(200)
     public var membership = Membership.Settings()

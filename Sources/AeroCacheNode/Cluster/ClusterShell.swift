@@ -230,6 +230,9 @@ public final class ClusterShell: Sendable {
                     throw JoinRefused(message: "cannot join the cluster through \(seed): \(error.message)")
                 } catch let error as JoinRefused {
                     throw error
+                } catch let error as RPCError where error.code == .unavailable && !error.neverSent {
+                    // The seed answered: it is busy (another node joins or leaves), not gone.
+                    if attempt % 10 == 0 { logger.notice("waiting for seed \(seed): \(error.message)") }
                 } catch {
                     if attempt % 10 == 0 { logger.warning("waiting for seed \(seed): \(error)") }
                 }

@@ -115,6 +115,11 @@ final class RangeTransfers: Sendable {
         }
         let phase = cluster.phase
         guard phase.isFilling else { return }
+        guard cluster.configuration.bootstrap else {
+            logger.notice("--bootstrap off: serving reads at once, empty; hints, read repair and anti-entropy refill this node")
+            await cluster.setPhase(.normal)
+            return
+        }
         // Everyone must write here before the copy starts, or a write could fall between.
         let started = ContinuousClock.now
         let told = await cluster.announceToEveryLiveMember()
