@@ -23,12 +23,12 @@ struct DecommissionCommand: AsyncParsableCommand {
 
     func run() async throws {
         let deadline = try deadline(wait)
-        let address = try await global.withClient { client in
+        let (address, others) = try await global.withClient { client in
             let status = try await client.connection.unary(AdminMethods.status, Aerocache_V1_StatusRequest(), timeout: client.timeout)
             guard let member = status.nodes.first(where: { $0.id == nodeID }) else {
                 throw CommandFailure("\(nodeID) is not a member of this cluster (status lists \(status.nodes.map(\.id).joined(separator: ", ")))")
             }
-            return member.address
+            return (member.address, status.nodes.filter { $0.id != nodeID && $0.state != "down" }.map(\.address))
         }
         var request = Aerocache_V1_DecommissionRequest()
         request.nodeID = nodeID
@@ -44,9 +44,10 @@ struct DecommissionCommand: AsyncParsableCommand {
             }).nodes.first(where: { $0.id == nodeID }) else { break }  // it stopped
             line.show("\(nodeID): \(own.state)" + (own.hasStreaming ? ", " + describe(own.streaming) : ""))
         }
-        // Gone from the node that stops: make sure the cluster agrees.
+        // Gone from the node that stops: make sure the others agree (asked directly: the
+        // endpoint given may be the node that left).
         while ContinuousClock.now < deadline {
-            let listed = try await global.withClient { client in
+            let listed = try await global.withClient(at: others.joined(separator: ",")) { client in
                 try await client.connection.unary(AdminMethods.status, Aerocache_V1_StatusRequest(), timeout: client.timeout)
             }.nodes.contains { $0.id == nodeID }
             if !listed {

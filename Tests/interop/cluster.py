@@ -135,9 +135,9 @@ class Cluster:
         if self.secret_file and os.path.exists(self.secret_file):
             os.unlink(self.secret_file)
 
-    def ctl(self, *args, via=0):
+    def ctl(self, *args, via=0, timeout=30):
         result = subprocess.run([self.ctl_binary, "--endpoints", self.address(via), *args],
-                                capture_output=True, timeout=30)
+                                capture_output=True, timeout=timeout)
         return result.returncode, result.stdout.decode(), result.stderr.decode()
 
     def status(self, via=0):

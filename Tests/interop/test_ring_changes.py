@@ -201,7 +201,8 @@ def test_decommission_hands_every_range_over_then_the_node_exits_0():
         writer = Writer(cluster, range(4), "during-decommission")
         time.sleep(1)
         load.remove(4)  # it stops at the end: reads through it are not the point
-        code, out, err = cluster.ctl("decommission", "node-4", "--wait", "120s", via=0)
+        # Through the leaving node itself: the command follows it, then asks the others.
+        code, out, err = cluster.ctl("decommission", "node-4", "--wait", "120s", via=4, timeout=150)
         assert code == 0, out + err
         assert "node-4 handed its ranges over and left the ring" in out
         assert cluster.processes[4].wait(timeout=30) == 0, cluster.log(4)
@@ -255,7 +256,7 @@ def test_remove_of_a_killed_node_re_replicates_its_ranges_within_60s():
         cluster.kill(3)
         cluster.wait_state(3, "down", via=0, timeout=30)
         started = time.monotonic()
-        code, out, err = cluster.ctl("remove", "node-3", "--wait", "60s", via=0)
+        code, out, err = cluster.ctl("remove", "node-3", "--wait", "60s", via=0, timeout=90)
         assert code == 0, out + err
         wait_for(lambda: copies(cluster, range(3)) == COPIES, 60 - (time.monotonic() - started),
                  f"exactly {COPIES} copies on the three survivors")
