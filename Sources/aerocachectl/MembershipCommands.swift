@@ -46,11 +46,13 @@ struct DecommissionCommand: AsyncParsableCommand {
         }
         // Gone from the node that stops: make sure the others agree (asked directly: the
         // endpoint given may be the node that left).
+        let survivors = others.isEmpty ? global.endpoints : others.joined(separator: ",")
         while ContinuousClock.now < deadline {
-            let listed = try await global.withClient(at: others.joined(separator: ",")) { client in
+            // A survivor too busy to answer in time is asked again.
+            let listed = try? await global.withClient(at: survivors) { client in
                 try await client.connection.unary(AdminMethods.status, Aerocache_V1_StatusRequest(), timeout: client.timeout)
             }.nodes.contains { $0.id == nodeID }
-            if !listed {
+            if listed == false {
                 line.finish("\(nodeID) handed its ranges over and left the ring")
                 return
             }

@@ -6,6 +6,8 @@ public enum JoinRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case badRecord(String)
     /// Another member already stamps the joiner's version number.
     case versionNumberTaken(joiner: String, member: String)
+    /// Another member is joining or leaving now: one move at a time (the joiner asks again).
+    case busy(String)
 
     public var description: String {
         switch self {
@@ -13,6 +15,9 @@ public enum JoinRefusal: Error, Equatable, Sendable, CustomStringConvertible {
             "node id \(id) is the id of the seed it joins through; start it with another --node-id"
         case .badRecord(let problem):
             problem
+        case .busy(let other):
+            "\(other) is joining or leaving the cluster now; this node joins when it is done "
+                + "(if \(other) died, `aerocachectl remove \(other)`)"
         case .versionNumberTaken(let joiner, let member):
             "node id \(joiner) stamps the same version number as member \(member); start it with another --node-id"
         }

@@ -50,7 +50,10 @@ extension ClusterView {
         if others.count < replicas.count || forwarded {
             return .local(others: others, replicas: replicas.count, selfIsReplica: others.count < replicas.count)
         }
-        guard let coordinator = replicas.first(where: isAlive) else { throw .noReplicaAlive(replicas: replicas.count) }
+        // A replica refilling its ranges coordinates nothing: a touch, a delete or an increment
+        // reads what it holds, which may not be there yet.
+        guard let coordinator = replicas.first(where: { isAlive($0) && !unreadable.contains($0.id) })
+            ?? replicas.first(where: isAlive) else { throw .noReplicaAlive(replicas: replicas.count) }
         return .forward(to: coordinator)
     }
 
@@ -94,7 +97,8 @@ extension ClusterView {
         let ownAddress = address(of: selfID)
         var seen = Set<String>()
         var order: [ForwardTarget] = []
-        for address in [first] + replicas(forKey: key).filter(isAlive).map(\.address) where seen.insert(address).inserted {
+        let next = replicas(forKey: key).filter { isAlive($0) && !unreadable.contains($0.id) }
+        for address in [first] + next.map(\.address) where seen.insert(address).inserted {
             if address == ownAddress {
                 order.append(.here)
                 break

@@ -337,17 +337,13 @@ public final class ClusterShell: Sendable {
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let joiner = Membership.Record(request.member)
-        // One move at a time: a range streamed from a member that another move takes it from
-        // could arrive empty. The joiner waits (it asks again) until the move under way ends.
-        let moving = membership.withLock { instance in
-            (instance.members(in: .joining) + instance.members(in: .leaving)).filter { $0 != joiner.id }
-        }
-        if let other = moving.first {
-            throw RPCError(.unavailable, "\(other) is joining or leaving the cluster now; this node joins when it is done "
-                + "(if \(other) died, `aerocachectl remove \(other)`)")
-        }
         let admission = membership.withLock { instance -> Result<(Membership.Record, Membership.Instance), JoinRefusal> in
-            Result { () throws(JoinRefusal) in
+            // One move at a time (checked under the lock that admits): a range streamed from a
+            // member that another move takes it from could arrive empty. The joiner asks again.
+            if let other = (instance.members(in: .joining) + instance.members(in: .leaving)).first(where: { $0 != joiner.id }) {
+                return .failure(.busy(other))
+            }
+            return Result { () throws(JoinRefusal) in
                 let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode,
                                                   replicationFactor: configuration.replicationFactor, nowMillis: now,
                                                   maxClockSkewMillis: configuration.maxClockSkewMillis)
@@ -360,6 +356,8 @@ public final class ClusterShell: Sendable {
             (admitted, instance) = value
         case .failure(.badRecord(let problem)):
             throw RPCError(.invalidArgument, problem)
+        case .failure(.busy(let other)):
+            throw RPCError(.unavailable, JoinRefusal.busy(other).description)
         case .failure(let refusal):
             throw RPCError(.failedPrecondition, refusal.description)
         }

@@ -181,13 +181,16 @@ final class RangeTransfers: Sendable {
             total.applied += report.applied
             total.bytes += report.bytes
             total.lastError = report.lastError ?? total.lastError
-            let alive = cluster.view.alive
-            let hopeless = report.failed.filter { !$0.sources.contains(where: alive.contains) }
+            // A holder that may still answer: not down (a suspect one may be back), not refilling itself.
+            let view = cluster.view
+            let down = Set(view.statuses.filter { $0.status == .down }.map(\.id))
+            let usable = { (id: String) in view.address(of: id) != nil && !down.contains(id) && !view.unreadable.contains(id) }
+            let hopeless = report.failed.filter { !$0.sources.contains(where: usable) }
             if !hopeless.isEmpty {
                 logger.error("\(hopeless.count) ranges have no live holder to stream from: they stay empty here until writes or anti-entropy fill them")
                 total.failed += hopeless
             }
-            pending = report.failed.filter { $0.sources.contains(where: alive.contains) }
+            pending = report.failed.filter { $0.sources.contains(where: usable) }
             guard !pending.isEmpty else { break }
             attempts += 1
             if attempts % 10 == 1 {
