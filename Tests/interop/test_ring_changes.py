@@ -13,7 +13,9 @@ from conftest import cache_pb2, health_pb2, health_pb2_grpc
 
 KEYS = [f"ring:{i}" for i in range(2000)]
 COUNTERS = [f"ring-counter:{i}" for i in range(20)]
-COPIES = 3 * (len(KEYS) + len(COUNTERS))
+BIG = "ring:big"  # a value of the largest size a client may set: it streams and is handed over whole
+BIG_VALUE = bytes(range(256)) * 4096
+COPIES = 3 * (len(KEYS) + len(COUNTERS) + 1)
 
 
 def fill(cluster):
@@ -22,10 +24,17 @@ def fill(cluster):
     for number, key in enumerate(KEYS):
         stubs[number % len(stubs)].Set(cache_pb2.SetRequest(key=key, value=f"v-{key}".encode(),
                                                             consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+    stubs[0].Set(cache_pb2.SetRequest(key=BIG, value=BIG_VALUE, consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
     for number, key in enumerate(COUNTERS):
         for step in range(3):
             stubs[(number + step) % len(stubs)].Increment(cache_pb2.IncrementRequest(key=key, delta=number + 1), timeout=10)
     return counter_values(cluster, 0)
+
+
+def big_value_everywhere(cluster, indexes):
+    """Whether every node in `indexes` reads the 1 MiB value whole at `one`."""
+    return all(cluster.stub(i).Get(cache_pb2.GetRequest(key=BIG, consistency=cache_pb2.CONSISTENCY_ONE),
+                                   timeout=10).value == BIG_VALUE for i in indexes)
 
 
 def counter_values(cluster, via):
@@ -181,6 +190,7 @@ def test_a_fifth_node_joins_four_without_a_miss_and_takes_its_share():
         assert abs(newcomer - share) <= share * 0.25, f"node-4 holds {newcomer}, its share is {share:.0f}"
         for via in range(5):
             assert counter_values(cluster, via) == counters
+        assert big_value_everywhere(cluster, range(5))
         # Written while it joined: each on node-4 too where it is a replica (it took writes at once).
         assert readable_everywhere(cluster, writer.acknowledged, range(5)) == []
         assert cluster.metric(4, "aerocache_stream_bytes_total", {"direction": "in"}) > 100_000
@@ -217,6 +227,7 @@ def test_decommission_hands_every_range_over_then_the_node_exits_0():
         assert "node-4" not in cluster.status(via=1)
         for via in range(4):
             assert counter_values(cluster, via) == counters
+        assert big_value_everywhere(cluster, range(4))
     finally:
         cluster.stop_all()
 
@@ -263,6 +274,7 @@ def test_remove_of_a_killed_node_re_replicates_its_ranges_within_60s():
         for via in range(3):
             assert "node-3" not in cluster.status(via=via)
             assert counter_values(cluster, via) == counters
+        assert big_value_everywhere(cluster, range(3))
     finally:
         cluster.stop_all()
 
@@ -293,5 +305,6 @@ def test_a_rolling_restart_with_data_lost_misses_no_read_at_one_or_quorum():
         wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"exactly {COPIES} copies again")
         for via in range(4):
             assert counter_values(cluster, via) == counters
+        assert big_value_everywhere(cluster, range(4))
     finally:
         cluster.stop_all()

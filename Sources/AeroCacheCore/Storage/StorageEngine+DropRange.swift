@@ -8,16 +8,8 @@ extension StorageEngine {
     /// lock for the part of the range it holds, one at a time. Returns how many entries went.
     @discardableResult
     public func dropRange(start: UInt64, width: UInt64, where drop: (UInt64) -> Bool) -> Int {
-        let start = width == 0 ? 0 : start
-        let last = width == 0 ? UInt64.max : width - 1
         var dropped = 0
-        var position: UInt64 = 0
-        while position <= last {
-            let index = shardIndex(start &+ position)
-            let shardLast = index == shards.count - 1 ? UInt64.max : (UInt64(index + 1) << shardShift) &- 1
-            let through = min(last, position &+ (shardLast &- (start &+ position)))
-            let low = start &+ position
-            let high = start &+ through
+        forEachShardPart(start: start, width: width, from: 0) { index, low, high in
             shards[index].withLock { table in
                 var doomed: [Int] = []
                 table.forEachSlot { tag, entryIndex in
@@ -31,8 +23,7 @@ extension StorageEngine {
                 usedBytes.subtract(before - table.bytes, ordering: .relaxed)
                 dropped += doomed.count
             }
-            if through == last { break }
-            position = through + 1
+            return true
         }
         return dropped
     }

@@ -30,19 +30,11 @@ extension StorageEngine {
     public func rangePage(start: UInt64, width: UInt64, from offset: UInt64, maxBytes: Int) -> RangePage {
         // The whole ring is read from hash 0, so that no offset wraps.
         let start = width == 0 ? 0 : start
-        let last = width == 0 ? UInt64.max : width - 1  // the last offset in the range
         var records: [EntryRecord] = []
         var bytes = 0
-        var position = offset
-        while position <= last {
-            let index = shardIndex(start &+ position)
-            let shardLast = index == shards.count - 1 ? UInt64.max : (UInt64(index + 1) << shardShift) &- 1
-            // The last offset this shard holds: its end, or the range's.
-            let through = min(last, position &+ (shardLast &- (start &+ position)))
-            var next: UInt64?
+        var next: UInt64?
+        forEachShardPart(start: start, width: width, from: offset) { index, low, high in
             let page: [EntryRecord] = shards[index].withLock { table in
-                let low = start &+ position
-                let high = start &+ through
                 var found: [(offset: UInt64, entryIndex: Int, size: Int)] = []
                 table.forEachSlot { tag, entryIndex in
                     // The slot's tag bounds its hash: skip entries that cannot be in the range.
@@ -72,10 +64,25 @@ extension StorageEngine {
                 }
             }
             records += page.map(stripped)
-            if let next { return RangePage(records: records, next: next) }
-            if through == last { break }
+            return next == nil
+        }
+        return RangePage(records: records, next: next)
+    }
+
+    /// Walks the part of the range `start ..< start + width` (wrapping; width 0: the whole ring,
+    /// from hash 0) that each shard holds, in hash order, from `offset` hashes into the range
+    /// on: `body(shard, low, high)` for hashes `low ... high`, until it answers false.
+    func forEachShardPart(start: UInt64, width: UInt64, from offset: UInt64, _ body: (Int, UInt64, UInt64) -> Bool) {
+        let start = width == 0 ? 0 : start
+        let last = width == 0 ? UInt64.max : width - 1  // the last offset in the range
+        var position = offset
+        while position <= last {
+            let index = shardIndex(start &+ position)
+            let shardLast = index == shards.count - 1 ? UInt64.max : (UInt64(index + 1) << shardShift) &- 1
+            // The last offset this shard holds: its end, or the range's.
+            let through = min(last, position &+ (shardLast &- (start &+ position)))
+            guard body(index, start &+ position, start &+ through), through != last else { return }
             position = through + 1
         }
-        return RangePage(records: records, next: nil)
     }
 }
