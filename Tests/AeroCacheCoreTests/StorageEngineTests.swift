@@ -56,6 +56,35 @@ import Testing
         #expect(store.liveKeyCount() == 500)
     }
 
+    /// The live count is kept as entries change (``LiveCount``): it must equal a check of every
+    /// key through writes with and without TTLs, deletes, touches, counters, expiry, sweeps,
+    /// evictions and a clock that steps back.
+    @Test func theLiveKeyCountEqualsACheckOfEveryKey() throws {
+        let clock = ManualClock()
+        clock.set(1_000_000)
+        let store = engine(clock) { $0.maxMemoryBytes = 120 * 1024; $0.tombstoneGraceMillis = 5_000 }
+        var random = SplitMix64(seed: 7)
+        let keys = (0..<3_000).map { "k\($0)" }
+        for step in 0..<20_000 {
+            let key = keys[Int(random.next() % UInt64(keys.count))]
+            let ttl = [0, 0, 50, 500, 3_000][Int(random.next() % 5)]
+            switch random.next() % 10 {
+            case 0...4: try store.set(key, value: [UInt8](repeating: 1, count: 40), ttlMillis: Int64(ttl))
+            case 5: _ = try store.delete(key)
+            case 6: _ = try store.touch(key, ttlMillis: Int64(ttl))
+            case 7: _ = try store.increment("counter:\(key)", by: 1, ttlMillis: Int64(ttl))
+            case 8: clock.advance(by: Int64(random.next() % 400))
+            default: _ = store.sweep(budgetPerShard: 16)
+            }
+            if step % 1_000 == 1 { clock.advance(by: -1_500) }  // the wall clock steps back after a count
+            if step % 50 == 0 {
+                let checked = keys.filter(store.contains).count + keys.filter { store.contains("counter:\($0)") }.count
+                #expect(store.liveKeyCount() == checked, "step \(step)")
+            }
+        }
+        #expect(store.statistics.evictions > 0, "the memory bound was reached")
+    }
+
     @Test func tombstonesAreDroppedAfterTheGracePeriod() throws {
         let clock = ManualClock()
         let store = engine(clock) { $0.tombstoneGraceMillis = 1_000 }

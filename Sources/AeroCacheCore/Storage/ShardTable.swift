@@ -22,6 +22,8 @@ struct ShardTable: ~Copyable {
     private(set) var bytes = 0
     /// Tombstones and freed expired values.
     private(set) var tombstones = 0
+    /// The entries holding a value that has not expired, without a scan per call.
+    private var live = LiveCount()
     private let hash: HashFunction
     var clock: HybridLogicalClock
     private var sweepCursor = 0
@@ -47,6 +49,11 @@ struct ShardTable: ~Copyable {
     }
 
     var count: Int { entries.count }
+
+    /// Entries holding a value that has not expired at `now` (not tombstones, not expired).
+    mutating func liveCount(at now: Int64) -> Int {
+        live.count(at: now, scan: entries.lazy.filter { !$0.isMarker }.map(\.expiresAt))
+    }
 
     @inline(__always)
     func entry(at index: Int) -> RawEntry { entries[index] }
@@ -78,7 +85,7 @@ struct ShardTable: ~Copyable {
         entries.append(entry)
         place(tag: Self.tag(of: keyHash), index: entries.count - 1)
         bytes += Self.cost(of: entry)
-        if entry.isMarker { tombstones += 1 }
+        if entry.isMarker { tombstones += 1 } else { live.add(expiresAt: entry.expiresAt) }
         digests.add(entry, keyHash: keyHash)
     }
 
@@ -88,6 +95,8 @@ struct ShardTable: ~Copyable {
         let old = entries[index]
         bytes += Self.cost(of: entry) - Self.cost(of: old)
         tombstones += (entry.isMarker ? 1 : 0) - (old.isMarker ? 1 : 0)
+        if !old.isMarker { live.remove(expiresAt: old.expiresAt) }
+        if !entry.isMarker { live.add(expiresAt: entry.expiresAt) }
         digests.replace(old, with: entry, keyHash: keyHash ?? hash(old.key))
         entries[index] = entry
         old.deallocate()
@@ -97,7 +106,7 @@ struct ShardTable: ~Copyable {
     private mutating func remove(slot: Int, index: Int, keyHash: UInt64) {
         let removed = entries[index]
         bytes -= Self.cost(of: removed)
-        if removed.isMarker { tombstones -= 1 }
+        if removed.isMarker { tombstones -= 1 } else { live.remove(expiresAt: removed.expiresAt) }
         digests.remove(removed, keyHash: keyHash)
         clearSlot(slot)
         let last = entries.count - 1

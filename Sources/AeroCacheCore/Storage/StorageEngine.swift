@@ -321,12 +321,11 @@ public final class StorageEngine: Sendable {
                           expiredReclaimed: reclaimedCount.load(ordering: .relaxed))
     }
 
-    /// Live keys (not expired, not deleted): a full scan, for `status` rather than hot paths.
+    /// Live keys (not expired, not deleted). Kept as entries change: a shard is scanned only
+    /// when one of its entries may have expired since its last scan (``LiveCount``).
     public func liveKeyCount() -> Int {
         let now = now()
-        return shards.reduce(0) { total, shard in
-            total + shard.withLock { table in table.entries.reduce(0) { $0 + ($1.isDead(at: now) ? 0 : 1) } }
-        }
+        return shards.reduce(0) { total, shard in total + shard.withLock { table in table.liveCount(at: now) } }
     }
 
     /// Bytes that fit under the memory bound before anything is evicted.
