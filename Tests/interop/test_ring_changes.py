@@ -308,3 +308,48 @@ def test_a_rolling_restart_with_data_lost_misses_no_read_at_one_or_quorum():
         assert big_value_everywhere(cluster, range(4))
     finally:
         cluster.stop_all()
+
+
+def test_a_sender_killed_mid_stream_the_joiner_goes_on_from_another_copy():
+    # node-3 streams ~3 MiB at 256 KiB/s (about 10 s); node-1, one of the holders it streams
+    # from, is killed once a fifth of the ranges are in. Nothing but streaming fills node-3.
+    cluster = Cluster(4, "--anti-entropy-interval", "0", "--read-repair", "off", started=3)
+    try:
+        wait_for(lambda: all(cluster.converged(via=i, count=3) for i in range(3)), 30, "three nodes up in every view")
+        counters = fill(cluster)
+        padded = [f"pad:{i}" for i in range(1500)]
+        stub = cluster.stub(0)
+        for key in padded:
+            stub.Set(cache_pb2.SetRequest(key=key, value=key.encode().ljust(2048, b"."),
+                                          consistency=cache_pb2.CONSISTENCY_QUORUM), timeout=10)
+        total = COPIES + 3 * len(padded)
+        wait_for(lambda: copies(cluster, range(3)) == total, 30, f"{total} copies on three nodes")
+        load = GetLoad(cluster, [0, 2])
+        cluster.start(3, "--stream-rate", "256KiB")
+        wait_for(lambda: serving(cluster, 3), 20, "node-3 has joined")
+
+        def streamed_a_fifth():
+            progress = cluster.status(via=3)["node-3"].get("streaming") or {}
+            assert not progress.get("done"), f"node-3 finished streaming before node-1 was killed: {progress}"
+            return progress.get("ranges_done", 0) * 5 >= progress.get("ranges_total", 1)
+        wait_for(streamed_a_fifth, 30, "node-3 streamed a fifth of its ranges")
+        cluster.kill(1)
+        wait_for(lambda: all(cluster.status(via=i).get("node-3", {}).get("state") == "up" for i in (0, 2, 3)), 90,
+                 "node-3 up in every live view")
+        load.add(3)
+        time.sleep(1)
+        load.stop()
+        assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
+        assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
+        # Every key node-3 replicates is in its own store: it answers each at `one` itself.
+        assert readable_everywhere(cluster, KEYS + padded, [3]) == []
+        # With node-1 forgotten, the survivors take its copies: exactly N of each again, which
+        # holds only if node-3 took every range it gained on joining.
+        code, out, err = cluster.ctl("remove", "node-1", "--wait", "60s", via=0, timeout=90)
+        assert code == 0, out + err
+        wait_for(lambda: copies(cluster, [0, 2, 3]) == total, 60, f"exactly {total} copies on three nodes")
+        for via in (0, 2, 3):
+            assert counter_values(cluster, via) == counters
+        assert big_value_everywhere(cluster, [0, 2, 3])
+    finally:
+        cluster.stop_all()
