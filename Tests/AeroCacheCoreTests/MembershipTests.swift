@@ -161,6 +161,17 @@ struct SimulatedCluster {
         }
         cluster.nodes["n2"]!.merge([stale], nowMillis: cluster.now)
         #expect(cluster.nodes["n2"]!.records["n3"]?.phase == .removed, "an older record loses")
+        // A node removed while cut off, not dead, beats on: its record overtakes the removal's.
+        var outlived = stale
+        outlived.heartbeat += 1_000_000
+        cluster.nodes["n2"]!.merge([outlived], nowMillis: cluster.now)
+        #expect(cluster.nodes["n2"]!.records["n3"]?.phase == .removed, "a removal sticks for the incarnation")
+        var restarted = stale
+        restarted.incarnation += 1
+        restarted.tokens = []
+        cluster.nodes["n2"]!.merge([restarted], nowMillis: cluster.now)
+        #expect(cluster.nodes["n2"]!.records["n3"]?.phase == .normal, "a restart may come back (through a seed)")
+        #expect(!cluster.nodes["n2"]!.ring.members.contains { $0.id == "n3" }, "without tokens until admitted again")
         // Nobody gossips with it any more, down or not.
         for _ in 0..<20 {
             #expect(!cluster.nodes["n0"]!.tick(nowMillis: cluster.now).contains { $0 == .gossip(id: "n3", address: stale.address) })
@@ -180,5 +191,24 @@ struct SimulatedCluster {
         newer.heartbeat += 1
         #expect(instance.merge([newer], nowMillis: 1_300) == [.publishView], "new tokens do")
         #expect(instance.tick(nowMillis: 1_400) == [.gossip(id: "b", address: "10.0.0.2:7400")])
+    }
+
+    /// A shell publishes snapshots from several tasks: the revision says which is newer.
+    @Test func everyChangeRaisesTheRevisionAndNothingElseDoes() {
+        var instance = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [1], incarnation: 1))
+        var revisions = [instance.revision]
+        _ = instance.tick(nowMillis: 1_000)
+        revisions.append(instance.revision)
+        let b = Membership.Record(id: "b", address: "10.0.0.2:7400", tokens: [2], incarnation: 1)
+        _ = instance.merge([b], nowMillis: 1_000)
+        revisions.append(instance.revision)
+        instance.setPhase(.leaving)
+        revisions.append(instance.revision)
+        instance.markRemoved("b")
+        revisions.append(instance.revision)
+        #expect(zip(revisions, revisions.dropFirst()).allSatisfy { $0 < $1 }, "\(revisions)")
+        _ = (instance.ring, instance.futureRing, instance.currentIDs, instance.status(of: "b", nowMillis: 2_000))
+        #expect(instance.revision == revisions.last, "reading changes nothing")
+        #expect(ClusterView(instance, clockProblem: nil, nowMillis: 2_000, replicationFactor: 3).revision == instance.revision)
     }
 }

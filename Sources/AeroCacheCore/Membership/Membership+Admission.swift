@@ -114,6 +114,6 @@ extension ClusterView {
                   statuses: ids.map { ($0, instance.records[$0]!.address, instance.status(of: $0, nowMillis: nowMillis)) },
                   replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty,
                   clockProblem: clockProblem, futureRing: instance.futureRing,
-                  unreadable: Set(instance.members(in: .refilling)))
+                  unreadable: Set(instance.members(in: .refilling)), revision: instance.revision)
     }
 }

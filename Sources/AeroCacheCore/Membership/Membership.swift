@@ -88,9 +88,12 @@ public enum Membership {
     public struct Instance: Sendable {
         public let selfID: String
         public let settings: Settings
-        public private(set) var records: [String: Record]
+        public private(set) var records: [String: Record] { didSet { revision &+= 1 } }
         /// Each other member's failure detector, fed when its heartbeat advances.
-        private var detectors: [String: PhiAccrualDetector] = [:]
+        private var detectors: [String: PhiAccrualDetector] = [:] { didSet { revision &+= 1 } }
+        /// Counts the changes to what a view is built from: of two snapshots, the one with the
+        /// higher revision is the newer (a shell publishing from several tasks keeps the newest).
+        public private(set) var revision: UInt64 = 0
         private var random: SplitMix64
         private var ticks: UInt64 = 0
 
@@ -146,6 +149,9 @@ public enum Membership {
                     ringChanged = true
                     continue
                 }
+                // A member gone for good stays gone in its incarnation, whatever heartbeat a
+                // node that was cut off from the news still gossips; a restart may come back.
+                if known.phase.isGone && !record.phase.isGone && record.incarnation <= known.incarnation { continue }
                 if record.supersedes(known) {
                     var record = record
                     // Tokens, once allotted, stay: a restarted member's first record (before it

@@ -19,6 +19,8 @@ public final class ClusterView: Sendable {
     public let isJoined: Bool
     /// Why this node must not stamp versions now (its clock is far from its peers'), if it must not.
     public let clockProblem: String?
+    /// The membership revision it was built from (``Membership/Instance/revision``).
+    public let revision: UInt64
     /// This node's index in `ring.members`, if it owns tokens.
     let selfIndex: Int?
     /// When every member holds every key (replication factor ≥ members) and this node is one:
@@ -27,8 +29,9 @@ public final class ClusterView: Sendable {
 
     public init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
          replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil, futureRing: Ring? = nil,
-         unreadable: Set<String> = []) {
+         unreadable: Set<String> = [], revision: UInt64 = 0) {
         self.selfID = selfID
+        self.revision = revision
         self.ring = ring
         self.futureRing = futureRing.flatMap { $0.members == ring.members ? nil : $0 }
         self.unreadable = unreadable

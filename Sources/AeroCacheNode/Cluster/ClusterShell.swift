@@ -86,10 +86,13 @@ public final class ClusterShell: Sendable {
         if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
         let view = ClusterView(instance, clockProblem: problem, nowMillis: nowMillis,
                                replicationFactor: configuration.replicationFactor)
-        let old = published.withLock { published in
+        // Tasks publish side by side: a snapshot older than the one out already stays unseen.
+        let replaced = published.withLock { published -> Ring? in
+            guard view.revision >= published.revision else { return nil }
             defer { published = view }
             return published.ring
         }
+        guard let old = replaced else { return }
         if old.members != view.ring.members && !old.isEmpty {
             let removed = Set(old.members.map(\.id)).filter { instance.records[$0]?.phase == .removed }
             ringChangesContinuation.yield(RingChange(old: old, new: view.ring, removed: removed))
