@@ -166,6 +166,17 @@ struct SimulatedCluster {
         outlived.heartbeat += 1_000_000
         cluster.nodes["n2"]!.merge([outlived], nowMillis: cluster.now)
         #expect(cluster.nodes["n2"]!.records["n3"]?.phase == .removed, "a removal sticks for the incarnation")
+        // The other way round: a node that heard the member beat on past the removal's
+        // heartbeat still takes the removal, and the member itself learns it must stop.
+        var beyond = Membership.Instance(me: Membership.Record(id: "m", address: "10.0.0.8:7400", tokens: [9], incarnation: 1))
+        _ = beyond.merge([outlived], nowMillis: cluster.now)
+        let removal = cluster.nodes["n0"]!.records["n3"]!
+        #expect(removal.heartbeat < outlived.heartbeat)
+        _ = beyond.merge([removal], nowMillis: cluster.now)
+        #expect(beyond.records["n3"]?.phase == .removed, "a removal beats any heartbeat of its incarnation")
+        var removedItself = Membership.Instance(me: stale)
+        #expect(removedItself.merge([removal], nowMillis: cluster.now).contains(.removedSelf))
+        #expect(!removedItself.merge([stale], nowMillis: cluster.now).contains(.removedSelf))
         var restarted = stale
         restarted.incarnation += 1
         restarted.tokens = []

@@ -353,3 +353,26 @@ def test_a_sender_killed_mid_stream_the_joiner_goes_on_from_another_copy():
         assert big_value_everywhere(cluster, [0, 2, 3])
     finally:
         cluster.stop_all()
+
+
+def test_a_node_removed_while_cut_off_stops_when_it_hears_of_it():
+    # Paused past the failure detector, removed, resumed: it hears of its removal in gossip and
+    # exits with one line instead of serving from a ring the others have left.
+    cluster = Cluster(4)
+    try:
+        cluster.wait_converged()
+        cluster.pause(3)
+        cluster.wait_state(3, "down", via=0, timeout=30)
+        code, out, err = cluster.ctl("remove", "node-3", via=0)
+        assert code == 0, out + err
+        wait_for(lambda: all("node-3" not in cluster.status(via=i) for i in range(3)), 15, "node-3 forgotten everywhere")
+        cluster.resume(3)
+        assert cluster.processes[3].wait(timeout=30) != 0
+        log = cluster.log(3)
+        assert "node-3 was removed from the cluster" in log, log[-2000:]
+        time.sleep(2)  # its last gossip is in: it must not come back
+        for via in range(3):
+            assert "node-3" not in cluster.status(via=via)
+            assert cluster.converged(via=via, count=3)
+    finally:
+        cluster.stop_all()

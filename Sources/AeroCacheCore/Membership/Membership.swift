@@ -112,6 +112,9 @@ public enum Membership {
             case gossip(id: String, address: String)
             /// The members or their tokens changed: publish the new view now.
             case publishView
+            /// The others removed this node (`aerocachectl remove`) in its current incarnation,
+            /// while it was cut off from them: it is no member any more and must stop.
+            case removedSelf
         }
 
         /// Advances this node's heartbeat; says whom to gossip with now.
@@ -138,9 +141,12 @@ public enum Membership {
         @discardableResult
         public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> [Directive] {
             var ringChanged = false
+            var removedSelf = false
             for record in incoming {
                 if record.id == selfID {
-                    // Others may hold an older incarnation of us; ours is the truth.
+                    // Others may hold an older incarnation of us; ours is the truth, unless
+                    // they removed this very incarnation.
+                    removedSelf = removedSelf || record.phase == .removed && record.incarnation == me.incarnation
                     continue
                 }
                 guard let known = records[record.id] else {
@@ -149,10 +155,12 @@ public enum Membership {
                     ringChanged = true
                     continue
                 }
-                // A member gone for good stays gone in its incarnation, whatever heartbeat a
-                // node that was cut off from the news still gossips; a restart may come back.
+                // A member gone for good stays gone in its incarnation, whatever heartbeats a
+                // node cut off from the news (or the member itself) carried meanwhile; a
+                // restart, a new incarnation, may come back.
+                let sameIncarnation = record.incarnation == known.incarnation
                 if known.phase.isGone && !record.phase.isGone && record.incarnation <= known.incarnation { continue }
-                if record.supersedes(known) {
+                if record.supersedes(known) || record.phase.isGone && !known.phase.isGone && sameIncarnation {
                     var record = record
                     // Tokens, once allotted, stay: a restarted member's first record (before it
                     // has joined again) carries none and must not take it out of the ring. A
@@ -166,7 +174,7 @@ public enum Membership {
                     heard(from: record.id, restarted: record.incarnation != known.incarnation, nowMillis: nowMillis)
                 }
             }
-            return ringChanged ? [.publishView] : []
+            return (ringChanged ? [.publishView] : []) + (removedSelf ? [.removedSelf] : [])
         }
 
         /// Replaces this node's own record (tokens allotted at join).

@@ -22,6 +22,8 @@ public final class ClusterShell: Sendable {
     private let settings: Aerocache_V1_ClusterSettings
     /// Whether hints are being replayed now.
     private let replaying = Atomic<Bool>(false)
+    /// Set when gossip says the others removed this node (``Membership/Instance/Directive/removedSelf``).
+    private let removedByOthers = Atomic<Bool>(false)
     /// Whether the hint store is dropping hints (logged once per such episode).
     private let droppingHints = Atomic<Bool>(false)
     /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
@@ -87,15 +89,15 @@ public final class ClusterShell: Sendable {
         let view = ClusterView(instance, clockProblem: problem, nowMillis: nowMillis,
                                replicationFactor: configuration.replicationFactor)
         // Tasks publish side by side: a snapshot older than the one out already stays unseen.
-        let replaced = published.withLock { published -> Ring? in
-            guard view.revision >= published.revision else { return nil }
-            defer { published = view }
-            return published.ring
-        }
-        guard let old = replaced else { return }
-        if old.members != view.ring.members && !old.isEmpty {
-            let removed = Set(old.members.map(\.id)).filter { instance.records[$0]?.phase == .removed }
-            ringChangesContinuation.yield(RingChange(old: old, new: view.ring, removed: removed))
+        // The ring change goes out under the lock, so changes arrive in the order of the views.
+        published.withLock { published in
+            guard view.revision >= published.revision else { return }
+            let old = published.ring
+            published = view
+            if old.members != view.ring.members && !old.isEmpty {
+                let removed = Set(old.members.map(\.id)).filter { instance.records[$0]?.phase == .removed }
+                ringChangesContinuation.yield(RingChange(old: old, new: view.ring, removed: removed))
+            }
         }
     }
 
@@ -172,10 +174,7 @@ public final class ClusterShell: Sendable {
                         .unary(PeerMethods.gossip, outgoing, timeout: self.configuration.peerTimeout) else { return false }
                     let now = UnixClock.nowMillis()
                     let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
-                    let changed = self.membership.withLock { instance in
-                        instance.merge(incoming, nowMillis: now).contains(.publishView) ? instance : nil
-                    }
-                    if let changed { self.publish(changed, nowMillis: now) }
+                    if let changed = self.merge(incoming, nowMillis: now) { self.publish(changed, nowMillis: now) }
                     return true
                 }
             }
@@ -186,7 +185,8 @@ public final class ClusterShell: Sendable {
     // MARK: Running
 
     /// Joins (when seeded), then gossips until cancelled. Throws ``JoinRefused`` when the
-    /// cluster refuses this node (other ring settings, no or another secret, a taken number).
+    /// cluster refuses this node (other ring settings, no or another secret, a taken number),
+    /// or when gossip says the others removed it while it was cut off from them.
     public func run() async throws {
         if !configuration.seeds.isEmpty { try await join() }
         // Exchanges run beside the rounds: a peer that does not answer (down, or cut off by
@@ -194,6 +194,7 @@ public final class ClusterShell: Sendable {
         await withDiscardingTaskGroup { exchanges in
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.gossipInterval)
+                if removedByOthers.load(ordering: .relaxed) { break }
                 gossipRound(exchanges: &exchanges)
                 // One replay at a time, beside the rounds too: a slow target must not slow the heartbeats.
                 if replaying.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
@@ -203,6 +204,10 @@ public final class ClusterShell: Sendable {
                     }
                 }
             }
+        }
+        if removedByOthers.load(ordering: .relaxed) {
+            throw JoinRefused(message: "\(selfID) was removed from the cluster (aerocachectl remove) while cut off from it: "
+                              + "it serves no more; restart it (empty) to join again")
         }
     }
 
@@ -245,6 +250,13 @@ public final class ClusterShell: Sendable {
         }
     }
 
+    /// Merges records gossip brought; answers the instance when the view must be published now.
+    private func merge(_ incoming: [Membership.Record], nowMillis: Int64) -> Membership.Instance? {
+        let (directives, instance) = membership.withLock { instance in (instance.merge(incoming, nowMillis: nowMillis), instance) }
+        if directives.contains(.removedSelf) { removedByOthers.store(true, ordering: .relaxed) }
+        return directives.contains(.publishView) ? instance : nil
+    }
+
     /// Ticks the membership, publishes the view, and starts an exchange with each target.
     private func gossipRound(exchanges: inout DiscardingTaskGroup) {
         let now = UnixClock.nowMillis()
@@ -268,10 +280,8 @@ public final class ClusterShell: Sendable {
                 let now = UnixClock.nowMillis()
                 self.clocks.withLock { $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAt, receivedAt: now) }
                 let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
-                let changed = self.membership.withLock { instance in
-                    instance.merge(incoming, nowMillis: now).contains(.publishView) ? instance : nil
-                }
-                if let changed { self.publish(changed, nowMillis: now) }  // a new member or new tokens: show them now
+                // A new member or new tokens: show them now.
+                if let changed = self.merge(incoming, nowMillis: now) { self.publish(changed, nowMillis: now) }
             }
         }
     }
