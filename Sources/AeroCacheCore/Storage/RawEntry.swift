@@ -74,7 +74,6 @@ struct RawEntry {
 
     var expiresAt: Int64 {
         get { base.loadUnaligned(fromByteOffset: 0, as: Int64.self) }
-        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 0, as: Int64.self) }
     }
 
     var version: Version {

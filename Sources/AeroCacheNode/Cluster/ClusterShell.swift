@@ -129,6 +129,11 @@ public final class ClusterShell: Sendable {
                 return .failure(RPCError(.failedPrecondition, "\(id) is \(status), not down: decommission a live node instead "
                     + "(remove is for a dead one; wait until status shows it down)"))
             }
+            // One move at a time: a joiner listed the ranges it streams before this one moved them.
+            if let other = (instance.members(in: .joining) + instance.members(in: .leaving)).first(where: { $0 != id }) {
+                return .failure(RPCError(.failedPrecondition, "\(other) is joining or leaving the cluster now: remove \(id) "
+                    + "once it is done (if \(other) died, remove it first)"))
+            }
             instance.markRemoved(id)
             return .success(instance)
         }
