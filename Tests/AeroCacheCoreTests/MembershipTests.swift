@@ -204,6 +204,34 @@ struct SimulatedCluster {
         #expect(instance.tick(nowMillis: 1_400) == [.gossip(id: "b", address: "10.0.0.2:7400")])
     }
 
+    /// A node started without seeds founds a cluster; if the first gossip that reaches it holds
+    /// an older incarnation of it with tokens, it was a member restarted without seeds.
+    @Test func aFoundingNodeThatWasAMemberTakesItsTokensBackAndRefills() {
+        let old = Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [5, 6], incarnation: 1)
+        let b = Membership.Record(id: "b", address: "10.0.0.2:7400", tokens: [2], incarnation: 1)
+        func founder() -> Membership.Instance {
+            var instance = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [9], incarnation: 2))
+            instance.founding = true
+            return instance
+        }
+        var restarted = founder()
+        #expect(restarted.merge([b, old], nowMillis: 1_000) == [.publishView, .restartedWithoutSeeds])
+        #expect(restarted.me.tokens == [5, 6] && restarted.me.phase == .refilling && restarted.me.incarnation == 2)
+        #expect(restarted.merge([b, old], nowMillis: 1_100).isEmpty, "once")
+
+        var fresh = founder()
+        _ = fresh.merge([b], nowMillis: 1_000)  // a cluster that never knew it: it stays what it is
+        #expect(!fresh.merge([old], nowMillis: 1_100).contains(.restartedWithoutSeeds), "only the first news counts")
+        #expect(fresh.me.tokens == [9] && fresh.me.phase == .normal)
+
+        var seeded = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [9], incarnation: 2))
+        #expect(!seeded.merge([b, old], nowMillis: 1_000).contains(.restartedWithoutSeeds), "a node with seeds joins instead")
+        var removed = old
+        removed.phase = .removed
+        var refounded = founder()
+        #expect(!refounded.merge([b, removed], nowMillis: 1_000).contains(.restartedWithoutSeeds), "a removed one founds anew")
+    }
+
     /// A shell publishes snapshots from several tasks: the revision says which is newer.
     @Test func everyChangeRaisesTheRevisionAndNothingElseDoes() {
         var instance = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [1], incarnation: 1))

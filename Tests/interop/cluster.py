@@ -80,10 +80,12 @@ class Cluster:
     def address(self, index):
         return f"127.0.0.1:{self.ports[index]}"
 
-    def command(self, index, *extra):
+    def command(self, index, *extra, seeded=True):
         # node-0 founds the cluster; restarted, it joins it again through node-1 (without seeds
-        # it would start a new cluster of one until gossip reached it).
-        if index == 0:
+        # it founds a cluster of one until gossip reaches it; seeded=False does that).
+        if not seeded:
+            seeds = []
+        elif index == 0:
             seeds = ["--seeds", self.address(1)] if 0 in self.processes and len(self.ports) > 1 else []
         else:
             seeds = ["--seeds", self.address(0)]
@@ -92,11 +94,11 @@ class Cluster:
         return [self.binary, "--listen", self.address(index), "--node-id", self.ids[index], *seeds, *secret, *metrics,
                 "--log-level", "warning", *self.flags, *extra]
 
-    def start(self, index, *extra, wrapper=(), env=None):
+    def start(self, index, *extra, wrapper=(), env=None, seeded=True):
         log = tempfile.TemporaryFile()
         self.logs[index] = log
         self.processes[index] = subprocess.Popen(
-            [*wrapper, *self.command(index, *extra)], stdout=subprocess.DEVNULL, stderr=log,
+            [*wrapper, *self.command(index, *extra, seeded=seeded)], stdout=subprocess.DEVNULL, stderr=log,
             env={**os.environ, **self.env, **(env or {})})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -381,3 +381,36 @@ def test_a_node_removed_while_cut_off_stops_when_it_hears_of_it():
             assert cluster.converged(via=via, count=3)
     finally:
         cluster.stop_all()
+
+
+def test_the_founding_node_restarted_empty_without_seeds_is_refilled_before_it_serves_reads():
+    # Operators restart nodes with the command line they started them with: node-0's has no
+    # seeds. It founds a cluster of one until the others' gossip reaches it, then finds out it
+    # was their member, takes its tokens back and refills before anyone reads from it.
+    cluster = Cluster(4, "--anti-entropy-interval", "0", "--hinted-handoff", "off", "--read-repair", "off",
+                      "--log-level", "info")
+    try:
+        cluster.wait_converged()
+        counters = fill(cluster)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"{COPIES} copies on four nodes")
+        load = GetLoad(cluster, [1, 2, 3], levels=(cache_pb2.CONSISTENCY_ONE, cache_pb2.CONSISTENCY_QUORUM))
+        cluster.processes[0].terminate()
+        assert cluster.processes[0].wait(timeout=30) == 0
+        cluster.wait_state(0, "down", via=1, timeout=30)
+        cluster.start(0, seeded=False)
+        wait_for(lambda: all(cluster.status(via=i).get("node-0", {}).get("state") == "up" for i in range(4)), 60,
+                 "node-0 up again in every view")
+        load.add(0)
+        time.sleep(1)
+        load.stop()
+        assert load.reads > 1000
+        assert load.misses == [], f"{len(load.misses)} misses of {load.reads} reads: {load.misses[:5]}"
+        assert load.errors == [], f"{len(load.errors)} errors of {load.reads} reads: {load.errors[:5]}"
+        assert readable_everywhere(cluster, KEYS, [0]) == []
+        assert "restarted without --seeds" in cluster.log(0)
+        wait_for(lambda: copies(cluster, range(4)) == COPIES, 30, f"exactly {COPIES} copies again")
+        for via in range(4):
+            assert cluster.converged(via=via)
+            assert counter_values(cluster, via) == counters
+    finally:
+        cluster.stop_all()

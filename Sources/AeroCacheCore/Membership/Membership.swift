@@ -96,6 +96,10 @@ public enum Membership {
         public private(set) var revision: UInt64 = 0
         private var random: SplitMix64
         private var ticks: UInt64 = 0
+        /// This node started a cluster of its own (it had no seeds) and has heard from no member
+        /// yet. An older incarnation of it in the first gossip that reaches it means it is a
+        /// member restarted without seeds, not a new cluster (``Directive/restartedWithoutSeeds``).
+        public var founding = false
 
         public init(me: Record, settings: Settings = .init(), seed: UInt64 = 0x5EED) {
             selfID = me.id
@@ -115,6 +119,9 @@ public enum Membership {
             /// The others removed this node (`aerocachectl remove`) in its current incarnation,
             /// while it was cut off from them: it is no member any more and must stop.
             case removedSelf
+            /// This founding node is a member restarted (empty) without seeds: it took back its
+            /// tokens and turned ``Phase/refilling`` and must stream its ranges before it serves reads.
+            case restartedWithoutSeeds
         }
 
         /// Advances this node's heartbeat; says whom to gossip with now.
@@ -142,11 +149,19 @@ public enum Membership {
         public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> [Directive] {
             var ringChanged = false
             var removedSelf = false
+            var restarted = false
+            let wasFounding = founding
+            if incoming.contains(where: { $0.id != selfID }) { founding = false }
             for record in incoming {
                 if record.id == selfID {
                     // Others may hold an older incarnation of us; ours is the truth, unless
-                    // they removed this very incarnation.
+                    // they removed this very incarnation, or we founded a cluster they had.
                     removedSelf = removedSelf || record.phase == .removed && record.incarnation == me.incarnation
+                    if wasFounding && record.incarnation < me.incarnation && !record.tokens.isEmpty && !record.phase.isGone {
+                        adoptTokens(record.tokens, phase: .refilling)
+                        restarted = true
+                        ringChanged = true
+                    }
                     continue
                 }
                 guard let known = records[record.id] else {
@@ -175,6 +190,7 @@ public enum Membership {
                 }
             }
             return (ringChanged ? [.publishView] : []) + (removedSelf ? [.removedSelf] : [])
+                + (restarted ? [.restartedWithoutSeeds] : [])
         }
 
         /// Replaces this node's own record (tokens allotted at join).

@@ -29,6 +29,10 @@ public final class ClusterShell: Sendable {
     /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
     let ringChanges: AsyncStream<RingChange>
     private let ringChangesContinuation: AsyncStream<RingChange>.Continuation
+    /// Once, when this node, started without seeds, turns out to be a member restarted empty
+    /// (``Membership/Instance/Directive/restartedWithoutSeeds``): ``RangeTransfers`` refills it.
+    let restartedWithoutSeeds: AsyncStream<Void>
+    private let restartedWithoutSeedsContinuation: AsyncStream<Void>.Continuation
 
     /// The ring reads use changed from `old` to `new`; `removed`: members that left it because
     /// the operator removed them (their ranges must be re-replicated from the other copies).
@@ -59,12 +63,14 @@ public final class ClusterShell: Sendable {
             ? TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode) : []
         let me = Membership.Record(id: selfID, address: address, zone: configuration.zone, tokens: tokens,
                                    incarnation: incarnation)
-        let instance = Membership.Instance(me: me, settings: configuration.membership,
+        var instance = Membership.Instance(me: me, settings: configuration.membership,
                                            seed: XXHash64.hash(selfID))
+        instance.founding = configuration.seeds.isEmpty
         membership = Mutex(instance)
         published = Mutex(ClusterView(instance, clockProblem: nil, nowMillis: now,
                                       replicationFactor: configuration.replicationFactor))
         (ringChanges, ringChangesContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        (restartedWithoutSeeds, restartedWithoutSeedsContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     /// The current snapshot.
@@ -255,10 +261,21 @@ public final class ClusterShell: Sendable {
         }
     }
 
-    /// Merges records gossip brought; answers the instance when the view must be published now.
+    /// Merges records gossip brought and acts on what they say of this node; answers the
+    /// instance when the view must be published now.
+    @discardableResult
     private func merge(_ incoming: [Membership.Record], nowMillis: Int64) -> Membership.Instance? {
         let (directives, instance) = membership.withLock { instance in (instance.merge(incoming, nowMillis: nowMillis), instance) }
         if directives.contains(.removedSelf) { removedByOthers.store(true, ordering: .relaxed) }
+        if directives.contains(.restartedWithoutSeeds) {
+            logger.warning("""
+                this node was a member of the cluster it hears from, restarted without --seeds: it takes back its tokens \
+                and refills its ranges before it serves reads (give a restarted node --seeds to join first)
+                """)
+            publish(instance, nowMillis: nowMillis)
+            restartedWithoutSeedsContinuation.yield()
+            return nil
+        }
         return directives.contains(.publishView) ? instance : nil
     }
 
@@ -392,10 +409,8 @@ public final class ClusterShell: Sendable {
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let incoming = acceptable(message.members.map(Membership.Record.init), nowMillis: now)
-        let records = membership.withLock { instance in
-            instance.merge(incoming, nowMillis: now)
-            return Array(instance.records.values)
-        }
+        if let changed = merge(incoming, nowMillis: now) { publish(changed, nowMillis: now) }
+        let records = membership.withLock { Array($0.records.values) }
         var reply = Aerocache_V1_GossipMessage()
         reply.settings = settings
         reply.members = records.map(\.proto)
