@@ -10,6 +10,7 @@ import grpc
 
 from cluster import Cluster, wait_for
 from conftest import cache_pb2, health_pb2, health_pb2_grpc
+from aerocache.v1 import peer_pb2
 
 KEYS = [f"ring:{i}" for i in range(2000)]
 COUNTERS = [f"ring-counter:{i}" for i in range(20)]
@@ -412,5 +413,31 @@ def test_the_founding_node_restarted_empty_without_seeds_is_refilled_before_it_s
         for via in range(4):
             assert cluster.converged(via=via)
             assert counter_values(cluster, via) == counters
+    finally:
+        cluster.stop_all()
+
+
+def test_a_refilling_node_answers_no_peer_read_until_it_holds_its_ranges():
+    # A coordinator whose view lags may still ask it: "not found" would count as an answer.
+    cluster = Cluster(3, "--anti-entropy-interval", "0", "--hinted-handoff", "off", "--read-repair", "off")
+    try:
+        cluster.wait_converged()
+        fill(cluster)
+        wait_for(lambda: copies(cluster, range(3)) == COPIES, 30, f"{COPIES} copies on three nodes")
+        cluster.processes[2].terminate()
+        assert cluster.processes[2].wait(timeout=30) == 0
+        cluster.wait_state(2, "down", via=0, timeout=30)
+        cluster.start(2, "--stream-rate", "64KiB")  # the 1 MiB value alone takes 16 s
+        wait_for(lambda: serving(cluster, 2), 20, "node-2 answers")
+        assert cluster.status(via=0)["node-2"]["state"] == "joining"
+        stub, metadata = cluster.peer(2)
+        try:
+            stub.Read(peer_pb2.ReadRequest(keys=[KEYS[0]]), metadata=metadata, timeout=10)
+            raise AssertionError("node-2 answered a peer read while refilling")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE and "streaming its ranges in" in error.details()
+        wait_for(lambda: cluster.status(via=0)["node-2"]["state"] == "up", 60, "node-2 up")
+        assert cluster.record(2, KEYS[0]).value == f"v-{KEYS[0]}".encode()
+        assert big_value_everywhere(cluster, range(3))
     finally:
         cluster.stop_all()

@@ -38,7 +38,10 @@ struct PeerService: Sendable {
             },
             ServerMethod(PeerMethods.read, membersOnly: true,
                          limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
-                .now(try read(request))
+                // A coordinator whose view lags may still ask a node streaming its ranges in:
+                // "not found" from it would count as an answer.
+                guard cluster.view.servesReads else { throw RPCError(.unavailable, "this node is still streaming its ranges in") }
+                return .now(try read(request))
             },
             // Anti-entropy scans and merges: on the background thread, never on an event loop.
             ServerMethod(PeerMethods.digestRoots, membersOnly: true,
