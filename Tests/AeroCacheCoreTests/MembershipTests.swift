@@ -177,6 +177,11 @@ struct SimulatedCluster {
         var removedItself = Membership.Instance(me: stale)
         #expect(removedItself.merge([removal], nowMillis: cluster.now).contains(.removedSelf))
         #expect(!removedItself.merge([stale], nowMillis: cluster.now).contains(.removedSelf))
+        // A seed admits no run of it that was removed: only a restart joins again.
+        var seed = cluster.nodes["n0"]!
+        #expect(throws: JoinRefusal.removed("n3")) {
+            _ = try seed.admit(outlived, tokensPerNode: 1, replicationFactor: 3, nowMillis: cluster.now, maxClockSkewMillis: 1_000_000)
+        }
         var restarted = stale
         restarted.incarnation += 1
         restarted.tokens = []

@@ -16,7 +16,7 @@ import urllib.request
 
 import grpc
 
-from conftest import cache_pb2, cache_pb2_grpc, free_port
+from conftest import cache_pb2, cache_pb2_grpc, free_port, health_pb2, health_pb2_grpc
 from aerocache.v1 import peer_pb2, peer_pb2_grpc  # noqa: E402
 
 SECRET_HEADER = "aerocache-cluster-secret"
@@ -68,6 +68,9 @@ class Cluster:
         try:
             for index in range(size if started is None else started):
                 self.start(index)
+                if index == 0:
+                    # A founder with a secret waits 3 s for members that may know it, then founds.
+                    self.wait_serving(0)
         except BaseException:
             self.stop_all()  # a node that failed to start leaves none running
             raise
@@ -109,6 +112,18 @@ class Cluster:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"node-{index} did not start")
+
+    def wait_serving(self, index, timeout=20):
+        """Waits until node `index` has its tokens (before, it answers every call UNAVAILABLE)."""
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(self.address(index)))
+
+        def serving():
+            try:
+                return health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
+                    health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                return False
+        wait_for(serving, timeout, f"node-{index} serving")
 
     def log(self, index):
         log = self.logs[index]

@@ -8,6 +8,8 @@ public enum JoinRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case versionNumberTaken(joiner: String, member: String)
     /// Another member is joining or leaving now: one move at a time (the joiner asks again).
     case busy(String)
+    /// The operator removed this very run of the joiner (`aerocachectl remove`).
+    case removed(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,8 @@ public enum JoinRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .busy(let other):
             "\(other) is joining or leaving the cluster now; this node joins when it is done "
                 + "(if \(other) died, `aerocachectl remove \(other)`)"
+        case .removed(let id):
+            "\(id) was removed from this cluster (aerocachectl remove): restart it to join again"
         case .versionNumberTaken(let joiner, let member):
             "node id \(joiner) stamps the same version number as member \(member); start it with another --node-id"
         }
@@ -38,6 +42,9 @@ extension Membership.Instance {
         }
         if let twin = records.values.first(where: { $0.id != joiner.id && $0.versionNode == joiner.versionNode }) {
             throw .versionNumberTaken(joiner: joiner.id, member: twin.id)
+        }
+        if let known = records[joiner.id], known.phase == .removed, joiner.incarnation <= known.incarnation {
+            throw .removed(joiner.id)
         }
         var record = joiner
         if let known = records[joiner.id], !known.tokens.isEmpty, !known.phase.isGone {

@@ -136,10 +136,9 @@ public enum Membership {
                 let pick = live[Int(random.next() % UInt64(live.count))]
                 if !targets.contains(pick) { targets.append(pick) }
             }
-            // Now and then, a down member: when a partition heals it answers and comes back.
-            if !down.isEmpty && ticks % 5 == 0 {
-                targets.append(down[Int(random.next() % UInt64(down.count))])
-            }
+            // Now and then, every down member: when a partition heals it answers and comes back,
+            // and a member restarted without seeds learns it was one (``founding``).
+            if ticks % 5 == 0 { targets += down }
             return targets.map { .gossip(id: $0, address: records[$0]!.address) }
         }
 

@@ -29,10 +29,6 @@ public final class ClusterShell: Sendable {
     /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
     let ringChanges: AsyncStream<RingChange>
     private let ringChangesContinuation: AsyncStream<RingChange>.Continuation
-    /// Once, when this node, started without seeds, turns out to be a member restarted empty
-    /// (``Membership/Instance/Directive/restartedWithoutSeeds``): ``RangeTransfers`` refills it.
-    let restartedWithoutSeeds: AsyncStream<Void>
-    private let restartedWithoutSeedsContinuation: AsyncStream<Void>.Continuation
 
     /// The ring reads use changed from `old` to `new`; `removed`: members that left it because
     /// the operator removed them (their ranges must be re-replicated from the other copies).
@@ -58,19 +54,21 @@ public final class ClusterShell: Sendable {
         settings.tokensPerNode = UInt32(configuration.tokensPerNode)
         self.settings = settings
         let now = UnixClock.nowMillis()
-        // A new cluster's first member takes its tokens now; a joiner gets them from a seed.
-        let tokens = configuration.seeds.isEmpty
+        // A joiner gets its tokens from a seed. A node without seeds takes its own: at once
+        // when it stands alone (no secret: no peer can reach it), else after ``foundingWindow``
+        // (``foundOrRejoin()``), unless the others reach it first and it was their member.
+        let founding = configuration.seeds.isEmpty && configuration.credential != nil
+        let tokens = configuration.seeds.isEmpty && !founding
             ? TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode) : []
         let me = Membership.Record(id: selfID, address: address, zone: configuration.zone, tokens: tokens,
                                    incarnation: incarnation)
         var instance = Membership.Instance(me: me, settings: configuration.membership,
                                            seed: XXHash64.hash(selfID))
-        instance.founding = configuration.seeds.isEmpty
+        instance.founding = founding
         membership = Mutex(instance)
         published = Mutex(ClusterView(instance, clockProblem: nil, nowMillis: now,
                                       replicationFactor: configuration.replicationFactor))
         (ringChanges, ringChangesContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
-        (restartedWithoutSeeds, restartedWithoutSeedsContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     /// The current snapshot.
@@ -135,10 +133,11 @@ public final class ClusterShell: Sendable {
                 return .failure(RPCError(.failedPrecondition, "\(id) is \(status), not down: decommission a live node instead "
                     + "(remove is for a dead one; wait until status shows it down)"))
             }
-            // One move at a time: a joiner listed the ranges it streams before this one moved them.
-            if let other = (instance.members(in: .joining) + instance.members(in: .leaving)).first(where: { $0 != id }) {
-                return .failure(RPCError(.failedPrecondition, "\(other) is joining or leaving the cluster now: remove \(id) "
-                    + "once it is done (if \(other) died, remove it first)"))
+            // A member streaming its ranges in listed them when it started: a removal would move
+            // more. (A leaving one hands over to live members only: a dead one may be removed.)
+            if let other = (instance.members(in: .joining) + instance.members(in: .refilling)).first(where: { $0 != id }) {
+                return .failure(RPCError(.failedPrecondition, "\(other) is streaming its ranges in now: remove \(id) "
+                    + "once it is up (if \(other) died, remove it first)"))
             }
             instance.markRemoved(id)
             return .success(instance)
@@ -199,7 +198,7 @@ public final class ClusterShell: Sendable {
     /// cluster refuses this node (other ring settings, no or another secret, a taken number),
     /// or when gossip says the others removed it while it was cut off from them.
     public func run() async throws {
-        if !configuration.seeds.isEmpty { try await join() }
+        if !configuration.seeds.isEmpty { try await join() } else { await foundOrRejoin() }
         // Exchanges run beside the rounds: a peer that does not answer (down, or cut off by
         // a partition) delays nothing, so heartbeats keep their pace with everyone else.
         await withDiscardingTaskGroup { exchanges in
@@ -219,6 +218,32 @@ public final class ClusterShell: Sendable {
         if removedByOthers.load(ordering: .relaxed) {
             throw JoinRefused(message: "\(selfID) was removed from the cluster (aerocachectl remove) while cut off from it: "
                               + "it serves no more; restart it (empty) to join again")
+        }
+    }
+
+    /// How long a node started without seeds, with a secret, waits for the others' gossip
+    /// before it founds a cluster: members gossip to each member they see down every second.
+    static let foundingWindow = Duration.seconds(3)
+
+    /// Founds a cluster, unless gossip shows within ``foundingWindow`` that this node is a member
+    /// restarted without seeds (``Membership/Instance/Directive/restartedWithoutSeeds``): then it
+    /// has taken its tokens back and refills. Until then it has no tokens: it answers nothing,
+    /// takes no write and admits no joiner.
+    private func foundOrRejoin() async {
+        let deadline = ContinuousClock.now + Self.foundingWindow
+        while membership.withLock({ $0.me.tokens.isEmpty }) && ContinuousClock.now < deadline && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let now = UnixClock.nowMillis()
+        let founded = membership.withLock { instance -> Membership.Instance? in
+            instance.founding = false
+            guard instance.me.tokens.isEmpty else { return nil }
+            instance.adoptTokens(TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode), phase: .normal)
+            return instance
+        }
+        if let founded {
+            publish(founded, nowMillis: now)
+            logger.info("founded a cluster (no member reached it within \(Self.foundingWindow))")
         }
     }
 
@@ -270,11 +295,8 @@ public final class ClusterShell: Sendable {
         if directives.contains(.restartedWithoutSeeds) {
             logger.warning("""
                 this node was a member of the cluster it hears from, restarted without --seeds: it takes back its tokens \
-                and refills its ranges before it serves reads (give a restarted node --seeds to join first)
+                and refills its ranges before it serves reads (give a restarted node --seeds to join at once)
                 """)
-            publish(instance, nowMillis: nowMillis)
-            restartedWithoutSeedsContinuation.yield()
-            return nil
         }
         return directives.contains(.publishView) ? instance : nil
     }
@@ -405,10 +427,14 @@ public final class ClusterShell: Sendable {
 
     func handleGossip(_ message: Aerocache_V1_GossipMessage) throws(RPCError) -> Aerocache_V1_GossipMessage {
         try checkSettings(message.settings)
-        // Before it has joined (again), this node's own record has no tokens: others must not take it.
-        guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         let now = UnixClock.nowMillis()
         let incoming = acceptable(message.members.map(Membership.Record.init), nowMillis: now)
+        // A node without seeds, not founded yet, learns here whether it was the caller's member.
+        if !view.isJoined && membership.withLock({ $0.founding }), let changed = merge(incoming, nowMillis: now) {
+            publish(changed, nowMillis: now)
+        }
+        // Before it has joined (again), this node's own record has no tokens: others must not take it.
+        guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         if let changed = merge(incoming, nowMillis: now) { publish(changed, nowMillis: now) }
         let records = membership.withLock { Array($0.records.values) }
         var reply = Aerocache_V1_GossipMessage()

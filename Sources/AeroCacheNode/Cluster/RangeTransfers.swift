@@ -91,8 +91,6 @@ final class RangeTransfers: Sendable {
         await withTaskExecutorPreference(executor) {
             await withDiscardingTaskGroup { tasks in
                 tasks.addTask { await self.fillAfterJoining() }
-                // A founding node that turns out to be a member restarted without seeds.
-                tasks.addTask { for await _ in self.cluster.restartedWithoutSeeds { await self.fillAfterJoining() } }
                 tasks.addTask {
                     for await _ in self.decommissions {
                         await self.handOver()
