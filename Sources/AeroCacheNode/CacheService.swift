@@ -101,8 +101,10 @@ public struct CacheService: Sendable {
         guard let coordinator else { return nil }
         let view = coordinator.cluster.view
         guard view.isJoined else {
-            throw RPCError(.unavailable, "this node has not joined its cluster yet (seeds: "
-                + coordinator.cluster.configuration.seeds.map(\.description).joined(separator: ",") + ")")
+            let seeds = coordinator.cluster.configuration.seeds
+            throw RPCError(.unavailable, seeds.isEmpty
+                ? "this node has not founded its cluster yet: it waits 3 s for members that may know it"
+                : "this node has not joined its cluster yet (seeds: " + seeds.map(\.description).joined(separator: ",") + ")")
         }
         return view.isSingleNode ? nil : (coordinator, view)
     }

@@ -220,14 +220,26 @@ struct SimulatedCluster {
             return instance
         }
         var restarted = founder()
-        #expect(restarted.merge([b, old], nowMillis: 1_000) == [.publishView, .restartedWithoutSeeds])
+        #expect(restarted.merge([b], nowMillis: 900).isEmpty, "another cluster's members are not its own")
+        #expect(restarted.founding && restarted.records["b"] == nil)
+        let directives = restarted.merge([b, old], nowMillis: 1_000)
+        #expect(directives.contains(.restartedWithoutSeeds) && directives.contains(.publishView))
         #expect(restarted.me.tokens == [5, 6] && restarted.me.phase == .refilling && restarted.me.incarnation == 2)
-        #expect(restarted.merge([b, old], nowMillis: 1_100).isEmpty, "once")
+        #expect(restarted.records["b"] != nil, "the members come with the news")
+        #expect(!restarted.merge([b, old], nowMillis: 1_100).contains(.restartedWithoutSeeds), "once")
 
-        var fresh = founder()
-        _ = fresh.merge([b], nowMillis: 1_000)  // a cluster that never knew it: it stays what it is
-        #expect(!fresh.merge([old], nowMillis: 1_100).contains(.restartedWithoutSeeds), "only the first news counts")
-        #expect(fresh.me.tokens == [9] && fresh.me.phase == .normal)
+        var joinerBefore = founder()
+        var joining = old
+        joining.phase = .joining
+        _ = joinerBefore.merge([b, joining], nowMillis: 1_000)
+        #expect(joinerBefore.me.phase == .joining, "a joiner that had not streamed yet stays one")
+
+        // Founded alone (nobody reached it in time): its cluster reaching it later stops it.
+        var late = founder()
+        late.founding = false
+        late.foundedAlone = true
+        #expect(late.merge([b, old], nowMillis: 1_000) == [.foundedBesideItsCluster])
+        #expect(late.records["b"] == nil && late.me.tokens == [9])
 
         var seeded = Membership.Instance(me: Membership.Record(id: "a", address: "10.0.0.1:7400", tokens: [9], incarnation: 2))
         #expect(!seeded.merge([b, old], nowMillis: 1_000).contains(.restartedWithoutSeeds), "a node with seeds joins instead")

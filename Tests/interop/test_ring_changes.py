@@ -441,3 +441,26 @@ def test_a_refilling_node_answers_no_peer_read_until_it_holds_its_ranges():
         assert big_value_everywhere(cluster, range(3))
     finally:
         cluster.stop_all()
+
+
+def test_a_node_restarted_without_seeds_that_founded_alone_stops_when_its_cluster_reaches_it():
+    # Its members paused past its 3 s founding window: it founds a cluster of its own. When
+    # they reach it, it must not merge into them as a normal, empty member: it exits with one line.
+    cluster = Cluster(3)
+    try:
+        cluster.wait_converged()
+        cluster.kill(0)
+        cluster.wait_state(0, "down", via=1, timeout=30)
+        cluster.pause(1)
+        cluster.pause(2)
+        cluster.start(0, seeded=False)
+        cluster.wait_serving(0)  # founded alone
+        cluster.resume(1)
+        cluster.resume(2)
+        assert cluster.processes[0].wait(timeout=30) != 0
+        log = cluster.log(0)
+        assert "founded a cluster of its own before its cluster reached it" in log, log[-2000:]
+        for via in (1, 2):
+            assert cluster.status(via=via)["node-0"]["state"] == "down"
+    finally:
+        cluster.stop_all()

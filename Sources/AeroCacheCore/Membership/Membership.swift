@@ -96,10 +96,13 @@ public enum Membership {
         public private(set) var revision: UInt64 = 0
         private var random: SplitMix64
         private var ticks: UInt64 = 0
-        /// This node started a cluster of its own (it had no seeds) and has heard from no member
-        /// yet. An older incarnation of it in the first gossip that reaches it means it is a
-        /// member restarted without seeds, not a new cluster (``Directive/restartedWithoutSeeds``).
+        /// This node had no seeds and has not founded a cluster yet: it merges only gossip that
+        /// holds an older incarnation of it with tokens, which makes it a member restarted
+        /// without seeds (``Directive/restartedWithoutSeeds``), not a new cluster.
         public var founding = false
+        /// This node founded a cluster alone, nobody having reached it while it was ``founding``.
+        /// If its cluster reaches it after all, it must not merge into it (``Directive/foundedBesideItsCluster``).
+        public var foundedAlone = false
 
         public init(me: Record, settings: Settings = .init(), seed: UInt64 = 0x5EED) {
             selfID = me.id
@@ -122,6 +125,14 @@ public enum Membership {
             /// This founding node is a member restarted (empty) without seeds: it took back its
             /// tokens and turned ``Phase/refilling`` and must stream its ranges before it serves reads.
             case restartedWithoutSeeds
+            /// This node founded a cluster alone, and then a cluster that had it as a member
+            /// reached it: it holds none of its data and must stop (restart it with seeds).
+            case foundedBesideItsCluster
+        }
+
+        /// Whether `record` is an earlier run of this node that held tokens (and did not leave).
+        func isEarlierRunOfMe(_ record: Record) -> Bool {
+            record.id == selfID && record.incarnation < me.incarnation && !record.tokens.isEmpty && !record.phase.isGone
         }
 
         /// Advances this node's heartbeat; says whom to gossip with now.
@@ -146,21 +157,23 @@ public enum Membership {
         /// their tokens changed.
         @discardableResult
         public mutating func merge(_ incoming: [Record], nowMillis: Int64) -> [Directive] {
+            if founding {
+                // Until it founds, only news of an earlier run of it counts; any other cluster's
+                // members are not its own.
+                guard let earlier = incoming.first(where: isEarlierRunOfMe) else { return [] }
+                founding = false
+                // As a seed admits a member back: a joiner that had not streamed yet stays one.
+                adoptTokens(earlier.tokens, phase: earlier.phase == .joining ? .joining : .refilling)
+                return merge(incoming, nowMillis: nowMillis) + [.publishView, .restartedWithoutSeeds]
+            }
+            if foundedAlone && incoming.contains(where: isEarlierRunOfMe) { return [.foundedBesideItsCluster] }
             var ringChanged = false
             var removedSelf = false
-            var restarted = false
-            let wasFounding = founding
-            if incoming.contains(where: { $0.id != selfID }) { founding = false }
             for record in incoming {
                 if record.id == selfID {
                     // Others may hold an older incarnation of us; ours is the truth, unless
-                    // they removed this very incarnation, or we founded a cluster they had.
+                    // they removed this very incarnation.
                     removedSelf = removedSelf || record.phase == .removed && record.incarnation == me.incarnation
-                    if wasFounding && record.incarnation < me.incarnation && !record.tokens.isEmpty && !record.phase.isGone {
-                        adoptTokens(record.tokens, phase: .refilling)
-                        restarted = true
-                        ringChanged = true
-                    }
                     continue
                 }
                 guard let known = records[record.id] else {
@@ -189,7 +202,6 @@ public enum Membership {
                 }
             }
             return (ringChanged ? [.publishView] : []) + (removedSelf ? [.removedSelf] : [])
-                + (restarted ? [.restartedWithoutSeeds] : [])
         }
 
         /// Replaces this node's own record (tokens allotted at join).

@@ -45,8 +45,8 @@ public final class ClusterView: Sendable {
             ? ring.members.filter { $0.id != selfID } : nil
     }
 
-    /// Whether this node answers reads from its own store (it is not refilling).
-    public var servesReads: Bool { !unreadable.contains(selfID) }
+    /// Whether this node answers reads from its own store (it has its tokens and is not refilling).
+    public var servesReads: Bool { isJoined && !unreadable.contains(selfID) }
 
     /// Whether this node holds a readable replica of `key`, without building the preference list.
     public func holdsReplica(ofKey key: String) -> Bool {

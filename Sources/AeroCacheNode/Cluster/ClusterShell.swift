@@ -22,8 +22,9 @@ public final class ClusterShell: Sendable {
     private let settings: Aerocache_V1_ClusterSettings
     /// Whether hints are being replayed now.
     private let replaying = Atomic<Bool>(false)
-    /// Set when gossip says the others removed this node (``Membership/Instance/Directive/removedSelf``).
-    private let removedByOthers = Atomic<Bool>(false)
+    /// Why this node must stop, once gossip told it (``Membership/Instance/Directive/removedSelf``,
+    /// ``Membership/Instance/Directive/foundedBesideItsCluster``): ``run()`` throws it.
+    private let stopReason = Mutex<String?>(nil)
     /// Whether the hint store is dropping hints (logged once per such episode).
     private let droppingHints = Atomic<Bool>(false)
     /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
@@ -204,7 +205,7 @@ public final class ClusterShell: Sendable {
         await withDiscardingTaskGroup { exchanges in
             while !Task.isCancelled {
                 try? await Task.sleep(for: configuration.gossipInterval)
-                if removedByOthers.load(ordering: .relaxed) { break }
+                if stopReason.withLock({ $0 }) != nil { break }
                 gossipRound(exchanges: &exchanges)
                 // One replay at a time, beside the rounds too: a slow target must not slow the heartbeats.
                 if replaying.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
@@ -215,10 +216,7 @@ public final class ClusterShell: Sendable {
                 }
             }
         }
-        if removedByOthers.load(ordering: .relaxed) {
-            throw JoinRefused(message: "\(selfID) was removed from the cluster (aerocachectl remove) while cut off from it: "
-                              + "it serves no more; restart it (empty) to join again")
-        }
+        if let reason = stopReason.withLock({ $0 }) { throw JoinRefused(message: reason) }
     }
 
     /// How long a node started without seeds, with a secret, waits for the others' gossip
@@ -236,8 +234,9 @@ public final class ClusterShell: Sendable {
         }
         let now = UnixClock.nowMillis()
         let founded = membership.withLock { instance -> Membership.Instance? in
+            guard instance.founding else { return nil }
             instance.founding = false
-            guard instance.me.tokens.isEmpty else { return nil }
+            instance.foundedAlone = true
             instance.adoptTokens(TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode), phase: .normal)
             return instance
         }
@@ -286,12 +285,23 @@ public final class ClusterShell: Sendable {
         }
     }
 
+    private func stop(because reason: String) {
+        stopReason.withLock { $0 = $0 ?? reason }
+    }
+
     /// Merges records gossip brought and acts on what they say of this node; answers the
     /// instance when the view must be published now.
     @discardableResult
     private func merge(_ incoming: [Membership.Record], nowMillis: Int64) -> Membership.Instance? {
         let (directives, instance) = membership.withLock { instance in (instance.merge(incoming, nowMillis: nowMillis), instance) }
-        if directives.contains(.removedSelf) { removedByOthers.store(true, ordering: .relaxed) }
+        if directives.contains(.removedSelf) {
+            stop(because: "\(selfID) was removed from the cluster (aerocachectl remove) while cut off from it: "
+                 + "it serves no more; restart it (empty) to join again")
+        }
+        if directives.contains(.foundedBesideItsCluster) {
+            stop(because: "\(selfID) was restarted without --seeds and founded a cluster of its own before its "
+                 + "cluster reached it; restart it with --seeds (any other member) to rejoin")
+        }
         if directives.contains(.restartedWithoutSeeds) {
             logger.warning("""
                 this node was a member of the cluster it hears from, restarted without --seeds: it takes back its tokens \
@@ -436,6 +446,8 @@ public final class ClusterShell: Sendable {
         // Before it has joined (again), this node's own record has no tokens: others must not take it.
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
         if let changed = merge(incoming, nowMillis: now) { publish(changed, nowMillis: now) }
+        // Told it must stop: it answers no more gossip (its records would mislead the caller).
+        if let reason = stopReason.withLock({ $0 }) { throw RPCError(.failedPrecondition, reason) }
         let records = membership.withLock { Array($0.records.values) }
         var reply = Aerocache_V1_GossipMessage()
         reply.settings = settings
