@@ -89,6 +89,8 @@ let package = Package(
                 "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -136,6 +138,7 @@ let package = Package(
                 "AeroCacheCommandLine",
                 "AeroCacheClient", "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -143,7 +146,7 @@ let package = Package(
         .executableTarget(
             name: "aerocache-bench",
             dependencies: [
-                "AeroCacheCommandLine",
+                "AeroCacheClient", "AeroCacheCommandLine",
                 "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -5,18 +5,11 @@ import AeroCacheTransport
 import Foundation
 import NIOCore
 
-/// A value read from the cache, with what was stored alongside it.
-public struct CacheEntry: Sendable, Equatable {
-    public var value: [UInt8]
-    public var metadata: [String: String]
-    /// Absolute expiry in Unix milliseconds; nil when the entry never expires.
-    public var expiresAtUnixMilliseconds: Int64?
-}
-
 /// A client for one AeroCache node: `set`, `get`, `delete`, `has`, `increment`.
 ///
-/// Every call goes to the one endpoint it was made with (the ring-aware smart client
-/// builds on it). Failures are thrown as ``RPCError`` (`INVALID_ARGUMENT` for bad input,
+/// Every call goes to the one endpoint it was made with, which forwards it to the key's
+/// replicas when it holds none: for operator tools that address one node. Services use
+/// ``AeroCache``, which sends each call to the key's replicas itself. Failures are thrown as ``RPCError`` (`INVALID_ARGUMENT` for bad input,
 /// `UNAVAILABLE` when the node cannot be reached).
 ///
 /// ```swift
@@ -55,9 +48,7 @@ public final class CacheClient: Sendable {
         request.key = key
         request.consistency = Aerocache_V1_Consistency(consistency)
         let response = try await connection.unary(CacheMethods.get, request, timeout: timeout)
-        guard response.found else { return nil }
-        return CacheEntry(value: Array(response.value), metadata: response.metadata,
-                          expiresAtUnixMilliseconds: response.expiresAtUnixMs == 0 ? nil : response.expiresAtUnixMs)
+        return CacheEntry(response)
     }
 
     /// Removes `key`; returns whether a live entry was removed.

@@ -16,7 +16,7 @@ public enum CommandRunner {
                 try parsed.run()
             }
             exit(0)
-        } catch let error as RPCError {
+        } catch let error as any RPCStatusError {
             fail(name, "\(error.code): \(error.message)")
         } catch let error as CommandFailure {
             fail(name, error.message)

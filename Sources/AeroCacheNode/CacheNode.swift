@@ -49,6 +49,7 @@ public final class CacheNode: Service, Sendable {
     public let store: StorageEngine
     public let nodeID: String
     public let cluster: ClusterShell
+    private let coordinator: Coordinator
     private let server: GRPCServer
     private let group: MultiThreadedEventLoopGroup
     private let sweepInterval: Duration
@@ -61,6 +62,9 @@ public final class CacheNode: Service, Sendable {
     private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
     /// Why the cluster shell stopped the node (a refused join), if it did.
     private let clusterFailure = Mutex<(any Error)?>(nil)
+
+    /// Calls this node forwarded to the key's coordinator (`aerocache_forwarded_requests_total`).
+    public var forwardedCount: Int { coordinator.forwardedCount }
 
     public init(configuration: Configuration, logger: Logger) {
         nodeID = configuration.effectiveNodeID
@@ -83,7 +87,7 @@ public final class CacheNode: Service, Sendable {
         cluster = ClusterShell(configuration: clusterConfiguration, selfID: nodeID, address: configuration.effectiveAdvertise,
                                incarnation: incarnation, store: store, peers: peers, metrics: metrics, logger: logger)
         (background, backgroundContinuation) = AsyncStream.makeStream()
-        let coordinator = Coordinator(cluster: cluster, store: store, limits: configuration.limits,
+        coordinator = Coordinator(cluster: cluster, store: store, limits: configuration.limits,
                                       background: backgroundContinuation, metrics: metrics)
         let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
         antiEntropy = AntiEntropyRounds(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,

@@ -446,16 +446,6 @@ public struct CacheService: Sendable {
     }
 }
 
-/// Responses that tell a client the ring epoch of the node that forwarded its call.
-protocol EpochStamped: Sendable {
-    var ringEpoch: Int64 { get set }
-}
-
-extension Aerocache_V1_SetResponse: EpochStamped {}
-extension Aerocache_V1_DeleteResponse: EpochStamped {}
-extension Aerocache_V1_IncrementResponse: EpochStamped {}
-extension Aerocache_V1_TouchResponse: EpochStamped {}
-
 /// Requests a node may forward to the key's coordinator.
 protocol ForwardableRequest: Sendable {
     var forwarded: Bool { get set }

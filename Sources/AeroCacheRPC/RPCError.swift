@@ -98,3 +98,12 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// An error that carries the gRPC status a call ended with: ``RPCError``, and the client
+/// library's own error type (command-line tools print either as one line).
+public protocol RPCStatusError: Error {
+    var code: RPCError.Code { get }
+    var message: String { get }
+}
+
+extension RPCError: RPCStatusError {}

@@ -36,7 +36,7 @@ struct Report {
             "hit_ratio": hitRatio,
             "latency_us": Dictionary(uniqueKeysWithValues: latency.map { ($0.0, $0.1) }),
             "bench_cpu_us_per_op": cpuMicrosPerOperation,
-            "operations_by_type": tally.byOperation,
+            "operations_by_type": Dictionary(uniqueKeysWithValues: zip(Workload.Operation.allCases.map(\.rawValue), tally.byOperation)),
             "errors_by_code": tally.errors,
             "config": config,
         ]

@@ -4,6 +4,17 @@ import AeroCacheCore
 struct Workload: Sendable {
     enum Operation: String, Sendable, CaseIterable {
         case get, set, has, incr, del
+
+        /// Its place in `allCases`.
+        var index: Int {
+            switch self {
+            case .get: 0
+            case .set: 1
+            case .has: 2
+            case .incr: 3
+            case .del: 4
+            }
+        }
     }
 
     enum KeyDistribution: Sendable, CustomStringConvertible {

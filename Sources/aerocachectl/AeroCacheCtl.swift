@@ -2,6 +2,7 @@ import AeroCacheClient
 import AeroCacheCore
 import AeroCacheRPC
 import ArgumentParser
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -34,19 +35,38 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Deadline for each call (seconds, or with a unit: 500ms, 2s).")
     var timeout: String = "5s"
 
-    /// Runs `body` against the first endpoint that answers, moving on when one is unavailable.
-    func withClient<Result>(_ body: (CacheClient) async throws -> Result) async throws -> Result {
-        let timeoutMillis: Int64
-        let addresses: [HostPort]
+    /// Runs `body` with a client that sends each call to its key's replicas, learning the
+    /// cluster from the endpoints.
+    func withCache<Result>(_ body: (AeroCache) async throws -> Result) async throws -> Result {
+        let (addresses, timeoutMillis) = try parsed()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var configuration = AeroCache.Configuration(seeds: addresses)
+        configuration.timeout = .milliseconds(timeoutMillis)
+        let cache = AeroCache(configuration: configuration, eventLoopGroup: group, logger: Logger(label: "aerocachectl") { _ in SwiftLogNoOpLogHandler() })
+        let outcome: Swift.Result<Result, any Error>
+        do { outcome = .success(try await body(cache)) } catch { outcome = .failure(error) }
+        await cache.close()
+        try? await group.shutdownGracefully()
+        return try outcome.get()
+    }
+
+    /// The endpoints and the deadline in milliseconds; a usage error when malformed.
+    private func parsed() throws -> ([HostPort], Int64) {
         do throws(InputError) {
-            timeoutMillis = try DurationText.milliseconds(timeout)
-            var parsed: [HostPort] = []
-            for endpoint in endpoints.split(separator: ",") { parsed.append(try HostPort(parsing: String(endpoint))) }
-            addresses = parsed
+            let timeoutMillis = try DurationText.milliseconds(timeout)
+            var addresses: [HostPort] = []
+            for endpoint in endpoints.split(separator: ",") { addresses.append(try HostPort(parsing: String(endpoint))) }
+            guard !addresses.isEmpty else { throw InputError("--endpoints names no node") }
+            return (addresses, timeoutMillis)
         } catch {
             throw UsageError(error.message)
         }
-        guard !addresses.isEmpty else { throw UsageError("--endpoints names no node") }
+    }
+
+    /// Runs `body` against the first endpoint that answers, moving on when one is unavailable
+    /// (for commands that ask a node about itself).
+    func withClient<Result>(_ body: (CacheClient) async throws -> Result) async throws -> Result {
+        let (addresses, timeoutMillis) = try parsed()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var outcome: Swift.Result<Result, any Error> = .failure(RPCError(.unavailable, "no endpoint answered"))
         for address in addresses {

@@ -23,11 +23,11 @@ struct SetCommand: AsyncParsableCommand {
         }
         let bytes = value == "-" ? Array(FileHandle.standardInput.readDataToEndOfFile()) : Array(value.utf8)
         let ttl = try parseTTL(ttl)
-        let expiresAt = try await global.withClient { client in
-            try await client.set(key, bytes, ttl: ttl, metadata: metadata, consistency: consistency)
+        let expiresAt = try await global.withCache { cache in
+            try await cache.set(key, bytes, ttl: ttl, metadata: metadata, consistency: consistency)
         }
         if global.json {
-            printJSON(["ok": true, "expires_at_unix_ms": expiresAt])
+            printJSON(["ok": true, "expires_at_unix_ms": expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0])
         } else {
             print("OK")
         }
@@ -44,7 +44,7 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: "one, quorum or all.") var consistency: Consistency?
 
     func run() async throws {
-        guard let entry = try await global.withClient({ try await $0.get(key, consistency: consistency) }) else {
+        guard let entry = try await global.withCache({ try await $0.getWithMetadata(key, consistency: consistency) }) else {
             throw ExitCode(1)
         }
         if global.json {
@@ -76,7 +76,7 @@ struct HasCommand: AsyncParsableCommand {
     @Argument(help: "The key.") var key: String
 
     func run() async throws {
-        let exists = try await global.withClient { try await $0.has(key) }
+        let exists = try await global.withCache { try await $0.has(key) }
         if global.json { printJSON(["exists": exists]) } else { print(exists ? "true" : "false") }
         if !exists { throw ExitCode(1) }
     }
@@ -89,7 +89,7 @@ struct DelCommand: AsyncParsableCommand {
     @Argument(help: "The key.") var key: String
 
     func run() async throws {
-        let deleted = try await global.withClient { try await $0.delete(key) }
+        let deleted = try await global.withCache { try await $0.delete(key) }
         if global.json { printJSON(["deleted": deleted]) } else { print(deleted ? "1" : "0") }
     }
 }
@@ -105,7 +105,7 @@ struct IncrCommand: AsyncParsableCommand {
 
     func run() async throws {
         let ttl = try parseTTL(ttl)
-        let value = try await global.withClient { try await $0.increment(key, by: by, ttl: ttl) }
+        let value = try await global.withCache { try await $0.increment(key, by: by, ttl: ttl) }
         if global.json { printJSON(["value": value]) } else { print(value) }
     }
 }
@@ -118,7 +118,7 @@ struct TtlCommand: AsyncParsableCommand {
     @Argument(help: "The key.") var key: String
 
     func run() async throws {
-        guard let entry = try await global.withClient({ try await $0.get(key) }) else { throw ExitCode(1) }
+        guard let entry = try await global.withCache({ try await $0.getWithMetadata(key) }) else { throw ExitCode(1) }
         guard let expiresAt = entry.expiresAtUnixMilliseconds else {
             if global.json { printJSON(["ttl_ms": -1]) } else { print(-1) }
             return

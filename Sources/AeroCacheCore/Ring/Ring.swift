@@ -74,14 +74,17 @@ public struct Ring: Sendable, Equatable {
             // First pass: one member per zone; second pass: fill up with the rest, in ring order.
             var zones = Set<String>()
             var index = start
-            for _ in 0..<tokens.count where chosen.count < wanted {
+            for _ in 0..<tokens.count {
+                if chosen.count == wanted { break }
                 let owner = Int(owners[index])
                 if !chosen.contains(owner) && zones.insert(members[owner].zone).inserted { chosen.append(owner) }
                 index = index + 1 == tokens.count ? 0 : index + 1
             }
         }
+        // Stops as soon as enough members are chosen (a `where` clause would walk every token).
         var index = start
-        for _ in 0..<tokens.count where chosen.count < wanted {
+        for _ in 0..<tokens.count {
+            if chosen.count == wanted { break }
             let owner = Int(owners[index])
             if !chosen.contains(owner) { chosen.append(owner) }
             index = index + 1 == tokens.count ? 0 : index + 1

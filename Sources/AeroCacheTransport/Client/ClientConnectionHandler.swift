@@ -30,6 +30,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private var requestHeaders: [String: (path: HeaderField, fields: [nghttp2_nv])] = [:]
     private var context: ChannelHandlerContext?
     private var isOpen = true
+    /// The timer that fails calls past their deadline, and when it fires (``watch(_:)``).
+    private var deadlineSweep: (at: NIODeadline, timer: Scheduled<Void>)?
 
     init(authority: String, maxResponseMessageBytes: Int, extraHeaders: [(name: String, value: String)] = [],
          deadlineSlack: TimeAmount = .zero, onUnusable: @escaping @Sendable () -> Void) {
@@ -94,6 +96,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     }
 
     private func failAll(_ error: RPCError) {
+        deadlineSweep?.timer.cancel()
+        deadlineSweep = nil
         let failed = streams
         streams.removeAll()
         for stream in failed.values { stream.complete(.failure(error)) }
@@ -103,10 +107,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Starts a unary call; `completion` receives the response message or an ``RPCError``
     /// (``CallNotStarted`` when this connection no longer takes calls: nothing was sent).
-    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, completion: @escaping Completion) {
+    /// Returns the stream's id, or nil when the call ended before it went out.
+    @discardableResult
+    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, completion: @escaping Completion) -> Int32? {
         guard isUsable else {
             completion(.failure(CallNotStarted(peer: peerDescription)))
-            return
+            return nil
         }
         let stream = ClientStream(request: payload, completion: completion,
                                   maxResponseMessageBytes: maxResponseMessageBytes)
@@ -130,15 +136,50 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         }
         guard streamID > 0 else {
             stream.complete(.failure(RPCError(.unavailable, "cannot start a call to \(peerDescription): \(String(cString: nghttp2_strerror(streamID)))")))
-            return
+            return nil
         }
         streams[streamID] = stream
-        if let timeoutNanoseconds, let context {
-            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanoseconds) + deadlineSlack) { [self] in
-                self.expire(streamID: streamID)
-            }
+        if let timeoutNanoseconds {
+            let deadline = NIODeadline.now() + .nanoseconds(timeoutNanoseconds) + deadlineSlack
+            stream.deadline = deadline
+            watch(deadline)
         }
         scheduleFlush()
+        return streamID
+    }
+
+    /// Resets a call its caller gave up on (its completion was told already).
+    func cancel(streamID: Int32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        nghttp2_submit_rst_stream(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_CANCEL.rawValue)
+        stream.complete(.failure(RPCError(.cancelled, "the call was cancelled by its caller")))
+        scheduleFlush()
+    }
+
+    /// Makes sure a sweep runs by `deadline`. One timer serves every call (one timer per call
+    /// cost a heap insert and removal each): it fires at the earliest deadline, fails the
+    /// calls past theirs, and is set again for the next.
+    private func watch(_ deadline: NIODeadline) {
+        guard let context else { return }
+        if let sweep = deadlineSweep, sweep.at <= deadline { return }
+        deadlineSweep?.timer.cancel()
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.sweepDeadlines()
+        }
+        deadlineSweep = (deadline, timer)
+    }
+
+    private func sweepDeadlines() {
+        deadlineSweep = nil
+        let now = NIODeadline.now()
+        var expired: [Int32] = []
+        var next: NIODeadline?
+        for (streamID, stream) in streams {
+            guard let deadline = stream.deadline else { continue }
+            if deadline <= now { expired.append(streamID) } else { next = min(next ?? deadline, deadline) }
+        }
+        for streamID in expired { expire(streamID: streamID) }
+        if let next { watch(next) }
     }
 
     private func expire(streamID: Int32) {

@@ -2,13 +2,14 @@ import AeroCacheRPC
 import NIOCore
 
 /// One unary call on a client connection: its framed request, what it hears of the answer
-/// (``ClientCallAnswer``), its timer, and the completion told once.
+/// (``ClientCallAnswer``), its deadline, and the completion told once.
 final class ClientStream {
     private let request: [UInt8]
     private var requestOffset = 0
     private var completion: ClientConnectionHandler.Completion?
     var answer: ClientCallAnswer
-    var timer: Scheduled<Void>?
+    /// When the call fails with `DEADLINE_EXCEEDED` if no answer came (nil: never).
+    var deadline: NIODeadline?
 
     init(request payload: [UInt8], completion: @escaping ClientConnectionHandler.Completion, maxResponseMessageBytes: Int) {
         self.request = MessageFrame.framed(payload)
@@ -30,8 +31,6 @@ final class ClientStream {
 
     /// Tells the caller once; later calls do nothing.
     func complete(_ result: Result<[UInt8], any Error>) {
-        timer?.cancel()
-        timer = nil
         guard let completion else { return }
         self.completion = nil
         completion(result)

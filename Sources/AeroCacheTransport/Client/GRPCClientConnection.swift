@@ -79,36 +79,45 @@ public final class GRPCClientConnection: Sendable {
     }
 
     /// Calls a unary method with an already serialized request; returns the serialized response.
+    ///
+    /// Cancelling the calling task ends the call at once with `CANCELLED` (the stream is reset).
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
-        try await withCheckedThrowingContinuation { continuation in
-            start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3) {
-                continuation.resume(with: $0)
+        let call = CallCancellation()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard call.attach({ continuation.resume(with: $0) }) else { return }
+                start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
             }
+        } onCancel: {
+            call.cancel()
         }
     }
 
-    /// Starts the call on the connection's event loop; `completion` runs once, on that loop (or
-    /// here, when no connection could be had). A call the connection refused to start was not
-    /// sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
-    private func start(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, attemptsLeft: Int,
-                       completion: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
+    /// Starts the call on the connection's event loop; `call` hears the outcome once, on that
+    /// loop (or here, when no connection could be had). A call the connection refused to start
+    /// was not sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
+    private func start(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, attemptsLeft: Int, call: CallCancellation) {
         withReadyConnection { [self] ready in
             let connected: Connected
             switch ready {
             case .success(let ready): connected = ready
-            case .failure(let error): return completion(.failure(error))
+            case .failure(let error): return call.finish(.failure(error))
             }
             let begin: @Sendable () -> Void = {
-                connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds) { result in
-                    guard case .failure(let error) = result, error is CallNotStarted else { return completion(result) }
+                if call.isOver { return }
+                let streamID = connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds) { result in
+                    guard case .failure(let error) = result, error is CallNotStarted else { return call.finish(result) }
                     // The connection was closing, so nothing was sent: the call may go out on a new one.
                     self.connectionBecameUnusable(connected.channel)
                     guard attemptsLeft > 1 else {
-                        return completion(.failure(RPCError(.unavailable,
-                            "connection to \(self.host):\(self.port) kept closing before the call could start")))
+                        return call.finish(.failure(RPCError(.unavailable,
+                            "connection to \(self.host):\(self.port) kept closing before the call could start", neverSent: true)))
                     }
                     self.start(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds,
-                               attemptsLeft: attemptsLeft - 1, completion: completion)
+                               attemptsLeft: attemptsLeft - 1, call: call)
+                }
+                if let streamID, !call.started(on: connected.handler, streamID: streamID) {
+                    connected.handler.value.cancel(streamID: streamID)
                 }
             }
             if connected.handler.eventLoop.inEventLoop { begin() } else { connected.handler.eventLoop.execute(begin) }

@@ -1,0 +1,246 @@
+import AeroCacheCore
+import AeroCacheProto
+import AeroCacheRPC
+import AeroCacheTransport
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The AeroCache client for Swift services: each call goes straight to a replica of its key.
+///
+/// The client learns the cluster's members and ring from any of its seeds (`Admin/Ring`),
+/// computes every key's replicas with the nodes' own ring code, and sends the call to the
+/// first replica that takes calls, which runs it without forwarding. It keeps the ring fresh:
+/// every `topologyRefreshInterval`, and at once when a node answers that it had to forward
+/// the call (its answer carries its ring epoch). When a node cannot be reached it moves down
+/// the key's preference list; a call that may have run already is sent again only when
+/// running it twice is harmless (reads, `set`, `delete`, `touch`), never an `increment`.
+///
+/// ```swift
+/// let cache = try AeroCache(seeds: "10.0.0.1:7400", "10.0.0.2:7400")
+/// try await cache.set("session:42", "alice", ttl: .seconds(1800))
+/// let user: String? = try await cache.get("session:42", as: String.self)
+/// let hits = try await cache.increment("rate:203.0.113.9", ttl: .seconds(60))
+/// ```
+///
+/// Run it as a swift-service-lifecycle `Service` (its `run()` refreshes the ring in the
+/// background and closes the connections on graceful shutdown), or call ``close()`` when done.
+/// Every failure is thrown as an ``AeroCacheError``.
+public final class AeroCache: Service, Sendable {
+    /// How the client finds and calls the cluster.
+    public struct Configuration: Sendable {
+        /// Nodes to learn the cluster from (any member will do).
+        public var seeds: [HostPort]
+        /// Deadline of each call, over all the nodes it tries.
+        public var timeout: Duration = .seconds(5)
+        /// How often the ring is fetched again while calls run (a forwarded call refreshes it at once).
+        public var topologyRefreshInterval: Duration = .seconds(2)
+        /// HTTP/2 connections to each node (calls are multiplexed on them).
+        public var connectionsPerNode = 1
+        /// Whether to send each call to its key's replicas (false: to the seeds, in turn, which
+        /// forward it, as a client that does not route would).
+        public var routesToReplicas = true
+        /// How typed values that are neither text nor bytes are stored.
+        public var valueCoder: any CacheValueCoder = JSONValueCoder()
+
+        public init(seeds: [HostPort]) {
+            self.seeds = seeds
+        }
+    }
+
+    public let configuration: Configuration
+    let connections: NodeConnections
+    let logger: Logger
+    private let topology = Mutex(TopologyState())
+    private let seedTurn = Atomic<Int>(0)
+    let loads = SingleFlight<[UInt8]?>()
+
+    /// What the client knows of the ring, and when it last asked.
+    struct TopologyState {
+        var current: Topology?
+        var refreshedAt: UInt64 = 0
+        var refreshing = false
+    }
+
+    /// A client of the cluster reachable through `configuration.seeds`; connections open on
+    /// the first call, on `eventLoopGroup`.
+    public init(configuration: Configuration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger = Logger(label: "aerocache.client")) {
+        precondition(!configuration.seeds.isEmpty, "an AeroCache client needs at least one seed")
+        self.configuration = configuration
+        self.logger = logger
+        var connection = GRPCClientConnection.Configuration()
+        connection.connectTimeout = .milliseconds(500)
+        self.connections = NodeConnections(group: eventLoopGroup, perNode: configuration.connectionsPerNode,
+                                           configuration: connection)
+    }
+
+    /// A client with the default configuration for seeds given as `host:port`.
+    public convenience init(seeds: String...) throws {
+        var parsed: [HostPort] = []
+        for seed in seeds {
+            do { parsed.append(try HostPort(parsing: seed)) } catch {
+                throw AeroCacheError(.invalidArgument, "seed \(seed): \(error.message)")
+            }
+        }
+        guard !parsed.isEmpty else { throw AeroCacheError(.invalidArgument, "an AeroCache client needs at least one seed") }
+        self.init(configuration: Configuration(seeds: parsed))
+    }
+
+    // MARK: Service
+
+    /// Fetches the ring, keeps it fresh until graceful shutdown (or cancellation), then closes
+    /// the connections. Calls made after that fail with `UNAVAILABLE`.
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await self.refreshTopology()
+                } catch {
+                    self.logger.warning("cannot fetch the ring: \("\(error)")")
+                }
+                try await Task.sleep(for: self.configuration.topologyRefreshInterval)
+            }
+        }
+        await close()
+    }
+
+    /// Closes every connection.
+    public func close() async {
+        await connections.closeAll()
+    }
+
+    // MARK: Topology
+
+    /// Fetches the ring now from a member (or a seed); throws when none answers.
+    public func refreshTopology() async throws {
+        let known = topology.withLock { $0.current }
+        var candidates = known.map { $0.addresses.shuffled() } ?? []
+        candidates += configuration.seeds.map(\.description).filter { !candidates.contains($0) }
+        var lastError: (any Error)?
+        for address in candidates {
+            do {
+                let answer = try await connections.connection(to: address)
+                    .unary(AdminMethods.ring, Aerocache_V1_RingRequest(), timeout: .seconds(2))
+                adopt(Topology(answer))
+                return
+            } catch {
+                lastError = error
+            }
+        }
+        topology.withLock { $0.refreshedAt = MonotonicClock.nanoseconds() }
+        throw AeroCacheError(.unavailable, "no node answered for the ring: \(lastError.map { "\($0)" } ?? "no seed")",
+                             cause: lastError as? RPCError)
+    }
+
+    /// The ring epoch the client routes by (0 before it learned one).
+    public var ringEpoch: Int64 { topology.withLock { $0.current?.epoch ?? 0 } }
+
+    private func adopt(_ fresh: Topology) {
+        let changedMembers = topology.withLock { state -> Bool in
+            let changed = state.current?.addresses != fresh.addresses
+            // A node answering from an older view must not undo a newer one.
+            if let current = state.current, current.epoch > fresh.epoch { state.refreshedAt = MonotonicClock.nanoseconds(); return false }
+            state.current = fresh.isEmpty ? state.current : fresh
+            state.refreshedAt = MonotonicClock.nanoseconds()
+            return changed
+        }
+        if changedMembers {
+            logger.info("ring epoch \("\(fresh.epoch)"): \("\(fresh.addresses.count)") members")
+            let keep = Set(fresh.addresses + configuration.seeds.map(\.description))
+            Task { await connections.keep(only: keep) }
+        }
+    }
+
+    /// The ring to route by; starts a refresh in the background when it is due (or when
+    /// `stale`, a node having said it forwarded), at most one at a time.
+    func routingTopology(stale: Bool = false) async -> Topology? {
+        let now = MonotonicClock.nanoseconds()
+        let interval = UInt64(max(0, configuration.topologyRefreshInterval.wholeNanoseconds))
+        let (current, due) = topology.withLock { state -> (Topology?, Bool) in
+            let minimumGap: UInt64 = stale ? 50_000_000 : interval
+            let due = !state.refreshing && (state.current == nil || now &- state.refreshedAt >= minimumGap)
+            if due { state.refreshing = true }
+            return (state.current, due)
+        }
+        guard due else { return current }
+        if current == nil {
+            // The first call waits for the ring (the seeds forward if none answers).
+            try? await refreshTopology()
+            topology.withLock { $0.refreshing = false }
+            return topology.withLock { $0.current }
+        }
+        Task {
+            try? await self.refreshTopology()
+            self.topology.withLock { $0.refreshing = false }
+        }
+        return current
+    }
+
+    // MARK: Calls
+
+    /// Whether a call that reached a node (and may have run) may be sent to another.
+    enum Retry {
+        /// Running it twice does no harm: reads, set, delete, touch.
+        case idempotent
+        /// Only when it never left this process: increment.
+        case ifNeverSent
+    }
+
+    /// Where a call on `key` goes, in order.
+    func targets(forKey key: String) async -> [String] {
+        guard configuration.routesToReplicas, let topology = await routingTopology(), !topology.isEmpty else {
+            let seeds = configuration.seeds.map(\.description)
+            let first = seedTurn.add(1, ordering: .relaxed).oldValue % seeds.count
+            return Array(seeds[first...] + seeds[..<first])
+        }
+        return topology.targets(forKey: key)
+    }
+
+    /// Sends `request` to the first of `targets` that answers; refreshes the ring when the
+    /// node that answered had to forward the call.
+    func call<Request, Response: EpochStamped>(
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
+    ) async throws(AeroCacheError) -> Response {
+        let response = try await send(method, request, to: targets, retry: retry)
+        if response.ringEpoch != 0 { _ = await routingTopology(stale: true) }
+        return response
+    }
+
+    /// Sends `request` to the first of `targets` that answers, within the call's deadline.
+    func send<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
+    ) async throws(AeroCacheError) -> Response {
+        let deadline = MonotonicClock.nanoseconds() &+ UInt64(max(0, configuration.timeout.wholeNanoseconds))
+        var lastError = RPCError(.unavailable, "no node to call")
+        for (attempt, address) in targets.prefix(4).enumerated() {
+            let now = MonotonicClock.nanoseconds()
+            guard now < deadline else {
+                throw AeroCacheError(.deadlineExceeded, "no answer within \(configuration.timeout) (last: \(lastError.message))",
+                                     cause: lastError)
+            }
+            // A first attempt sends the configured timeout as it is: one `grpc-timeout` value
+            // on every call stays in HPACK's table, where a new value each call would evict it.
+            let timeout = attempt == 0 ? configuration.timeout : .nanoseconds(Int64(deadline - now))
+            do {
+                return try await connections.connection(to: address).unary(method, request, timeout: timeout)
+            } catch let error as RPCError {
+                if Task.isCancelled || error.code == .cancelled {
+                    throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: error)
+                }
+                let mayRetry = error.neverSent || (retry == .idempotent && error.code == .unavailable)
+                guard mayRetry else { throw AeroCacheError(error) }
+                logger.debug("\(address) failed, trying the next replica: \(error)")
+                lastError = error
+            } catch let error as AeroCacheError {
+                throw error
+            } catch {
+                throw AeroCacheError(.internalError, "\(error)")
+            }
+        }
+        throw AeroCacheError(lastError)
+    }
+}
