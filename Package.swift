@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "aerocache-node", targets: ["aerocache-node"]),
         .executable(name: "aerocachectl", targets: ["aerocachectl"]),
         .executable(name: "aerocache-bench", targets: ["aerocache-bench"]),
+        .executable(name: "aerocache-demo", targets: ["aerocache-demo"]),
         .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
     ],
     dependencies: [
@@ -151,6 +152,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // The product's five use cases against a live cluster, through the client (the README's tour).
+        .executableTarget(
+            name: "aerocache-demo",
+            dependencies: [
+                "AeroCacheClient", "AeroCacheCommandLine", "AeroCacheCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

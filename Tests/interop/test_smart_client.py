@@ -90,3 +90,23 @@ def test_a_join_is_picked_up_without_errors(tmp_path):
         assert cluster.metric(4, "aerocache_forwarded_requests_total") == before
     finally:
         cluster.stop_all()
+
+
+DEMO = os.path.join(os.path.dirname(os.environ["AEROCACHE_NODE"]), "aerocache-demo")
+
+
+def test_the_demo_runs_the_five_use_cases_against_a_cluster():
+    cluster = Cluster(3)
+    try:
+        cluster.wait_converged()
+        result = subprocess.run([DEMO, "--endpoints", cluster.address(1)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        for line in ("the query runs once for 200 concurrent misses", "the first 5 pass and the next 3 are refused",
+                     "the session is gone after its TTL", "all 5 use cases behaved as expected"):
+            assert line in result.stdout
+    finally:
+        cluster.stop_all()
+    # No cluster there: one line, exit 2.
+    result = subprocess.run([DEMO, "--endpoints", cluster.address(1)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("aerocache-demo: cannot reach the cluster") and result.stderr.count("\n") == 1
