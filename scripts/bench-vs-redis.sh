@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# aerocache-bench against one release aerocache-node and redis-benchmark against Redis, on this
-# machine, in the same run: Get and Set at 50 in flight, 100k keys, 100-byte values.
+# AeroCache against Redis on this machine, in one run: one node through the client against one
+# Redis; 3 and 5 nodes (N = 3, quorum Set) against a Redis Cluster of 3 masters + 3 replicas;
+# h2load against one node of 5 against a single node (clients that do not route).
 #
 #   scripts/bench-vs-redis.sh [ROUNDS] [SECONDS]      (default 3 rounds of 5 s; medians reported)
 set -euo pipefail
@@ -8,6 +9,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_command redis-server redis-server
 need_command redis-benchmark redis-tools
+need_command redis-cli redis-tools
+need_command h2load nghttp2-client
 need_packages libnghttp2-dev libjemalloc-dev
 install_needed
 swift build -c release >/dev/null

@@ -18,7 +18,7 @@ extension AeroCache {
             var request = Aerocache_V1_BatchGetRequest()
             request.keys = keys
             request.consistency = Aerocache_V1_Consistency(consistency)
-            let answer = try await self.send(CacheMethods.batchGet, request, to: targets, retry: .idempotent)
+            let (answer, _) = try await self.send(CacheMethods.batchGet, request, to: targets, retry: .idempotent)
             return answer.results.map { CacheEntry($0) }
         }
         for (indices, entries) in answers {
@@ -52,6 +52,8 @@ extension AeroCache {
 
     /// Splits `keys` by the node that coordinates them, in parts of at most ``batchLimit``,
     /// runs `send` on every part in parallel, and returns each part's key indices with its result.
+    /// A part fails over along its first key's preference list (the node reached forwards the
+    /// keys it does not hold).
     private func perNode<Part: Sendable>(
         _ keys: [String], send: @escaping @Sendable ([String], [String]) async throws(AeroCacheError) -> Part
     ) async throws(AeroCacheError) -> [([Int], Part)] {

@@ -1,5 +1,6 @@
 import AeroCacheCore
 import Foundation
+import Logging
 
 extension AeroCache {
     /// Cache-aside: the value under `key`, or, when it is missing, what `loader` produces,
@@ -8,7 +9,8 @@ extension AeroCache {
     /// Concurrent calls for one key in this process share one read and, on a miss, one run
     /// of `loader` (no stampede on the source when a hot key expires). A caller that is
     /// cancelled stops waiting at once; the others still get the value. A loader's error
-    /// reaches every caller waiting for it, and nothing is stored.
+    /// reaches every caller waiting for it, and nothing is stored; a loaded value that cannot
+    /// be stored is still returned (and logged).
     ///
     /// ```swift
     /// let board = try await cache.getOrSet("leaderboard:global", ttl: .seconds(30)) {
@@ -29,7 +31,12 @@ extension AeroCache {
                     throw AeroCacheError(.unknown, "the loader for \(key) failed: \(error)", cause: LoaderFailure(error))
                 }
                 let stored = try coder.bytes(of: loaded, key: key)
-                try await self.set(key, stored, ttl: ttl, metadata: metadata)
+                do {
+                    try await self.set(key, stored, ttl: ttl, metadata: metadata)
+                } catch {
+                    // The value was loaded: the callers get it; the next miss loads again.
+                    self.logger.warning("getOrSet could not store \(key): \(error)")
+                }
                 return stored
             }
         } catch let error as AeroCacheError {

@@ -17,7 +17,9 @@ import Synchronization
 /// every `topologyRefreshInterval`, and at once when a node answers that it had to forward
 /// the call (its answer carries its ring epoch). When a node cannot be reached it moves down
 /// the key's preference list; a call that may have run already is sent again only when
-/// running it twice is harmless (reads, `set`, `delete`, `touch`), never an `increment`.
+/// running it twice is harmless (reads, `set`, `delete`, `touch`), never an `increment`. (A
+/// `set` sent again carries a new timestamp, so it may overwrite a write another client made in
+/// between; a `delete` sent again answers `false`.)
 ///
 /// ```swift
 /// let cache = try AeroCache(seeds: "10.0.0.1:7400", "10.0.0.2:7400")
@@ -74,6 +76,7 @@ public final class AeroCache: Service, Sendable {
         self.logger = logger
         var connection = GRPCClientConnection.Configuration()
         connection.connectTimeout = .milliseconds(500)
+        connection.endsCallsOnTaskCancellation = true
         self.connections = NodeConnections(group: eventLoopGroup, perNode: configuration.connectionsPerNode,
                                            configuration: connection)
     }
@@ -117,64 +120,76 @@ public final class AeroCache: Service, Sendable {
 
     /// Fetches the ring now from a member (or a seed); throws when none answers.
     public func refreshTopology() async throws {
+        try await refreshTopology(from: nil)
+    }
+
+    /// Fetches the ring from `first` when given (a node that just forwarded a call: its view
+    /// is the newer one), else from a member that takes calls, then the others, then the seeds.
+    func refreshTopology(from first: String?) async throws {
         let known = topology.withLock { $0.current }
-        var candidates = known.map { $0.addresses.shuffled() } ?? []
-        candidates += configuration.seeds.map(\.description).filter { !candidates.contains($0) }
+        var candidates = first.map { [$0] } ?? []
+        if let known {
+            let serving = known.addresses.indices.filter { known.serving[$0] }.map { known.addresses[$0] }.shuffled()
+            candidates += serving + known.addresses.filter { !serving.contains($0) }
+        }
+        for seed in configuration.seeds.map(\.description) where !candidates.contains(seed) { candidates.append(seed) }
         var lastError: (any Error)?
-        for address in candidates {
+        for address in candidates.prefix(6) {
             do {
                 let answer = try await connections.connection(to: address)
-                    .unary(AdminMethods.ring, Aerocache_V1_RingRequest(), timeout: .seconds(2))
-                adopt(Topology(answer))
+                    .unary(AdminMethods.ring, Aerocache_V1_RingRequest(), timeout: .seconds(1))
+                let fresh = Topology(answer)
+                // A node without tokens yet (joining, restarting) knows no ring: ask another.
+                guard !fresh.isEmpty else { continue }
+                adopt(fresh)
                 return
             } catch {
                 lastError = error
             }
         }
         topology.withLock { $0.refreshedAt = MonotonicClock.nanoseconds() }
-        throw AeroCacheError(.unavailable, "no node answered for the ring: \(lastError.map { "\($0)" } ?? "no seed")",
+        throw AeroCacheError(.unavailable, "no node answered for the ring: \(lastError.map { "\($0)" } ?? "none holds one yet")",
                              cause: lastError as? RPCError)
     }
 
     /// The ring epoch the client routes by (0 before it learned one).
     public var ringEpoch: Int64 { topology.withLock { $0.current?.epoch ?? 0 } }
 
+    /// Routes by `fresh` from now on. Epochs fingerprint the member set (they are not ordered),
+    /// so the newest answer wins; a forwarded call makes the client ask the node that forwarded.
     private func adopt(_ fresh: Topology) {
-        let changedMembers = topology.withLock { state -> Bool in
-            let changed = state.current?.addresses != fresh.addresses
-            // A node answering from an older view must not undo a newer one.
-            if let current = state.current, current.epoch > fresh.epoch { state.refreshedAt = MonotonicClock.nanoseconds(); return false }
-            state.current = fresh.isEmpty ? state.current : fresh
+        let changed = topology.withLock { state -> Bool in
+            let changed = state.current?.epoch != fresh.epoch || state.current?.serving != fresh.serving
+            state.current = fresh
             state.refreshedAt = MonotonicClock.nanoseconds()
             return changed
         }
-        if changedMembers {
-            logger.info("ring epoch \("\(fresh.epoch)"): \("\(fresh.addresses.count)") members")
-            let keep = Set(fresh.addresses + configuration.seeds.map(\.description))
-            Task { await connections.keep(only: keep) }
+        if changed {
+            logger.info("routing by ring epoch \("\(fresh.epoch)"): \("\(fresh.addresses.count)") members, \("\(fresh.serving.filter { $0 }.count)") taking calls")
         }
     }
 
-    /// The ring to route by; starts a refresh in the background when it is due (or when
-    /// `stale`, a node having said it forwarded), at most one at a time.
-    func routingTopology(stale: Bool = false) async -> Topology? {
-        let now = MonotonicClock.nanoseconds()
+    /// The ring to route by; starts a refresh in the background when it is due (or at once
+    /// when `forwardedBy` names a node that had to forward a call), at most one at a time.
+    func routingTopology(forwardedBy: String? = nil) async -> Topology? {
         let interval = UInt64(max(0, configuration.topologyRefreshInterval.wholeNanoseconds))
         let (current, due) = topology.withLock { state -> (Topology?, Bool) in
-            let minimumGap: UInt64 = stale ? 50_000_000 : interval
-            let due = !state.refreshing && (state.current == nil || now &- state.refreshedAt >= minimumGap)
+            let now = MonotonicClock.nanoseconds()
+            let age = now > state.refreshedAt ? now - state.refreshedAt : 0
+            let minimumGap: UInt64 = forwardedBy != nil ? 50_000_000 : interval
+            let due = !state.refreshing && (state.current == nil || age >= minimumGap)
             if due { state.refreshing = true }
             return (state.current, due)
         }
         guard due else { return current }
         if current == nil {
             // The first call waits for the ring (the seeds forward if none answers).
-            try? await refreshTopology()
+            try? await refreshTopology(from: forwardedBy)
             topology.withLock { $0.refreshing = false }
             return topology.withLock { $0.current }
         }
         Task {
-            try? await self.refreshTopology()
+            try? await self.refreshTopology(from: forwardedBy)
             self.topology.withLock { $0.refreshing = false }
         }
         return current
@@ -192,12 +207,15 @@ public final class AeroCache: Service, Sendable {
 
     /// Where a call on `key` goes, in order.
     func targets(forKey key: String) async -> [String] {
+        let seeds = configuration.seeds.map(\.description)
         guard configuration.routesToReplicas, let topology = await routingTopology(), !topology.isEmpty else {
-            let seeds = configuration.seeds.map(\.description)
             let first = seedTurn.add(1, ordering: .relaxed).oldValue % seeds.count
             return Array(seeds[first...] + seeds[..<first])
         }
-        return topology.targets(forKey: key)
+        var targets = topology.targets(forKey: key)
+        // Last, a seed: members may advertise addresses this client cannot reach.
+        if let seed = seeds.first(where: { !targets.contains($0) }) { targets.append(seed) }
+        return targets
     }
 
     /// Sends `request` to the first of `targets` that answers; refreshes the ring when the
@@ -205,15 +223,16 @@ public final class AeroCache: Service, Sendable {
     func call<Request, Response: EpochStamped>(
         _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
     ) async throws(AeroCacheError) -> Response {
-        let response = try await send(method, request, to: targets, retry: retry)
-        if response.ringEpoch != 0 { _ = await routingTopology(stale: true) }
+        let (response, address) = try await send(method, request, to: targets, retry: retry)
+        if response.ringEpoch != 0 { _ = await routingTopology(forwardedBy: address) }
         return response
     }
 
-    /// Sends `request` to the first of `targets` that answers, within the call's deadline.
+    /// Sends `request` to the first of `targets` that answers, within the call's deadline;
+    /// returns the answer and who gave it.
     func send<Request, Response>(
         _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
-    ) async throws(AeroCacheError) -> Response {
+    ) async throws(AeroCacheError) -> (Response, String) {
         let deadline = MonotonicClock.nanoseconds() &+ UInt64(max(0, configuration.timeout.wholeNanoseconds))
         var lastError = RPCError(.unavailable, "no node to call")
         for (attempt, address) in targets.prefix(4).enumerated() {
@@ -226,7 +245,7 @@ public final class AeroCache: Service, Sendable {
             // on every call stays in HPACK's table, where a new value each call would evict it.
             let timeout = attempt == 0 ? configuration.timeout : .nanoseconds(Int64(deadline - now))
             do {
-                return try await connections.connection(to: address).unary(method, request, timeout: timeout)
+                return (try await connections.connection(to: address).unary(method, request, timeout: timeout), address)
             } catch let error as RPCError {
                 if Task.isCancelled || error.code == .cancelled {
                     throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: error)
@@ -235,6 +254,8 @@ public final class AeroCache: Service, Sendable {
                 guard mayRetry else { throw AeroCacheError(error) }
                 logger.debug("\(address) failed, trying the next replica: \(error)")
                 lastError = error
+            } catch let error as AeroCacheError where error.code == .invalidArgument {
+                lastError = RPCError(.unavailable, error.message, neverSent: true)  // a bad address: try the next
             } catch let error as AeroCacheError {
                 throw error
             } catch {

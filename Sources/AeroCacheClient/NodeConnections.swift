@@ -10,7 +10,8 @@ final class NodeConnections: Sendable {
     private let group: any EventLoopGroup
     private let perNode: Int
     private let configuration: GRPCClientConnection.Configuration
-    private let connections = Mutex<[String: [GRPCClientConnection]]>([:])
+    /// Open connections by address; nil once ``closeAll()`` ran (calls then fail).
+    private let connections = Mutex<[String: [GRPCClientConnection]]?>([:])
     private let turn = Atomic<Int>(0)
 
     init(group: any EventLoopGroup, perNode: Int, configuration: GRPCClientConnection.Configuration) {
@@ -21,7 +22,7 @@ final class NodeConnections: Sendable {
 
     /// A connection to `address` (`host:port`), opened on first use.
     func connection(to address: String) throws(AeroCacheError) -> GRPCClientConnection {
-        let open = connections.withLock { $0[address] }
+        let open = connections.withLock { $0?[address] }
         let pool: [GRPCClientConnection]
         if let open {
             pool = open
@@ -30,15 +31,18 @@ final class NodeConnections: Sendable {
             do { endpoint = try HostPort(parsing: address) } catch {
                 throw AeroCacheError(.invalidArgument, "bad node address \(address): \(error.message)")
             }
-            pool = connections.withLock { connections in
-                if let raced = connections[address] { return raced }
+            let made = connections.withLock { connections -> [GRPCClientConnection]? in
+                guard connections != nil else { return nil }
+                if let raced = connections![address] { return raced }
                 let made = (0..<perNode).map { _ in
                     GRPCClientConnection(host: endpoint.host, port: endpoint.port, eventLoopGroup: group.next(),
                                          configuration: configuration)
                 }
-                connections[address] = made
+                connections![address] = made
                 return made
             }
+            guard let made else { throw AeroCacheError(.unavailable, "the client was closed") }
+            pool = made
         }
         if pool.count == 1 { return pool[0] }
         if let current = MultiThreadedEventLoopGroup.currentEventLoop,
@@ -48,19 +52,12 @@ final class NodeConnections: Sendable {
         return pool[turn.add(1, ordering: .relaxed).oldValue % pool.count]
     }
 
-    /// Closes the connections to nodes not in `addresses` (members that left the ring).
-    func keep(only addresses: Set<String>) async {
-        let gone = connections.withLock { connections -> [GRPCClientConnection] in
-            let stale = connections.keys.filter { !addresses.contains($0) }
-            return stale.flatMap { connections.removeValue(forKey: $0) ?? [] }
-        }
-        for connection in gone { await connection.close() }
-    }
-
+    /// Closes every connection; later calls fail with `UNAVAILABLE`. Connections to members
+    /// that left the ring are not closed before: their node closes them as it exits.
     func closeAll() async {
         let all = connections.withLock { connections in
-            defer { connections.removeAll() }
-            return connections.values.flatMap { $0 }
+            defer { connections = nil }
+            return connections?.values.flatMap { $0 } ?? []
         }
         for connection in all { await connection.close() }
     }

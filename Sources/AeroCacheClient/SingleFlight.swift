@@ -43,15 +43,19 @@ final class SingleFlight<Value: Sendable>: Sendable {
                 // Cancelled before it waited: the cancellation handler found nothing to free.
                 if Task.isCancelled { leave(key, waiter: waiter) }
                 guard let flight = newFlight else { return }
+                if state.withLock({ $0.flights[key]?.id != flight }) { return }  // abandoned already
                 let task = Task {
                     let result: Result<Value, any Error>
                     do { result = .success(try await load()) } catch { result = .failure(error) }
                     self.finish(key, flight: flight, result)
                 }
-                state.withLock { state in
+                let abandoned = state.withLock { state -> Bool in
                     // The flight may be over already (a quick load, or every waiter cancelled).
-                    if state.flights[key]?.id == flight { state.flights[key]!.task = task }
+                    guard state.flights[key]?.id == flight else { return true }
+                    state.flights[key]!.task = task
+                    return false
                 }
+                if abandoned { task.cancel() }
             }
         } onCancel: {
             leave(key, waiter: waiter)

@@ -36,7 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Measured time (seconds, or 500ms, 1m...).") var duration: String = "10s"
     @Option(help: "Time run before measuring starts.") var warmup: String = "2s"
     @Option(help: "Workers.") var concurrency: Int = 50
-    @Option(help: "Calls each worker keeps in flight (sent together; in flight in all: concurrency × depth).") var depth: Int = 1
+    @Option(help: "Calls each worker sends together, awaiting all before the next batch (as memtier's --pipeline).") var depth: Int = 1
     @Option(help: "HTTP/2 connections per node.") var connections: Int = 1
     @Option(help: "Event-loop threads driving the connections (workers run on them).") var threads: Int = 1
     @Option(help: "Size of the keyspace (keys are 16 bytes: key:000000000042).") var keys: Int = 100_000
@@ -61,6 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
                 throw BenchError("--concurrency, --depth, --connections and --threads must be at least 1; --value-size and --rate at least 0")
             }
             guard !addresses.isEmpty else { throw BenchError("--endpoints names no node") }
+            guard depth == 1 || rate == 0 else { throw BenchError("--depth applies to the closed loop; leave --rate at 0") }
             workload = try Workload(keyCount: keys, distribution: try .init(parsing: keyDistribution), mix: mix)
             settings = Runner.Settings(
                 duration: .milliseconds(try DurationText.milliseconds(duration)),

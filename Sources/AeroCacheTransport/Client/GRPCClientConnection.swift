@@ -34,6 +34,10 @@ public final class GRPCClientConnection: Sendable {
         /// How long past a call's deadline the client keeps waiting for the server's own
         /// `DEADLINE_EXCEEDED` before it fails the call itself (0: it fails it at the deadline).
         public var deadlineSlack: TimeAmount = .zero
+        /// Whether cancelling the calling task ends a call at once with `CANCELLED` (its stream
+        /// reset). Off, a call runs to its answer or deadline whatever its task does: a node's
+        /// replication drains finish while the node shuts down.
+        public var endsCallsOnTaskCancellation = false
         public init() {}
     }
 
@@ -80,8 +84,16 @@ public final class GRPCClientConnection: Sendable {
 
     /// Calls a unary method with an already serialized request; returns the serialized response.
     ///
-    /// Cancelling the calling task ends the call at once with `CANCELLED` (the stream is reset).
+    /// With ``Configuration/endsCallsOnTaskCancellation``, cancelling the calling task ends the
+    /// call at once with `CANCELLED` (the stream is reset).
     public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
+        guard configuration.endsCallsOnTaskCancellation else {
+            return try await withCheckedThrowingContinuation { continuation in
+                let call = CallCancellation()
+                _ = call.attach { continuation.resume(with: $0) }
+                start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
+            }
+        }
         let call = CallCancellation()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -159,7 +171,7 @@ public final class GRPCClientConnection: Sendable {
                 state = .connecting(promise.futureResult, failures: failures)
                 return .connect(promise, failures: failures)
             case .closed:
-                return .fail(RPCError(.unavailable, "connection to \(host):\(port) was closed by this client"))
+                return .fail(RPCError(.unavailable, "connection to \(host):\(port) was closed by this client", neverSent: true))
             }
         }
         switch step {
