@@ -70,8 +70,15 @@ public final class Coordinator: Sendable {
     func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
                                     to address: String, view: ClusterView,
                                     takeOver: @Sendable () async throws -> Response) async throws -> Response {
+        // The coordinator first, without building the list (it nearly always answers); it is
+        // another node (a route forwards only to a replica, and this node holds none).
         var lastError: (any Error)?
-        for target in view.forwardingOrder(forKey: key, first: address) {
+        do {
+            return try await cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5))
+        } catch let error as RPCError where error.neverSent {
+            lastError = error
+        }
+        for target in view.forwardingOrder(forKey: key, first: address).dropFirst() {
             switch target {
             case .here:
                 return try await takeOver()

@@ -76,8 +76,16 @@ public final class GRPCServer: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let address: EventLoopPromise<SocketAddress>
-    private let jobs: AsyncStream<ServerJob>
-    private let jobsContinuation: AsyncStream<ServerJob>.Continuation
+    /// Asynchronous handlers to run, one queue per event loop: a queue's consumer runs on its
+    /// loop, so handing a call over wakes no other thread (one shared queue, consumed on the
+    /// global executor, cost two thread hops per call).
+    private let queues: [ObjectIdentifier: JobQueue]
+
+    private struct JobQueue {
+        let executor: EventLoopTaskExecutor
+        let jobs: AsyncStream<ServerJob>
+        let continuation: AsyncStream<ServerJob>.Continuation
+    }
 
     public init(configuration: Configuration, methods: [ServerMethod], eventLoopGroup: any EventLoopGroup,
                 logger: Logger = Logger(label: "aerocache.transport")) {
@@ -86,7 +94,22 @@ public final class GRPCServer: Sendable {
         self.group = eventLoopGroup
         self.logger = logger
         self.address = eventLoopGroup.next().makePromise()
-        (self.jobs, self.jobsContinuation) = AsyncStream.makeStream()
+        var queues: [ObjectIdentifier: JobQueue] = [:]
+        for loop in eventLoopGroup.makeIterator() {
+            let (jobs, continuation) = AsyncStream.makeStream(of: ServerJob.self)
+            queues[ObjectIdentifier(loop as AnyObject)] = JobQueue(executor: EventLoopTaskExecutor(eventLoop: loop), jobs: jobs,
+                                                                   continuation: continuation)
+        }
+        self.queues = queues
+    }
+
+    /// The queue of jobs for connections on `loop`.
+    private func jobs(on loop: any EventLoop) -> AsyncStream<ServerJob>.Continuation {
+        queues[ObjectIdentifier(loop as AnyObject)]!.continuation
+    }
+
+    private func finishJobs() {
+        for queue in queues.values { queue.continuation.finish() }
     }
 
     /// The address the server listens on, once bound.
@@ -98,7 +121,7 @@ public final class GRPCServer: Sendable {
     /// awaiting ``localAddress`` gets `error`. Call it while the event loops still run.
     public func abandon(because error: any Error) {
         address.fail(error)
-        jobsContinuation.finish()
+        finishJobs()
     }
 
     /// Binds, then serves until a graceful shutdown has completed.
@@ -125,7 +148,7 @@ public final class GRPCServer: Sendable {
                     self.register(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(
-                            router: self.router, settings: settings, jobs: self.jobsContinuation, logger: self.logger))
+                            router: self.router, settings: settings, jobs: self.jobs(on: channel.eventLoop), logger: self.logger))
                     }
                 }
                 .bind(host: configuration.host, port: configuration.port)
@@ -134,7 +157,7 @@ public final class GRPCServer: Sendable {
             let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
             let failure = ListenError(message: "cannot listen on \(configuration.host):\(configuration.port): \(reason)")
             address.fail(failure)
-            jobsContinuation.finish()
+            finishJobs()
             throw failure
         }
         let shutDownAlready = state.withLock { state in
@@ -147,13 +170,13 @@ public final class GRPCServer: Sendable {
 
         // Asynchronous handlers run on their connection's event loop: a call that awaits peers
         // and answers never changes threads (see EventLoopTaskExecutor).
-        var executors: [ObjectIdentifier: EventLoopTaskExecutor] = [:]
         await withDiscardingTaskGroup { group in
-            for await job in jobs {
-                let key = ObjectIdentifier(job.eventLoop as AnyObject)
-                let executor = executors[key] ?? EventLoopTaskExecutor(eventLoop: job.eventLoop)
-                executors[key] = executor
-                group.addTask(executorPreference: executor, operation: job.work)
+            for queue in queues.values {
+                group.addTask(executorPreference: queue.executor) {
+                    await withDiscardingTaskGroup { calls in
+                        for await job in queue.jobs { calls.addTask(executorPreference: queue.executor, operation: job.work) }
+                    }
+                }
             }
         }
         try? await listener.closeFuture.get()
@@ -202,7 +225,7 @@ public final class GRPCServer: Sendable {
 
     private func finishIfIdle() {
         let done = state.withLock { $0.shutdownArmed && $0.listener != nil && $0.connections.isEmpty }
-        if done { jobsContinuation.finish() }
+        if done { finishJobs() }
     }
 }
 
