@@ -151,6 +151,7 @@ let package = Package(
                 "AeroCacheCore", "AeroCacheProto", "AeroCacheRPC", "AeroCacheTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict

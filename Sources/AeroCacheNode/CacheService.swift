@@ -52,8 +52,8 @@ public struct CacheService: Sendable {
             ServerMethod(CacheMethods.touch) { request, context throws(RPCError) in
                 try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, _ throws(RPCError) in
-                try measured(.batchGet) { () throws(RPCError) in try batchGet(request) }
+            ServerMethod(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, context throws(RPCError) in
+                try measured(.batchGet) { () throws(RPCError) in try batchGet(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer) }
@@ -122,12 +122,18 @@ public struct CacheService: Sendable {
             var forwarded = request
             forwarded.forwarded = true
             let call = forwarded
-            return .later {
-                var response = try await coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
-                    try await self.get(call).value()
-                }
-                response.ringEpoch = Int64(view.ring.epoch)
-                return response
+            let epoch = Int64(view.ring.epoch)
+            let alone = coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
+                try await self.get(call).value()
+            }
+            guard case .callback(let sendAlone) = alone else { return try alone.map { $0 } }
+            let reply = Reply<Aerocache_V1_GetResponse>.callback { completion in
+                coordinator.forwardedGets.get(call, to: address, alone: sendAlone, completion: completion)
+            }
+            return try reply.map { response in
+                var stamped = response
+                stamped.ringEpoch = epoch
+                return stamped
             }
         case .local(let others, let count, let selfIsReplica):
             let needed = level.requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
@@ -191,6 +197,7 @@ public struct CacheService: Sendable {
             var get = Aerocache_V1_GetRequest()
             get.key = key
             get.consistency = request.consistency
+            get.forwarded = request.forwarded  // a peer's batch of gets it forwarded (ForwardedGets)
             return try self.get(get)
         }
         return .later {
@@ -380,13 +387,14 @@ public struct CacheService: Sendable {
             var call = request
             call.forwarded = true
             let forwardedCall = call
-            return .later {
-                var response = try await coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
-                    try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall,
-                                          alone: alone, coordinate: coordinate).value()
-                }
-                response.ringEpoch = Int64(view.ring.epoch)
-                return response
+            let epoch = Int64(view.ring.epoch)
+            return try coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
+                try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall,
+                                      alone: alone, coordinate: coordinate).value()
+            }.map { response in
+                var stamped = response
+                stamped.ringEpoch = epoch
+                return stamped
             }
         case .local(let others, let count, let selfIsReplica):
             // This node's own copy counts only when it is one of the key's replicas.
@@ -452,6 +460,7 @@ protocol ForwardableRequest: Sendable {
 }
 
 extension Aerocache_V1_GetRequest: ForwardableRequest {}
+extension Aerocache_V1_BatchGetRequest: ForwardableRequest {}
 extension Aerocache_V1_HasRequest: ForwardableRequest {}
 extension Aerocache_V1_SetRequest: ForwardableRequest {}
 extension Aerocache_V1_DeleteRequest: ForwardableRequest {}

@@ -7,6 +7,7 @@ import AeroCacheTransport
 import ArgumentParser
 import Foundation
 import Histogram
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -80,7 +81,9 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.timeout = .milliseconds(try DurationText.milliseconds(timeout))
         configuration.connectionsPerNode = connections
         configuration.routesToReplicas = !noRouting
-        let client = AeroCache(configuration: configuration, eventLoopGroup: group)
+        var logger = Logger(label: "aerocache-bench")
+        logger.logLevel = .warning
+        let client = AeroCache(configuration: configuration, eventLoopGroup: group, logger: logger)
         if !noRouting {
             do { try await client.refreshTopology() } catch { throw CommandFailure("\(error)") }
         }

@@ -173,3 +173,30 @@ private final class Tally: Sendable {
     func add() { value.add(1, ordering: .relaxed) }
     var count: Int { value.load(ordering: .relaxed) }
 }
+
+/// Gets a node forwards in one tick travel as one batch: each caller still gets its own key's answer.
+@Suite(.serialized) struct ForwardedGetsTests {
+    @Test func concurrentForwardedGetsEachGetTheirOwnAnswer() async throws {
+        try await withTestCluster(count: 3, configure: { _, configuration in configuration.cluster.replicationFactor = 1 }) { nodes in
+            let view = nodes[0].node.cluster.view
+            let keys = (0..<2000).map { "batched-\($0)" }.filter { !view.holdsReplica(ofKey: $0) }.prefix(400)
+            var configuration = AeroCache.Configuration(seeds: [nodes[0].endpoint])
+            configuration.timeout = .seconds(10)
+            let routed = AeroCache(configuration: configuration)
+            // Every other key is written; the rest must read as missing.
+            try await routed.setMany(keys.enumerated().filter { $0.offset % 2 == 0 }.map { (key: $0.element, value: Array($0.element.utf8)) })
+            let plain = nodes[0].client()
+            let before = nodes[0].node.forwardedCount
+            let answers = try await withThrowingTaskGroup(of: (String, [UInt8]?).self) { group in
+                for key in keys { group.addTask { (key, try await plain.get(key)?.value) } }
+                return try await group.reduce(into: [String: [UInt8]?]()) { $0[$1.0] = $1.1 }
+            }
+            for (index, key) in keys.enumerated() {
+                #expect(answers[key]! == (index % 2 == 0 ? Array(key.utf8) : nil), "\(key)")
+            }
+            #expect(nodes[0].node.forwardedCount - before == keys.count)
+            await plain.close()
+            await routed.close()
+        }
+    }
+}

@@ -23,6 +23,8 @@ public final class Coordinator: Sendable {
     private let metrics: NodeMetrics
     private let links = Mutex<[String: ReplicationLink]>([:])
     private let linkBudget: ReplicationLink.Budget
+    /// Gets forwarded in one tick to one coordinator, sent as one batch.
+    let forwardedGets: ForwardedGets
 
     init(cluster: ClusterShell, store: StorageEngine, limits: Limits,
          background: AsyncStream<@Sendable () async -> Void>.Continuation, metrics: NodeMetrics) {
@@ -32,6 +34,7 @@ public final class Coordinator: Sendable {
         self.background = background
         self.metrics = metrics
         self.linkBudget = ReplicationLink.Budget(limit: cluster.configuration.linkBudgetBytes)
+        self.forwardedGets = ForwardedGets(peers: cluster.peers)
     }
 
     /// Calls that reached this node although it does not coordinate their key.
@@ -69,16 +72,32 @@ public final class Coordinator: Sendable {
     /// Only calls never sent move on: a call that reached a node and then failed is not sent twice.
     func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
                                     to address: String, view: ClusterView,
-                                    takeOver: @Sendable () async throws -> Response) async throws -> Response {
-        // The coordinator first, without building the list (it nearly always answers); it is
+                                    takeOver: @escaping @Sendable () async throws -> Response) -> Reply<Response> {
+        // The coordinator first, with a callback (no task: it nearly always answers); it is
         // another node (a route forwards only to a replica, and this node holds none).
-        var lastError: (any Error)?
-        do {
-            return try await cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5))
-        } catch let error as RPCError where error.neverSent {
-            lastError = error
+        .callback { [cluster] completion in
+            cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5)) { result in
+                guard case .failure(let error) = result, error.neverSent else { return completion(result) }
+                Task {
+                    do {
+                        completion(.success(try await self.forwardPast(method, request, key: key, first: address, view: view,
+                                                                       lastError: error, takeOver: takeOver)))
+                    } catch let error as RPCError {
+                        completion(.failure(error))
+                    } catch {
+                        completion(.failure(RPCError(.internalError, "\(error)")))
+                    }
+                }
+            }
         }
-        for target in view.forwardingOrder(forKey: key, first: address).dropFirst() {
+    }
+
+    /// The rest of ``forward(_:_:key:to:view:takeOver:)`` once `first` could not be reached.
+    private func forwardPast<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
+                                                first: String, view: ClusterView, lastError: RPCError,
+                                                takeOver: @Sendable () async throws -> Response) async throws -> Response {
+        var lastError = lastError
+        for target in view.forwardingOrder(forKey: key, first: first).dropFirst() {
             switch target {
             case .here:
                 return try await takeOver()
@@ -90,7 +109,7 @@ public final class Coordinator: Sendable {
                 }
             }
         }
-        throw lastError ?? RPCError(.unavailable, "no replica of the key could be reached")
+        throw lastError
     }
 
     /// After a local write: replicates its record to `others`, answering `response` once

@@ -82,6 +82,31 @@ public final class GRPCClientConnection: Sendable {
         }
     }
 
+    /// Calls a unary method and hands the outcome to `completion` (once, on the connection's
+    /// event loop, or here when no connection could be had): no task and no continuation, for
+    /// a server handler that relays a call (a node forwarding to the key's coordinator).
+    public func unary<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil,
+        completion: @escaping @Sendable (Result<Response, RPCError>) -> Void
+    ) {
+        let payload: [UInt8]
+        do { payload = try encode(request) } catch { return completion(.failure(error)) }
+        let call = CallCancellation()
+        let (host, port) = (self.host, self.port)
+        _ = call.attach { result in
+            completion(result.mapError { error in
+                error as? RPCError ?? RPCError(.internalError, "\(error)")
+            }.flatMap { bytes in
+                do {
+                    return .success(try Response(serializedBytes: bytes))
+                } catch {
+                    return .failure(RPCError(.internalError, "\(host):\(port) sent an invalid \(Response.protoMessageName): \(error)"))
+                }
+            })
+        }
+        start(path: method.path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
+    }
+
     /// Calls a unary method with an already serialized request; returns the serialized response.
     ///
     /// With ``Configuration/endsCallsOnTaskCancellation``, cancelling the calling task ends the

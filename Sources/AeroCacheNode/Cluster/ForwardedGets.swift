@@ -1,0 +1,76 @@
+import AeroCacheProto
+import AeroCacheRPC
+import AeroCacheTransport
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Gets this node forwards to one coordinator within one event-loop tick travel together, as
+/// one `BatchGet` marked forwarded: a client that does not route (grpcio, h2load) sends a
+/// node many calls at once, and one peer call for all of them costs the cluster far less than
+/// one call each (HTTP/2 streams, headers, a peer round trip).
+///
+/// A batch that fails as a whole is not answered as a failure of each get: each goes out
+/// again alone (``Coordinator/forward(_:_:key:to:view:takeOver:)``), with its own outcome.
+final class ForwardedGets: Sendable {
+    typealias Completion = @Sendable (Result<Aerocache_V1_GetResponse, RPCError>) -> Void
+    typealias Alone = @Sendable (_ completion: @escaping Completion) -> Void
+
+    /// Most gets in one batch (a batch answer over the node's limit would fail it).
+    static let maxBatch = 64
+
+    private struct Waiting {
+        var keys: [String] = []
+        var completions: [Completion] = []
+        var alone: [Alone] = []
+    }
+
+    private let peers: PeerPool
+    /// Gets at consistency `one` waiting for the end of the tick, by coordinator address.
+    private let waiting = Mutex<[String: Waiting]>([:])
+
+    init(peers: PeerPool) {
+        self.peers = peers
+    }
+
+    /// Sends `request` to `address` in this tick's batch for it (a get at `one`; others go
+    /// `alone` at once); `alone` sends it by itself if the batch fails.
+    func get(_ request: Aerocache_V1_GetRequest, to address: String, alone: @escaping Alone, completion: @escaping Completion) {
+        // Reads at other levels merge several replicas' answers: they go alone.
+        guard request.consistency == .default || request.consistency == .one,
+              let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return alone(completion) }
+        let batch = address
+        let (first, full) = waiting.withLock { waiting -> (Bool, Waiting?) in
+            let first = waiting[batch] == nil
+            waiting[batch, default: Waiting()].keys.append(request.key)
+            waiting[batch]!.completions.append(completion)
+            waiting[batch]!.alone.append(alone)
+            if waiting[batch]!.keys.count >= Self.maxBatch { return (false, waiting.removeValue(forKey: batch)) }
+            return (first, nil)
+        }
+        if let full { send(full, to: address) }
+        if first {
+            // After the calls read in this tick have been routed.
+            loop.execute { [self] in
+                if let due = waiting.withLock({ $0.removeValue(forKey: batch) }) {
+                    send(due, to: address)
+                }
+            }
+        }
+    }
+
+    private func send(_ batch: Waiting, to address: String) {
+        guard batch.keys.count > 1 else { return batch.alone[0](batch.completions[0]) }
+        var request = Aerocache_V1_BatchGetRequest()
+        request.keys = batch.keys
+        request.consistency = .one
+        request.forwarded = true
+        peers.connection(to: address).unary(CacheMethods.batchGet, request, timeout: .seconds(5)) { result in
+            if case .success(let answer) = result, answer.results.count == batch.keys.count {
+                for (completion, response) in zip(batch.completions, answer.results) { completion(.success(response)) }
+            } else {
+                for (alone, completion) in zip(batch.alone, batch.completions) { alone(completion) }
+            }
+        }
+    }
+}
