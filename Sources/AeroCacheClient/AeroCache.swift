@@ -100,10 +100,19 @@ public final class AeroCache: Service, Sendable {
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                do {
-                    try await self.refreshTopology()
-                } catch {
-                    self.logger.warning("cannot fetch the ring: \("\(error)")")
+                // Not while a refresh a call started runs (it may be asking the node that forwarded).
+                let idle = self.topology.withLock { state -> Bool in
+                    if state.refreshing { return false }
+                    state.refreshing = true
+                    return true
+                }
+                if idle {
+                    do {
+                        try await self.refreshTopology()
+                    } catch {
+                        self.logger.warning("cannot fetch the ring: \("\(error)")")
+                    }
+                    self.topology.withLock { $0.refreshing = false }
                 }
                 try await Task.sleep(for: self.configuration.topologyRefreshInterval)
             }
@@ -224,7 +233,7 @@ public final class AeroCache: Service, Sendable {
         _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
     ) async throws(AeroCacheError) -> Response {
         let (response, address) = try await send(method, request, to: targets, retry: retry)
-        if response.ringEpoch != 0 { _ = await routingTopology(forwardedBy: address) }
+        if response.ringEpoch != 0 && configuration.routesToReplicas { _ = await routingTopology(forwardedBy: address) }
         return response
     }
 

@@ -201,8 +201,17 @@ public struct CacheService: Sendable {
             return try self.get(get)
         }
         return .later {
+            // The keys this node does not serve itself (it forwards or reads replicas) all run at once.
+            var results = [Aerocache_V1_GetResponse](repeating: Aerocache_V1_GetResponse(), count: replies.count)
+            try await withThrowingTaskGroup(of: (Int, Aerocache_V1_GetResponse).self) { group in
+                for (index, reply) in replies.enumerated() {
+                    if case .now(let response) = reply { results[index] = response; continue }
+                    group.addTask { (index, try await reply.value()) }
+                }
+                for try await (index, response) in group { results[index] = response }
+            }
             var response = Aerocache_V1_BatchGetResponse()
-            for reply in replies { response.results.append(try await reply.value()) }
+            response.results = results
             try Self.checkAnswerSize(response.results)
             return response
         }

@@ -70,6 +70,9 @@ def test_a_client_cannot_claim_its_call_was_forwarded(cluster):
     cluster.stub(0).Set(cache_pb2.SetRequest(key=key, value=b"v", forwarded=True), timeout=10)
     wait_for(lambda: all(cluster.record(i, key) is not None for i in cluster.owners(key)), 10, "the key on its replicas")
     assert cluster.record(0, key) is None, "node-0 took a copy of a key it does not own"
+    # A client's batch read marked `forwarded` is not answered from node-0's empty store.
+    reply = cluster.stub(0).BatchGet(cache_pb2.BatchGetRequest(keys=[key], forwarded=True), timeout=10)
+    assert reply.results[0].found and reply.results[0].value == b"v"
 
 
 def test_garbage_records_with_the_secret_are_refused_one_by_one(cluster):

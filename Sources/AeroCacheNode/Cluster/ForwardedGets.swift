@@ -10,8 +10,11 @@ import Synchronization
 /// node many calls at once, and one peer call for all of them costs the cluster far less than
 /// one call each (HTTP/2 streams, headers, a peer round trip).
 ///
-/// A batch that fails as a whole is not answered as a failure of each get: each goes out
-/// again alone (``Coordinator/forward(_:_:key:to:view:takeOver:)``), with its own outcome.
+/// A batch that was never sent, or that the coordinator refused as a whole (too large an
+/// answer, a count that does not match), is not a failure of each get: each goes out again
+/// alone (``Coordinator/forward(_:_:key:to:view:takeOver:)``), with its own outcome. A batch
+/// that reached the coordinator and then failed (a timeout, a lost connection) fails each get
+/// with that error: sending them again would double the load on a node already too slow.
 final class ForwardedGets: Sendable {
     typealias Completion = @Sendable (Result<Aerocache_V1_GetResponse, RPCError>) -> Void
     typealias Alone = @Sendable (_ completion: @escaping Completion) -> Void
@@ -25,9 +28,15 @@ final class ForwardedGets: Sendable {
         var alone: [Alone] = []
     }
 
+    /// Where a batch goes, and the event loop whose tick it waits for.
+    private struct Destination: Hashable {
+        let address: String
+        let loop: ObjectIdentifier
+    }
+
     private let peers: PeerPool
-    /// Gets at consistency `one` waiting for the end of the tick, by coordinator address.
-    private let waiting = Mutex<[String: Waiting]>([:])
+    /// Gets at consistency `one` waiting for the end of their loop's tick.
+    private let waiting = Mutex<[Destination: Waiting]>([:])
 
     init(peers: PeerPool) {
         self.peers = peers
@@ -39,7 +48,7 @@ final class ForwardedGets: Sendable {
         // Reads at other levels merge several replicas' answers: they go alone.
         guard request.consistency == .default || request.consistency == .one,
               let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return alone(completion) }
-        let batch = address
+        let batch = Destination(address: address, loop: ObjectIdentifier(loop as AnyObject))
         let (first, full) = waiting.withLock { waiting -> (Bool, Waiting?) in
             let first = waiting[batch] == nil
             waiting[batch, default: Waiting()].keys.append(request.key)
@@ -66,9 +75,12 @@ final class ForwardedGets: Sendable {
         request.consistency = .one
         request.forwarded = true
         peers.connection(to: address).unary(CacheMethods.batchGet, request, timeout: .seconds(5)) { result in
-            if case .success(let answer) = result, answer.results.count == batch.keys.count {
+            switch result {
+            case .success(let answer) where answer.results.count == batch.keys.count:
                 for (completion, response) in zip(batch.completions, answer.results) { completion(.success(response)) }
-            } else {
+            case .failure(let error) where !error.neverSent && error.code != .resourceExhausted:
+                for completion in batch.completions { completion(.failure(error)) }
+            default:
                 for (alone, completion) in zip(batch.alone, batch.completions) { alone(completion) }
             }
         }

@@ -11,6 +11,9 @@ public final class PeerPool: Sendable {
     private let group: any EventLoopGroup
     private let credential: PeerCredential?
     private let connections = Mutex<[String: GRPCClientConnection]>([:])
+    /// Set by ``closeAll()``: a connection asked for later is closed from the start, so
+    /// nothing connects on event loops that are shutting down.
+    private let isClosed = Atomic<Bool>(false)
 
     public init(group: any EventLoopGroup, credential: PeerCredential?) {
         self.group = group
@@ -28,6 +31,10 @@ public final class PeerPool: Sendable {
             }
             let connection = GRPCClientConnection(host: target.host, port: target.port, eventLoopGroup: group,
                                                   configuration: configuration)
+            if isClosed.load(ordering: .relaxed) {
+                connection.shutDown()
+                return connection
+            }
             pool[address] = connection
             return connection
         }
@@ -35,6 +42,7 @@ public final class PeerPool: Sendable {
 
     public func closeAll() async {
         let all = connections.withLock { pool in
+            isClosed.store(true, ordering: .relaxed)
             defer { pool.removeAll() }
             return Array(pool.values)
         }

@@ -163,12 +163,22 @@ public final class GRPCClientConnection: Sendable {
 
     /// Closes the connection; later calls fail with `UNAVAILABLE`.
     public func close() async {
-        let channel: (any Channel)? = state.withLock { state in
+        try? await markClosed()?.close()
+    }
+
+    /// Closes the connection without waiting for it to close; later calls fail with
+    /// `UNAVAILABLE` and never connect.
+    public func shutDown() {
+        markClosed()?.close(promise: nil)
+    }
+
+    /// Marks the connection closed; returns its channel, if it was open.
+    private func markClosed() -> (any Channel)? {
+        state.withLock { state in
             defer { state = .closed }
             if case .ready(let connected) = state { return connected.channel }
             return nil
         }
-        try? await channel?.close()
     }
 
     private enum NextStep {

@@ -105,7 +105,8 @@ public final class GRPCServer: Sendable {
 
     /// The queue of jobs for connections on `loop`.
     private func jobs(on loop: any EventLoop) -> AsyncStream<ServerJob>.Continuation {
-        queues[ObjectIdentifier(loop as AnyObject)]!.continuation
+        // Every connection is on one of the group's loops; any queue would do otherwise.
+        (queues[ObjectIdentifier(loop as AnyObject)] ?? queues.values.first!).continuation
     }
 
     private func finishJobs() {
