@@ -54,6 +54,8 @@ public final class AeroCache: Service, Sendable {
     }
 
     public let configuration: Configuration
+    /// The seeds as `host:port`, made once (calls fall back to them).
+    private let seedAddresses: [String]
     let connections: NodeConnections
     let logger: Logger
     private let topology = Mutex(TopologyState())
@@ -73,6 +75,7 @@ public final class AeroCache: Service, Sendable {
                 logger: Logger = Logger(label: "aerocache.client")) {
         precondition(!configuration.seeds.isEmpty, "an AeroCache client needs at least one seed")
         self.configuration = configuration
+        self.seedAddresses = configuration.seeds.map(\.description)
         self.logger = logger
         var connection = GRPCClientConnection.Configuration()
         connection.connectTimeout = .milliseconds(500)
@@ -141,7 +144,7 @@ public final class AeroCache: Service, Sendable {
             let serving = known.addresses.indices.filter { known.serving[$0] }.map { known.addresses[$0] }.shuffled()
             candidates += serving + known.addresses.filter { !serving.contains($0) }
         }
-        for seed in configuration.seeds.map(\.description) where !candidates.contains(seed) { candidates.append(seed) }
+        for seed in seedAddresses where !candidates.contains(seed) { candidates.append(seed) }
         var lastError: (any Error)?
         for address in candidates.prefix(6) {
             do {
@@ -216,7 +219,7 @@ public final class AeroCache: Service, Sendable {
 
     /// Where a call on `key` goes, in order.
     func targets(forKey key: String) async -> [String] {
-        let seeds = configuration.seeds.map(\.description)
+        let seeds = seedAddresses
         guard configuration.routesToReplicas, let topology = await routingTopology(), !topology.isEmpty else {
             let first = seedTurn.add(1, ordering: .relaxed).oldValue % seeds.count
             return Array(seeds[first...] + seeds[..<first])

@@ -30,6 +30,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private var requestHeaders: [String: (path: HeaderField, fields: [nghttp2_nv])] = [:]
     private var context: ChannelHandlerContext?
     private var isOpen = true
+    /// The last `grpc-timeout` sent, formatted (callers mostly send the same one each call).
+    private var lastTimeout: (nanoseconds: Int64, text: String)?
     /// The timer that fails calls past their deadline, and when it fires (``watch(_:)``).
     private var deadlineSweep: (at: NIODeadline, timer: Scheduled<Void>)?
 
@@ -126,7 +128,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         var provider = Nghttp2Session.bodyProvider
         let streamID: Int32
         if let timeoutNanoseconds {
-            streamID = withCopiedField("grpc-timeout", GRPCTimeout.format(nanoseconds: timeoutNanoseconds)) { timeout in
+            if lastTimeout?.nanoseconds != timeoutNanoseconds {
+                lastTimeout = (timeoutNanoseconds, GRPCTimeout.format(nanoseconds: timeoutNanoseconds))
+            }
+            streamID = withCopiedField("grpc-timeout", lastTimeout!.text) { timeout in
                 var fields = headers.fields
                 fields.append(timeout)
                 return nghttp2_submit_request(session.raw, nil, fields, fields.count, &provider, nil)
