@@ -61,6 +61,7 @@ $count nodes are up (logs in $dir/). Try:
   .build/release/aerocachectl get user:1
   .build/release/aerocachectl owners user:1
   .build/release/aerocachectl ring
+  .build/release/aerocache-demo        # the five use cases, through the Swift client
 Stop them with: scripts/cluster.sh down
 MSG
     ;;
