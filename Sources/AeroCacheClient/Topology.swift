@@ -23,21 +23,14 @@ struct Topology: Sendable {
     }
 
     init(_ answer: Aerocache_V1_RingResponse) {
-        let members = answer.members.map { Ring.Member(id: $0.id, address: $0.address, zone: $0.zone, tokens: $0.tokens) }
         let serving = answer.members.filter { $0.state == "up" || $0.state == "leaving" }.map(\.id)
-        self.init(ring: Ring(members: members, epoch: UInt64(max(0, answer.epoch))),
-                  replicationFactor: Int(answer.replicationFactor), epoch: answer.epoch, serving: Set(serving))
+        self.init(ring: answer.ring, replicationFactor: Int(answer.replicationFactor), epoch: answer.epoch, serving: Set(serving))
     }
 
     var isEmpty: Bool { ring.isEmpty }
 
-    /// The node that coordinates a call on `key`: its first replica that takes calls (a node
-    /// holding a replica runs the call itself, so nothing is forwarded).
-    func coordinator(forKey key: String) -> String? {
-        targets(forKey: key).first
-    }
-
-    /// Where a call on `key` goes, in order: the key's replicas that take calls, then its
+    /// Where a call on `key` goes, in order: the key's replicas that take calls (the first
+    /// coordinates: a node holding a replica runs the call itself), then its
     /// other replicas (joining, suspect or down: they forward or fail fast), then, when none
     /// of its replicas takes calls, the other members (they forward to the key's replicas).
     func targets(forKey key: String) -> [String] {

@@ -122,19 +122,12 @@ public struct CacheService: Sendable {
             var forwarded = request
             forwarded.forwarded = true
             let call = forwarded
-            let epoch = Int64(view.ring.epoch)
-            let alone = coordinator.forward(CacheMethods.get, call, key: request.key, to: address, view: view) {
+            let alone = coordinator.relay(CacheMethods.get, call, key: request.key, to: address, view: view) {
                 try await self.get(call).value()
             }
-            guard case .callback(let sendAlone) = alone else { return try alone.map { $0 } }
-            let reply = Reply<Aerocache_V1_GetResponse>.callback { completion in
-                coordinator.forwardedGets.get(call, to: address, alone: sendAlone, completion: completion)
-            }
-            return try reply.map { response in
-                var stamped = response
-                stamped.ringEpoch = epoch
-                return stamped
-            }
+            return try Reply<Aerocache_V1_GetResponse>.callback { completion in
+                coordinator.forwardedGets.get(call, to: address, alone: alone, completion: completion)
+            }.stamped(epoch: view.ring.epoch)
         case .local(let others, let count, let selfIsReplica):
             let needed = level.requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
             return .later {
@@ -396,15 +389,10 @@ public struct CacheService: Sendable {
             var call = request
             call.forwarded = true
             let forwardedCall = call
-            let epoch = Int64(view.ring.epoch)
             return try coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
                 try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall,
                                       alone: alone, coordinate: coordinate).value()
-            }.map { response in
-                var stamped = response
-                stamped.ringEpoch = epoch
-                return stamped
-            }
+            }.stamped(epoch: view.ring.epoch)
         case .local(let others, let count, let selfIsReplica):
             // This node's own copy counts only when it is one of the key's replicas.
             let needed = consistency.level(default: .quorum).requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
@@ -459,6 +447,18 @@ public struct CacheService: Sendable {
             try check()
         } catch {
             throw RPCError(.invalidArgument, error.message)
+        }
+    }
+}
+
+extension Reply where Response: EpochStamped {
+    /// The answer of a forwarded call, carrying this node's ring epoch (so a ring-aware client
+    /// learns its ring is stale).
+    func stamped(epoch: UInt64) throws(RPCError) -> Reply<Response> {
+        try map { response in
+            var stamped = response
+            stamped.ringEpoch = Int64(epoch)
+            return stamped
         }
     }
 }

@@ -101,14 +101,6 @@ struct OwnersCommand: AsyncParsableCommand {
     }
 }
 
-extension Aerocache_V1_RingResponse {
-    /// The same ring the node computes, from the members it sent.
-    var ring: Ring {
-        Ring(members: members.map { Ring.Member(id: $0.id, address: $0.address, zone: $0.zone, tokens: $0.tokens) },
-             epoch: UInt64(epoch))
-    }
-}
-
 /// Prints rows as left-aligned columns.
 func printTable(_ rows: [[String]]) {
     let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }

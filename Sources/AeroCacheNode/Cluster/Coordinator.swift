@@ -73,9 +73,17 @@ public final class Coordinator: Sendable {
     func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
                                     to address: String, view: ClusterView,
                                     takeOver: @escaping @Sendable () async throws -> Response) -> Reply<Response> {
-        // The coordinator first, with a callback (no task: it nearly always answers); it is
-        // another node (a route forwards only to a replica, and this node holds none).
-        .callback { [cluster] completion in
+        .callback(relay(method, request, key: key, to: address, view: view, takeOver: takeOver))
+    }
+
+    /// ``forward(_:_:key:to:view:takeOver:)`` as the function that starts it: the coordinator
+    /// first, with a callback (no task: it nearly always answers); it is another node (a route
+    /// forwards only to a replica, and this node holds none).
+    func relay<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
+                                  to address: String, view: ClusterView,
+                                  takeOver: @escaping @Sendable () async throws -> Response)
+        -> @Sendable (_ completion: @escaping @Sendable (Result<Response, RPCError>) -> Void) -> Void {
+        { [cluster] completion in
             cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5)) { result in
                 guard case .failure(let error) = result, error.neverSent else { return completion(result) }
                 Task {

@@ -22,10 +22,11 @@ final class ForwardedGets: Sendable {
     /// Most gets in one batch (a batch answer over the node's limit would fail it).
     static let maxBatch = 64
 
+    /// A get waiting for its batch: its key, its caller, and how to send it by itself.
     private struct Waiting {
-        var keys: [String] = []
-        var completions: [Completion] = []
-        var alone: [Alone] = []
+        let key: String
+        let completion: Completion
+        let alone: Alone
     }
 
     /// Where a batch goes, and the event loop whose tick it waits for.
@@ -36,7 +37,7 @@ final class ForwardedGets: Sendable {
 
     private let peers: PeerPool
     /// Gets at consistency `one` waiting for the end of their loop's tick.
-    private let waiting = Mutex<[Destination: Waiting]>([:])
+    private let waiting = Mutex<[Destination: [Waiting]]>([:])
 
     init(peers: PeerPool) {
         self.peers = peers
@@ -49,12 +50,10 @@ final class ForwardedGets: Sendable {
         guard request.consistency == .default || request.consistency == .one,
               let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return alone(completion) }
         let batch = Destination(address: address, loop: ObjectIdentifier(loop as AnyObject))
-        let (first, full) = waiting.withLock { waiting -> (Bool, Waiting?) in
+        let (first, full) = waiting.withLock { waiting -> (Bool, [Waiting]?) in
             let first = waiting[batch] == nil
-            waiting[batch, default: Waiting()].keys.append(request.key)
-            waiting[batch]!.completions.append(completion)
-            waiting[batch]!.alone.append(alone)
-            if waiting[batch]!.keys.count >= Self.maxBatch { return (false, waiting.removeValue(forKey: batch)) }
+            waiting[batch, default: []].append(Waiting(key: request.key, completion: completion, alone: alone))
+            if waiting[batch]!.count >= Self.maxBatch { return (false, waiting.removeValue(forKey: batch)) }
             return (first, nil)
         }
         if let full { send(full, to: address) }
@@ -68,20 +67,20 @@ final class ForwardedGets: Sendable {
         }
     }
 
-    private func send(_ batch: Waiting, to address: String) {
-        guard batch.keys.count > 1 else { return batch.alone[0](batch.completions[0]) }
+    private func send(_ batch: [Waiting], to address: String) {
+        guard batch.count > 1 else { return batch[0].alone(batch[0].completion) }
         var request = Aerocache_V1_BatchGetRequest()
-        request.keys = batch.keys
+        request.keys = batch.map(\.key)
         request.consistency = .one
         request.forwarded = true
         peers.connection(to: address).unary(CacheMethods.batchGet, request, timeout: .seconds(5)) { result in
             switch result {
-            case .success(let answer) where answer.results.count == batch.keys.count:
-                for (completion, response) in zip(batch.completions, answer.results) { completion(.success(response)) }
+            case .success(let answer) where answer.results.count == batch.count:
+                for (get, response) in zip(batch, answer.results) { get.completion(.success(response)) }
             case .failure(let error) where !error.neverSent && error.code != .resourceExhausted:
-                for completion in batch.completions { completion(.failure(error)) }
+                for get in batch { get.completion(.failure(error)) }
             default:
-                for (alone, completion) in zip(batch.alone, batch.completions) { alone(completion) }
+                for get in batch { get.alone(get.completion) }
             }
         }
     }

@@ -155,10 +155,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Resets a call its caller gave up on (its completion was told already).
     func cancel(streamID: Int32) {
-        guard let stream = streams.removeValue(forKey: streamID) else { return }
-        nghttp2_submit_rst_stream(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_CANCEL.rawValue)
-        stream.complete(.failure(RPCError(.cancelled, "the call was cancelled by its caller")))
-        scheduleFlush()
+        reset(streamID: streamID, failing: CallCancellation.cancelled)
     }
 
     /// Makes sure a sweep runs by `deadline`. One timer serves every call (one timer per call
@@ -188,9 +185,14 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     }
 
     private func expire(streamID: Int32) {
+        reset(streamID: streamID, failing: RPCError(.deadlineExceeded, "deadline exceeded waiting for \(peerDescription)"))
+    }
+
+    /// Ends a call this side gives up on: the stream is reset and its caller hears `error`.
+    private func reset(streamID: Int32, failing error: RPCError) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         nghttp2_submit_rst_stream(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_CANCEL.rawValue)
-        stream.complete(.failure(RPCError(.deadlineExceeded, "deadline exceeded waiting for \(peerDescription)")))
+        stream.complete(.failure(error))
         scheduleFlush()
     }
 
