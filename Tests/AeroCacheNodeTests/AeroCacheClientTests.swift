@@ -167,6 +167,33 @@ import Testing
     }
 }
 
+extension ForwardedGetsTests {
+    /// Forty values of about 1 MiB read at once through a node that holds none of them: one
+    /// batch answer would pass the 16 MiB limit, so the gets go out one by one instead of failing.
+    @Test func largeValuesReadThroughANodeThatHoldsNoneOfThemAllArrive() async throws {
+        try await withTestCluster(count: 3, configure: { _, configuration in configuration.cluster.replicationFactor = 1 }) { nodes in
+            let view = nodes[0].node.cluster.view
+            let keys = Array((0..<500).map { "large-\($0)" }.filter { !view.holdsReplica(ofKey: $0) }.prefix(40))
+            var configuration = AeroCache.Configuration(seeds: [nodes[0].endpoint])
+            configuration.timeout = .seconds(20)
+            let routed = AeroCache(configuration: configuration)
+            for (index, key) in keys.enumerated() {
+                try await routed.set(key, [UInt8](repeating: UInt8(index), count: 1_000_000))
+            }
+            let plain = nodes[0].client(timeout: .seconds(20))
+            let sizes = try await withThrowingTaskGroup(of: (Int, [UInt8]?).self) { group in
+                for (index, key) in keys.enumerated() { group.addTask { (index, try await plain.get(key)?.value) } }
+                return try await group.reduce(into: [Int: [UInt8]?]()) { $0[$1.0] = $1.1 }
+            }
+            for index in keys.indices {
+                #expect(sizes[index]! == [UInt8](repeating: UInt8(index), count: 1_000_000), "\(keys[index])")
+            }
+            await plain.close()
+            await routed.close()
+        }
+    }
+}
+
 /// A count shared by concurrent tasks.
 private final class Tally: Sendable {
     private let value = Atomic<Int>(0)
