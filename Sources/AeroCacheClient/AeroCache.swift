@@ -38,6 +38,10 @@ public final class AeroCache: Service, Sendable {
         public var seeds: [HostPort]
         /// Deadline of each call, over all the nodes it tries.
         public var timeout: Duration = .seconds(5)
+        /// How long a call that may run twice (not an `increment`) waits for one node before
+        /// it tries the next replica: a node that is paused or cut off keeps its connection
+        /// open and says nothing. That node is then tried last for a while.
+        public var attemptTimeout: Duration = .seconds(1)
         /// How often the ring is fetched again while calls run (a forwarded call refreshes it at once).
         public var topologyRefreshInterval: Duration = .seconds(2)
         /// HTTP/2 connections to each node (calls are multiplexed on them).
@@ -60,6 +64,8 @@ public final class AeroCache: Service, Sendable {
     let logger: Logger
     private let topology = Mutex(TopologyState())
     private let seedTurn = Atomic<Int>(0)
+    /// Nodes that let an attempt time out, tried last for a while.
+    let passedOver = PassedOver()
     let loads = SingleFlight<[UInt8]?>()
 
     /// What the client knows of the ring, and when it last asked.
@@ -241,26 +247,41 @@ public final class AeroCache: Service, Sendable {
     }
 
     /// Sends `request` to the first of `targets` that answers, within the call's deadline;
-    /// returns the answer and who gave it.
+    /// returns the answer and who gave it. With `limitsEachAttempt`, a call that may run twice
+    /// waits at most ``Configuration/attemptTimeout`` for each node but the last it tries.
     func send<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry,
+        limitsEachAttempt: Bool = true
     ) async throws(AeroCacheError) -> (Response, String) {
         let deadline = MonotonicClock.nanoseconds() &+ UInt64(max(0, configuration.timeout.wholeNanoseconds))
+        let attempts = passedOver.order(targets).prefix(4)
         var lastError = RPCError(.unavailable, "no node to call")
-        for (attempt, address) in targets.prefix(4).enumerated() {
+        for (attempt, address) in attempts.enumerated() {
             let now = MonotonicClock.nanoseconds()
             guard now < deadline else {
                 throw AeroCacheError(.deadlineExceeded, "no answer within \(configuration.timeout) (last: \(lastError.message))",
                                      cause: lastError)
             }
-            // A first attempt sends the configured timeout as it is: one `grpc-timeout` value
-            // on every call stays in HPACK's table, where a new value each call would evict it.
-            let timeout = attempt == 0 ? configuration.timeout : .nanoseconds(Int64(deadline - now))
+            let remaining = Int64(deadline - now)
+            let cutShort = limitsEachAttempt && retry == .idempotent && attempt < attempts.count - 1
+                && configuration.attemptTimeout.wholeNanoseconds < remaining
+            // A first attempt sends a configured timeout as it is: one `grpc-timeout` value on
+            // every call stays in HPACK's table, where a new value each call would evict it.
+            let timeout: Duration = cutShort ? configuration.attemptTimeout
+                : attempt == 0 ? configuration.timeout : .nanoseconds(remaining)
             do {
-                return (try await connections.connection(to: address).unary(method, request, timeout: timeout), address)
+                let response = try await connections.connection(to: address).unary(method, request, timeout: timeout)
+                passedOver.answered(address)
+                return (response, address)
             } catch let error as RPCError {
                 if Task.isCancelled || error.code == .cancelled {
                     throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: error)
+                }
+                if cutShort && error.code == .deadlineExceeded {
+                    logger.debug("\(address) did not answer within \(configuration.attemptTimeout), trying the next replica")
+                    passedOver.passOver(address)
+                    lastError = error
+                    continue
                 }
                 let mayRetry = error.neverSent || (retry == .idempotent && error.code == .unavailable)
                 guard mayRetry else { throw AeroCacheError(error) }

@@ -1,5 +1,6 @@
 """The smart client (through aerocache-bench, which calls it): every call lands on a replica of
-its key, a node killed -9 costs under 1% of calls, a join is picked up without errors."""
+its key, a node killed -9 costs under 1% of calls, a paused node is passed over, a join is picked
+up without errors."""
 import json
 import os
 import subprocess
@@ -68,6 +69,27 @@ def test_a_node_killed_during_the_run_costs_under_one_percent(five, tmp_path):
     # replica: none fails (sent once only, 13 of 8,203 failed in one run).
     assert report["errors"] == 0, report["errors_by_code"]
     assert report["hit_ratio"] > 0.99
+
+
+def test_a_paused_node_is_passed_over_within_a_call(five, tmp_path):
+    """SIGSTOP leaves a node's sockets open and silent: no error tells the client to move on.
+    Gets and sets wait at most the client's attempt timeout (1 s) for it, then go to the next
+    replica, which answers; meanwhile the client passes the node over, so the run goes on."""
+    bench(five, tmp_path, "--prefill", "--duration", "0", name="fill")
+    pauser = threading.Timer(2.0, five.pause, args=(3,))
+    pauser.start()
+    try:
+        report = bench(five, tmp_path, "--duration", "8s", "--concurrency", "16", "--mix", "get=80,set=20",
+                       "--consistency", "quorum")
+    finally:
+        pauser.cancel()
+        five.resume(3)
+    print(f"node-3 paused mid-run: {report['operations']} calls, {report['errors']} failed, "
+          f"max {report['latency_us']['max'] / 1000:.0f} ms, p99.9 {report['latency_us']['p999'] / 1000:.0f} ms")
+    # Without an attempt timeout every call sent to node-3 waited its whole 5 s deadline and failed.
+    assert report["errors"] == 0, report["errors_by_code"]
+    assert report["latency_us"]["max"] < 2_500_000, report["latency_us"]
+    assert report["operations"] > 2000
 
 
 def test_a_join_is_picked_up_without_errors(tmp_path):
