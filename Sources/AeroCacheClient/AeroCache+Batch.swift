@@ -18,8 +18,7 @@ extension AeroCache {
             var request = Aerocache_V1_BatchGetRequest()
             request.keys = keys
             request.consistency = Aerocache_V1_Consistency(consistency)
-            let (answer, _) = try await self.send(CacheMethods.batchGet, request, to: targets, retry: .idempotent,
-                                                   limitsEachAttempt: false)  // a large batch takes its time
+            let (answer, _) = try await self.send(CacheMethods.batchGet, request, to: targets, retry: .idempotent)
             return answer.results.map { CacheEntry($0) }
         }
         for (indices, entries) in answers {
@@ -46,8 +45,7 @@ extension AeroCache {
                 entry.metadata = metadata
                 return entry
             }
-            _ = try await self.send(CacheMethods.batchSet, request, to: targets, retry: .idempotent,
-                                   limitsEachAttempt: false)  // a large batch takes its time
+            _ = try await self.send(CacheMethods.batchSet, request, to: targets, retry: .idempotent)
             return []
         }
     }

@@ -38,10 +38,13 @@ public final class AeroCache: Service, Sendable {
         public var seeds: [HostPort]
         /// Deadline of each call, over all the nodes it tries.
         public var timeout: Duration = .seconds(5)
-        /// How long a call that may run twice (not an `increment`) waits for one node before
-        /// it tries the next replica: a node that is paused or cut off keeps its connection
-        /// open and says nothing. That node is then tried last for a while.
-        public var attemptTimeout: Duration = .seconds(1)
+        /// How long a call that may run twice (not an `increment`) waits for a node's answer
+        /// before it asks, with an HTTP/2 PING, whether the node is alive. A node that does
+        /// not answer the PING within as long again is paused or cut off (its connection stays
+        /// open and says nothing): the call goes to the next replica, and the node is tried
+        /// last for a while. A node that answers the PING is busy: the call waits for it.
+        /// Zero or less: never ask.
+        public var attemptTimeout: Duration = .milliseconds(500)
         /// How often the ring is fetched again while calls run (a forwarded call refreshes it at once).
         public var topologyRefreshInterval: Duration = .seconds(2)
         /// HTTP/2 connections to each node (calls are multiplexed on them).
@@ -247,14 +250,15 @@ public final class AeroCache: Service, Sendable {
     }
 
     /// Sends `request` to the first of `targets` that answers, within the call's deadline;
-    /// returns the answer and who gave it. With `limitsEachAttempt`, a call that may run twice
-    /// waits at most ``Configuration/attemptTimeout`` for each node but the last it tries.
+    /// returns the answer and who gave it. A call that may run twice moves on from a node that
+    /// answers neither it nor a PING (``Configuration/attemptTimeout``).
     func send<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry,
-        limitsEachAttempt: Bool = true
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, to targets: [String], retry: Retry
     ) async throws(AeroCacheError) -> (Response, String) {
         let deadline = MonotonicClock.nanoseconds() &+ UInt64(max(0, configuration.timeout.wholeNanoseconds))
         let attempts = passedOver.order(targets).prefix(4)
+        let probeAfter = retry == .idempotent && configuration.attemptTimeout > .zero
+            ? configuration.attemptTimeout : nil
         var lastError = RPCError(.unavailable, "no node to call")
         for (attempt, address) in attempts.enumerated() {
             let now = MonotonicClock.nanoseconds()
@@ -262,27 +266,20 @@ public final class AeroCache: Service, Sendable {
                 throw AeroCacheError(.deadlineExceeded, "no answer within \(configuration.timeout) (last: \(lastError.message))",
                                      cause: lastError)
             }
-            let remaining = Int64(deadline - now)
-            let cutShort = limitsEachAttempt && retry == .idempotent && attempt < attempts.count - 1
-                && configuration.attemptTimeout.wholeNanoseconds < remaining
-            // A first attempt sends a configured timeout as it is: one `grpc-timeout` value on
+            // A first attempt sends the configured timeout as it is: one `grpc-timeout` value on
             // every call stays in HPACK's table, where a new value each call would evict it.
-            let timeout: Duration = cutShort ? configuration.attemptTimeout
-                : attempt == 0 ? configuration.timeout : .nanoseconds(remaining)
+            let timeout = attempt == 0 ? configuration.timeout : .nanoseconds(Int64(deadline - now))
+            // The last node tried gets the rest of the deadline, silent or not.
+            let probe = attempt < attempts.count - 1 ? probeAfter : nil
             do {
-                let response = try await connections.connection(to: address).unary(method, request, timeout: timeout)
+                let response = try await connections.connection(to: address).unary(method, request, timeout: timeout, probeAfter: probe)
                 passedOver.answered(address)
                 return (response, address)
             } catch let error as RPCError {
                 if Task.isCancelled || error.code == .cancelled {
                     throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: error)
                 }
-                if cutShort && error.code == .deadlineExceeded {
-                    logger.debug("\(address) did not answer within \(configuration.attemptTimeout), trying the next replica")
-                    passedOver.passOver(address)
-                    lastError = error
-                    continue
-                }
+                if error.peerSilent { passedOver.passOver(address) }
                 let mayRetry = error.neverSent || (retry == .idempotent && error.code == .unavailable)
                 guard mayRetry else { throw AeroCacheError(error) }
                 logger.debug("\(address) failed, trying the next replica: \(error)")

@@ -1,51 +1,54 @@
 import AeroCacheCore
 import Synchronization
 
-/// Nodes that let a call's attempt time out (paused, overloaded, cut off: their connection
-/// stays open, so no error says so), tried last for a while.
+/// Nodes that answered neither a call nor a PING (paused, cut off: their connection stays
+/// open, so no error says so), tried last for a while.
 ///
 /// The ring the client routes by names such a node as serving until the cluster's failure
-/// detector convicts it; meanwhile, without this, every call to a key it coordinates would wait
-/// an attempt timeout first. A node passed over is tried again once ``interval`` has gone
-/// by, or at once when it answers a call sent to it as a last resort.
+/// detector convicts it, and a node cut off from this client only is never convicted: without
+/// this, every call to a key it coordinates would wait for it first. A node passed over is
+/// tried first again once its time is up, or as soon as it answers a call; each time it stays
+/// silent in a row, it is passed over twice as long (from 3 s, at most a minute).
 final class PassedOver: Sendable {
-    /// How long a node that timed out is tried last: more than a ring refresh, so that by
-    /// the time it is tried again the ring usually says what became of it.
-    static let interval: UInt64 = 3_000_000_000
+    static let firstInterval: UInt64 = 3_000_000_000
+    static let longestInterval: UInt64 = 60_000_000_000
 
-    /// Until when (``MonotonicClock``) each node is tried last.
-    private let until = Mutex<[String: UInt64]>([:])
-    /// How many nodes `until` holds, read without the lock on every call.
+    private struct Silence {
+        var until: UInt64
+        /// The length of the last pass-over: the next one, if it stays silent, is twice that.
+        var interval: UInt64
+    }
+
+    /// Nodes that went silent (and were not heard from since), by address.
+    private let silences = Mutex<[String: Silence]>([:])
+    /// How many nodes `silences` holds, read without the lock on every call.
     private let count = Atomic<Int>(0)
 
-    /// Tries `address` last for ``interval`` from `now`.
+    /// `address` answered neither a call nor a PING: it is tried last from `now` on.
     func passOver(_ address: String, now: UInt64 = MonotonicClock.nanoseconds()) {
-        until.withLock { until in
-            until[address] = now + Self.interval
-            count.store(until.count, ordering: .relaxed)
+        silences.withLock { silences in
+            let interval = silences[address].map { min($0.interval * 2, Self.longestInterval) } ?? Self.firstInterval
+            silences[address] = Silence(until: now + interval, interval: interval)
+            count.store(silences.count, ordering: .relaxed)
         }
     }
 
     /// `address` answered: it is no longer passed over.
     func answered(_ address: String) {
         guard count.load(ordering: .relaxed) > 0 else { return }
-        forget { $0.key == address }
+        silences.withLock { silences in
+            guard silences.removeValue(forKey: address) != nil else { return }
+            count.store(silences.count, ordering: .relaxed)
+        }
     }
 
-    /// `targets` with the nodes passed over moved to the end (in their order); forgets the
-    /// nodes whose time is up.
+    /// `targets` with the nodes passed over at `now` moved to the end, in their order.
     func order(_ targets: [String], now: UInt64 = MonotonicClock.nanoseconds()) -> [String] {
         guard count.load(ordering: .relaxed) > 0 else { return targets }
-        forget { $0.value <= now }
-        let passed = until.withLock { until in Set(targets.filter { until[$0] != nil }) }
-        guard !passed.isEmpty else { return targets }
-        return targets.filter { !passed.contains($0) } + targets.filter { passed.contains($0) }
-    }
-
-    private func forget(where expired: ((key: String, value: UInt64)) -> Bool) {
-        until.withLock { until in
-            until = until.filter { !expired($0) }
-            count.store(until.count, ordering: .relaxed)
+        let passed = silences.withLock { silences in
+            targets.filter { silences[$0].map { $0.until > now } ?? false }
         }
+        guard !passed.isEmpty else { return targets }
+        return targets.filter { !passed.contains($0) } + passed
     }
 }

@@ -8,16 +8,20 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The call never left this process (no connection could be opened): it may go to
     /// another server without being run twice.
     public var neverSent: Bool
+    /// The server answered neither the call nor a ping in time: it is paused or cut off (the
+    /// call may still run there when it wakes).
+    public var peerSilent: Bool
 
-    public init(_ code: Code, _ message: String, neverSent: Bool = false) {
+    public init(_ code: Code, _ message: String, neverSent: Bool = false, peerSilent: Bool = false) {
         self.code = code
         self.message = message
         self.neverSent = neverSent
+        self.peerSilent = peerSilent
     }
 
     public var description: String { "\(code): \(message)" }
 
-    /// Errors are equal by what the caller hears, code and message (not ``neverSent``).
+    /// Errors are equal by what the caller hears, code and message (not ``neverSent`` or ``peerSilent``).
     public static func == (lhs: RPCError, rhs: RPCError) -> Bool {
         lhs.code == rhs.code && lhs.message == rhs.message
     }

@@ -82,6 +82,41 @@ import Testing
         }
     }
 
+    @Test func aBusyServerAnswersThePingAndTheCallWaitsForItsAnswer() async throws {
+        try await Self.withServer { _, port in
+            let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            // Unanswered after 100 ms, the call pings; the server's event loop answers at once,
+            // so the call waits the 600 ms its handler takes.
+            let response = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 600), timeout: .seconds(5),
+                                                  probeAfter: .milliseconds(100))
+            #expect(response.status == .serving)
+            await client.close()
+        }
+    }
+
+    @Test func aSilentServerFailsACallThatPingsAsPeerSilent() async throws {
+        // Accepts connections and never answers anything (as a paused process would).
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = GRPCClientConnection(host: "127.0.0.1", port: silent.localAddress!.port!,
+                                          eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let start = ContinuousClock.now
+        let error = await rpcError {
+            _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0), timeout: .seconds(10),
+                                       probeAfter: .milliseconds(100))
+        }
+        #expect(error?.code == .unavailable && error?.peerSilent == true, "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(2))
+        // Without a probe the call waits for its deadline, not for a ping.
+        let waited = await rpcError {
+            _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0), timeout: .milliseconds(400))
+        }
+        #expect(waited?.code == .deadlineExceeded && waited?.peerSilent == false, "\(String(describing: waited))")
+        await client.close()
+        try await silent.close()
+    }
+
     @Test func aStoppedPeerIsUnavailableAndARestartedOneIsReachedAgain() async throws {
         let port = try await Self.withServer { _, port in port }
         let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)

@@ -73,8 +73,9 @@ def test_a_node_killed_during_the_run_costs_under_one_percent(five, tmp_path):
 
 def test_a_paused_node_is_passed_over_within_a_call(five, tmp_path):
     """SIGSTOP leaves a node's sockets open and silent: no error tells the client to move on.
-    Gets and sets wait at most the client's attempt timeout (1 s) for it, then go to the next
-    replica, which answers; meanwhile the client passes the node over, so the run goes on."""
+    A get or set unanswered after the attempt timeout (0.5 s) pings the node; unanswered
+    again, it goes to the next replica, which answers, and the client passes the node over, so
+    the calls after it do not wait for it."""
     bench(five, tmp_path, "--prefill", "--duration", "0", name="fill")
     pauser = threading.Timer(2.0, five.pause, args=(3,))
     pauser.start()
@@ -84,11 +85,15 @@ def test_a_paused_node_is_passed_over_within_a_call(five, tmp_path):
     finally:
         pauser.cancel()
         five.resume(3)
+    latency = report["latency_us"]
     print(f"node-3 paused mid-run: {report['operations']} calls, {report['errors']} failed, "
-          f"max {report['latency_us']['max'] / 1000:.0f} ms, p99.9 {report['latency_us']['p999'] / 1000:.0f} ms")
-    # Without an attempt timeout every call sent to node-3 waited its whole 5 s deadline and failed.
+          f"p99 {latency['p99'] / 1000:.0f} ms, max {latency['max'] / 1000:.0f} ms")
+    # Without the ping every call sent to node-3 waited its whole 5 s deadline and failed.
     assert report["errors"] == 0, report["errors_by_code"]
-    assert report["latency_us"]["max"] < 2_500_000, report["latency_us"]
+    assert latency["max"] < 3_000_000, latency
+    # Only the calls in flight when it stopped wait for node-3; were it not passed over, one
+    # call in five (node-3 coordinates a fifth of the keys) would wait a second: p99 ~1 s.
+    assert latency["p99"] < 300_000, latency
     assert report["operations"] > 2000
 
 

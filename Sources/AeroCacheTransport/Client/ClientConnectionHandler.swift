@@ -37,6 +37,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private var callsSinceWrite = 0
     /// The timer that fails calls past their deadline, and when it fires (``watch(_:)``).
     private var deadlineSweep: (at: NIODeadline, timer: Scheduled<Void>)?
+    /// The PING sent to learn whether the server is alive: when its answer is due, and the
+    /// calls that fail as `peerSilent` if it does not come.
+    private var ping: (answerDue: NIODeadline, calls: [Int32])?
 
     /// The most calls one write carries. Calls started in one event-loop tick go out together,
     /// but not all of them: when every answer arrives in one read, every next call would start
@@ -110,6 +113,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private func failAll(_ error: RPCError) {
         deadlineSweep?.timer.cancel()
         deadlineSweep = nil
+        ping = nil
         let failed = streams
         streams.removeAll()
         for stream in failed.values { stream.complete(.failure(error)) }
@@ -119,9 +123,13 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Starts a unary call; `completion` receives the response message or an ``RPCError``
     /// (``CallNotStarted`` when this connection no longer takes calls: nothing was sent).
+    /// With `probeAfterNanoseconds`, a call still unanswered by then asks the server with a
+    /// PING whether it is alive, and fails as `peerSilent` (`UNAVAILABLE`) when the PING's
+    /// answer does not come within as long again.
     /// Returns the stream's id, or nil when the call ended before it went out.
     @discardableResult
-    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, completion: @escaping Completion) -> Int32? {
+    func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, probeAfterNanoseconds: Int64? = nil,
+                   completion: @escaping Completion) -> Int32? {
         guard isUsable else {
             completion(.failure(CallNotStarted(peer: peerDescription)))
             return nil
@@ -159,9 +167,15 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             stream.deadline = deadline
             watch(deadline)
         }
+        if let probeAfterNanoseconds, probeAfterNanoseconds > 0 {
+            let wait = TimeAmount.nanoseconds(probeAfterNanoseconds)
+            stream.probe = (NIODeadline.now() + wait, wait)
+            watch(stream.probe!.at)
+        }
         callsSinceWrite += 1
-        // Not from inside nghttp2's callbacks (a completion may start a call): the read cycle's end writes.
-        if callsSinceWrite >= Self.callsPerWrite && !session.inReadCycle { flush() } else { scheduleFlush() }
+        // Not from inside nghttp2's callbacks (a completion may start a call): the read
+        // cycle's or the drain's end writes.
+        if callsSinceWrite >= Self.callsPerWrite && !session.isBusy { flush() } else { scheduleFlush() }
         return streamID
     }
 
@@ -187,12 +201,40 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         deadlineSweep = nil
         let now = NIODeadline.now()
         var expired: [Int32] = []
+        var toProbe: [Int32] = []
+        var probeWait = TimeAmount.zero
         var next: NIODeadline?
         for (streamID, stream) in streams {
-            guard let deadline = stream.deadline else { continue }
-            if deadline <= now { expired.append(streamID) } else { next = min(next ?? deadline, deadline) }
+            if let deadline = stream.deadline, deadline <= now {
+                expired.append(streamID)
+                continue
+            }
+            if let probe = stream.probe, probe.at <= now {
+                stream.probe = nil
+                toProbe.append(streamID)
+                probeWait = max(probeWait, probe.wait)
+            }
+            for due in [stream.deadline, stream.probe?.at].compactMap({ $0 }) { next = min(next ?? due, due) }
         }
         for streamID in expired { expire(streamID: streamID) }
+        if let ping, ping.answerDue <= now {
+            // No answer to the PING: the server is paused or cut off.
+            self.ping = nil
+            for streamID in ping.calls {
+                reset(streamID: streamID, failing: RPCError(
+                    .unavailable, "\(peerDescription) answered neither the call nor a ping", peerSilent: true))
+            }
+        }
+        if !toProbe.isEmpty {
+            if ping != nil {
+                ping!.calls += toProbe
+            } else {
+                nghttp2_submit_ping(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+                ping = (now + probeWait, toProbe)
+                scheduleFlush()
+            }
+        }
+        if let ping { next = min(next ?? ping.answerDue, ping.answerDue) }
         if let next { watch(next) }
     }
 
@@ -267,7 +309,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     }
 
     func sessionReceivedFrame(streamID: Int32, _ frame: Nghttp2Session.Frame, endStream: Bool) {
-        if case .goaway = frame { onUnusable() }
+        switch frame {
+        case .goaway: onUnusable()
+        case .pingAck: ping = nil  // the server is alive: its calls wait for their answers
+        default: break
+        }
     }
 }
 

@@ -10,6 +10,9 @@ final class ClientStream {
     var answer: ClientCallAnswer
     /// When the call fails with `DEADLINE_EXCEEDED` if no answer came (nil: never).
     var deadline: NIODeadline?
+    /// When, if no answer came, the client asks the server with a PING whether it is alive, and
+    /// how long it then waits for the PING's answer before the call fails as `peerSilent`.
+    var probe: (at: NIODeadline, wait: TimeAmount)?
 
     init(request payload: [UInt8], completion: @escaping ClientConnectionHandler.Completion, maxResponseMessageBytes: Int) {
         self.request = MessageFrame.framed(payload)

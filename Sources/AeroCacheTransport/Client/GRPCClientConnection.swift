@@ -70,11 +70,15 @@ public final class GRPCClientConnection: Sendable {
     }
 
     /// Calls a unary method; `timeout` becomes the call's deadline (sent as `grpc-timeout`).
+    /// With `probeAfter`, a call still unanswered by then asks the server with a PING whether
+    /// it is alive, and fails with `UNAVAILABLE` (``RPCError/peerSilent``) when the PING's
+    /// answer does not come within as long again (the server is paused or cut off).
     public func unary<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil,
+        probeAfter: Duration? = nil
     ) async throws -> Response {
         let payload = try encode(request)
-        let bytes = try await unary(path: method.path, payload: payload, timeout: timeout)
+        let bytes = try await unary(path: method.path, payload: payload, timeout: timeout, probeAfter: probeAfter)
         do {
             return try Response(serializedBytes: bytes)
         } catch {
@@ -104,26 +108,28 @@ public final class GRPCClientConnection: Sendable {
                 }
             })
         }
-        start(path: method.path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
+        start(path: method.path, payload: payload, limits: CallLimits(timeoutNanoseconds: timeout?.wholeNanoseconds),
+              attemptsLeft: 3, call: call)
     }
 
     /// Calls a unary method with an already serialized request; returns the serialized response.
     ///
     /// With ``Configuration/endsCallsOnTaskCancellation``, cancelling the calling task ends the
     /// call at once with `CANCELLED` (the stream is reset).
-    public func unary(path: String, payload: [UInt8], timeout: Duration? = nil) async throws -> [UInt8] {
+    public func unary(path: String, payload: [UInt8], timeout: Duration? = nil, probeAfter: Duration? = nil) async throws -> [UInt8] {
+        let limits = CallLimits(timeoutNanoseconds: timeout?.wholeNanoseconds, probeAfterNanoseconds: probeAfter?.wholeNanoseconds)
         guard configuration.endsCallsOnTaskCancellation else {
             return try await withCheckedThrowingContinuation { continuation in
                 let call = CallCancellation()
                 _ = call.attach { continuation.resume(with: $0) }
-                start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
+                start(path: path, payload: payload, limits: limits, attemptsLeft: 3, call: call)
             }
         }
         let call = CallCancellation()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 guard call.attach({ continuation.resume(with: $0) }) else { return }
-                start(path: path, payload: payload, timeoutNanoseconds: timeout?.wholeNanoseconds, attemptsLeft: 3, call: call)
+                start(path: path, payload: payload, limits: limits, attemptsLeft: 3, call: call)
             }
         } onCancel: {
             call.cancel()
@@ -133,7 +139,13 @@ public final class GRPCClientConnection: Sendable {
     /// Starts the call on the connection's event loop; `call` hears the outcome once, on that
     /// loop (or here, when no connection could be had). A call the connection refused to start
     /// was not sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
-    private func start(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, attemptsLeft: Int, call: CallCancellation) {
+    /// How long a call may take (`grpc-timeout`), and when it asks whether the server is alive.
+    private struct CallLimits: Sendable {
+        var timeoutNanoseconds: Int64?
+        var probeAfterNanoseconds: Int64?
+    }
+
+    private func start(path: String, payload: [UInt8], limits: CallLimits, attemptsLeft: Int, call: CallCancellation) {
         withReadyConnection { [self] ready in
             let connected: Connected
             switch ready {
@@ -142,7 +154,8 @@ public final class GRPCClientConnection: Sendable {
             }
             let begin: @Sendable () -> Void = {
                 if call.isOver { return }
-                let streamID = connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds) { result in
+                let streamID = connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: limits.timeoutNanoseconds,
+                                                                 probeAfterNanoseconds: limits.probeAfterNanoseconds) { result in
                     guard case .failure(let error) = result, error is CallNotStarted else { return call.finish(result) }
                     // The connection was closing, so nothing was sent: the call may go out on a new one.
                     self.connectionBecameUnusable(connected.channel)
@@ -150,8 +163,7 @@ public final class GRPCClientConnection: Sendable {
                         return call.finish(.failure(RPCError(.unavailable,
                             "connection to \(self.host):\(self.port) kept closing before the call could start", neverSent: true)))
                     }
-                    self.start(path: path, payload: payload, timeoutNanoseconds: timeoutNanoseconds,
-                               attemptsLeft: attemptsLeft - 1, call: call)
+                    self.start(path: path, payload: payload, limits: limits, attemptsLeft: attemptsLeft - 1, call: call)
                 }
                 if let streamID, !call.started(on: connected.handler, streamID: streamID) {
                     connected.handler.value.cancel(streamID: streamID)

@@ -27,6 +27,8 @@ final class Nghttp2Session {
         case headers(isRequest: Bool)
         case data
         case goaway
+        /// The peer's answer to our PING.
+        case pingAck
         case other
     }
 
@@ -43,6 +45,10 @@ final class Nghttp2Session {
     unowned(unsafe) var delegate: (any Nghttp2SessionDelegate)?
     /// Whether bytes read are being fed to nghttp2 (its callbacks may run): no write now.
     private(set) var inReadCycle = false
+    /// Whether ``drain(into:whileWritable:)`` runs (nghttp2's send callbacks may run): no write now.
+    private(set) var isDraining = false
+    /// Whether nghttp2 may be running callbacks now, so that nothing may write.
+    var isBusy: Bool { inReadCycle || isDraining }
     private var flushScheduled = false
 
     /// `manualWindowUpdates`: the delegate gives request windows back itself
@@ -93,6 +99,8 @@ final class Nghttp2Session {
     /// `whileWritable`, only while the channel takes more (the rest waits in nghttp2), in
     /// writes of at most ``writeChunkBytes``.
     func drain(into context: ChannelHandlerContext, whileWritable: Bool) -> Drained {
+        isDraining = true
+        defer { isDraining = false }
         var buffer: ByteBuffer?
         var wrote = false
         while !whileWritable || context.channel.isWritable {
@@ -155,6 +163,7 @@ final class Nghttp2Session {
             case NGHTTP2_HEADERS.rawValue: .headers(isRequest: frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST)
             case NGHTTP2_DATA.rawValue: .data
             case NGHTTP2_GOAWAY.rawValue: .goaway
+            case NGHTTP2_PING.rawValue where frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0: .pingAck
             default: .other
             }
             let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0

@@ -702,7 +702,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             if endStream { onRequestEnd(streamID: streamID) }
         case .data:
             if endStream { onRequestEnd(streamID: streamID) }
-        case .goaway, .other:
+        case .goaway, .pingAck, .other:
             break
         }
     }
