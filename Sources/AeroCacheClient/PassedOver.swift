@@ -24,11 +24,17 @@ final class PassedOver: Sendable {
     /// How many nodes `silences` holds, read without the lock on every call.
     private let count = Atomic<Int>(0)
 
-    /// `address` answered neither a call nor a PING: it is tried last from `now` on.
+    /// `address` answered neither a call nor a PING: it is tried last from `now` on. (The
+    /// calls that were waiting for it when it stopped all say so: one spell, one interval.)
     func passOver(_ address: String, now: UInt64 = MonotonicClock.nanoseconds()) {
         silences.withLock { silences in
-            let interval = silences[address].map { min($0.interval * 2, Self.longestInterval) } ?? Self.firstInterval
+            // A spell that ended long ago (more than the longest interval) is not held against it.
+            let previous = silences[address].flatMap { $0.until + Self.longestInterval > now ? $0 : nil }
+            if let previous, previous.until > now { return }
+            let interval = previous.map { min($0.interval * 2, Self.longestInterval) } ?? Self.firstInterval
             silences[address] = Silence(until: now + interval, interval: interval)
+            // A node silent long ago (it may have left the ring) is forgotten.
+            silences = silences.filter { $0.value.until + Self.longestInterval > now }
             count.store(silences.count, ordering: .relaxed)
         }
     }
@@ -46,7 +52,11 @@ final class PassedOver: Sendable {
     func order(_ targets: [String], now: UInt64 = MonotonicClock.nanoseconds()) -> [String] {
         guard count.load(ordering: .relaxed) > 0 else { return targets }
         let passed = silences.withLock { silences in
-            targets.filter { silences[$0].map { $0.until > now } ?? false }
+            if silences.values.allSatisfy({ $0.until + Self.longestInterval <= now }) {
+                silences.removeAll()  // every one silent long ago: calls take no lock again
+                count.store(0, ordering: .relaxed)
+            }
+            return targets.filter { silences[$0].map { $0.until > now } ?? false }
         }
         guard !passed.isEmpty else { return targets }
         return targets.filter { !passed.contains($0) } + passed

@@ -85,10 +85,10 @@ import Testing
     @Test func aBusyServerAnswersThePingAndTheCallWaitsForItsAnswer() async throws {
         try await Self.withServer { _, port in
             let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-            // Unanswered after 100 ms, the call pings; the server's event loop answers at once,
-            // so the call waits the 600 ms its handler takes.
-            let response = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 600), timeout: .seconds(5),
-                                                  probeAfter: .milliseconds(100))
+            // Unanswered after 500 ms, the call pings (twice); the server's event loop answers,
+            // so the call waits the 1.6 s its handler takes.
+            let response = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 1_600), timeout: .seconds(5),
+                                                  probeAfter: .milliseconds(500))
             #expect(response.status == .serving)
             await client.close()
         }

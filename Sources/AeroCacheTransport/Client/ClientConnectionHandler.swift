@@ -39,7 +39,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     private var deadlineSweep: (at: NIODeadline, timer: Scheduled<Void>)?
     /// The PING sent to learn whether the server is alive: when its answer is due, and the
     /// calls that fail as `peerSilent` if it does not come.
-    private var ping: (answerDue: NIODeadline, calls: [Int32])?
+    private var ping: (answerDue: NIODeadline, wait: TimeAmount, calls: [Int32])?
 
     /// The most calls one write carries. Calls started in one event-loop tick go out together,
     /// but not all of them: when every answer arrives in one read, every next call would start
@@ -79,6 +79,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Any bytes from the server say it is alive, not only the PING's answer (which may
+        // queue behind a large answer still arriving).
+        if ping != nil { serverIsAlive() }
         if let failure = session.receive(unwrapInboundIn(data)) {
             failAll(RPCError(.internalError, "protocol error from \(peerDescription): \(failure)"))
             close()
@@ -230,12 +233,25 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                 ping!.calls += toProbe
             } else {
                 nghttp2_submit_ping(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
-                ping = (now + probeWait, toProbe)
+                ping = (now + probeWait, probeWait, toProbe)
                 scheduleFlush()
             }
         }
         if let ping { next = min(next ?? ping.answerDue, ping.answerDue) }
         if let next { watch(next) }
+    }
+
+    /// The server answered while a PING was out: the calls that asked wait for their
+    /// answers, and ask again as long from now if none comes (it may stop later).
+    private func serverIsAlive() {
+        guard let ping else { return }
+        self.ping = nil
+        let now = NIODeadline.now()
+        for streamID in ping.calls {
+            guard let stream = streams[streamID] else { continue }
+            stream.probe = (now + ping.wait, ping.wait)
+            watch(now + ping.wait)
+        }
     }
 
     private func expire(streamID: Int32) {
@@ -311,7 +327,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     func sessionReceivedFrame(streamID: Int32, _ frame: Nghttp2Session.Frame, endStream: Bool) {
         switch frame {
         case .goaway: onUnusable()
-        case .pingAck: ping = nil  // the server is alive: its calls wait for their answers
+        case .pingAck: serverIsAlive()
         default: break
         }
     }
