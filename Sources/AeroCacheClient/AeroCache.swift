@@ -67,7 +67,7 @@ public final class AeroCache: Service, Sendable {
     let logger: Logger
     private let topology = Mutex(TopologyState())
     private let seedTurn = Atomic<Int>(0)
-    /// Nodes that let an attempt time out, tried last for a while.
+    /// Nodes that answered neither a call nor a PING, tried last for a while.
     let passedOver = PassedOver()
     let loads = SingleFlight<[UInt8]?>()
 

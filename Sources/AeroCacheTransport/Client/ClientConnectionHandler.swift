@@ -165,15 +165,18 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
             return nil
         }
         streams[streamID] = stream
-        if let timeoutNanoseconds {
-            let deadline = NIODeadline.now() + .nanoseconds(timeoutNanoseconds) + deadlineSlack
-            stream.deadline = deadline
-            watch(deadline)
-        }
-        if let probeAfterNanoseconds, probeAfterNanoseconds > 0 {
-            let wait = TimeAmount.nanoseconds(probeAfterNanoseconds)
-            stream.probe = (NIODeadline.now() + wait, wait)
-            watch(stream.probe!.at)
+        if timeoutNanoseconds != nil || probeAfterNanoseconds != nil {
+            let now = NIODeadline.now()
+            if let timeoutNanoseconds {
+                let deadline = now + .nanoseconds(timeoutNanoseconds) + deadlineSlack
+                stream.deadline = deadline
+                watch(deadline)
+            }
+            if let probeAfterNanoseconds, probeAfterNanoseconds > 0 {
+                let wait = TimeAmount.nanoseconds(probeAfterNanoseconds)
+                stream.probe = (now + wait, wait)
+                watch(now + wait)
+            }
         }
         callsSinceWrite += 1
         // Not from inside nghttp2's callbacks (a completion may start a call): the read
@@ -217,7 +220,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                 toProbe.append(streamID)
                 probeWait = max(probeWait, probe.wait)
             }
-            for due in [stream.deadline, stream.probe?.at].compactMap({ $0 }) { next = min(next ?? due, due) }
+            if let deadline = stream.deadline { next = min(next ?? deadline, deadline) }
+            if let probe = stream.probe { next = min(next ?? probe.at, probe.at) }
         }
         for streamID in expired { expire(streamID: streamID) }
         if let ping, ping.answerDue <= now {

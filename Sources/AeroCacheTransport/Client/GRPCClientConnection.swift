@@ -136,15 +136,15 @@ public final class GRPCClientConnection: Sendable {
         }
     }
 
-    /// Starts the call on the connection's event loop; `call` hears the outcome once, on that
-    /// loop (or here, when no connection could be had). A call the connection refused to start
-    /// was not sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
     /// How long a call may take (`grpc-timeout`), and when it asks whether the server is alive.
     private struct CallLimits: Sendable {
         var timeoutNanoseconds: Int64?
         var probeAfterNanoseconds: Int64?
     }
 
+    /// Starts the call on the connection's event loop; `call` hears the outcome once, on that
+    /// loop (or here, when no connection could be had). A call the connection refused to start
+    /// was not sent, so it goes out again on a new connection, up to `attemptsLeft` times in all.
     private func start(path: String, payload: [UInt8], limits: CallLimits, attemptsLeft: Int, call: CallCancellation) {
         withReadyConnection { [self] ready in
             let connected: Connected
