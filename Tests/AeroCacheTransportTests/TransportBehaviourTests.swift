@@ -13,19 +13,25 @@ import Testing
     static let echo = MethodDescriptor<Grpc_Health_V1_HealthCheckRequest, Grpc_Health_V1_HealthCheckResponse>(
         service: "test.Slow", method: "Echo")
 
-    /// Answers after sleeping the number of milliseconds named in `service`.
+    /// Answers after sleeping the number of milliseconds named in `service` (`MS` or
+    /// `MS:TOKEN`; a token is put in ``arrived`` when the call starts running).
     static let slowEcho = ServerMethod(echo) { request, _ in
-        .later {
-            try await Task.sleep(for: .milliseconds(Int(request.service) ?? 0))
+        let parts = request.service.split(separator: ":", maxSplits: 1)
+        if parts.count == 2 { arrived.withLock { _ = $0.insert(String(parts[1])) } }
+        return .later {
+            try await Task.sleep(for: .milliseconds(parts.first.flatMap { Int($0) } ?? 0))
             var response = Grpc_Health_V1_HealthCheckResponse()
             response.status = .serving
             return response
         }
     }
 
-    static func request(sleepMilliseconds: Int) -> Grpc_Health_V1_HealthCheckRequest {
+    /// Tokens of calls that reached the server and run.
+    static let arrived = Mutex<Set<String>>([])
+
+    static func request(sleepMilliseconds: Int, token: String? = nil) -> Grpc_Health_V1_HealthCheckRequest {
         var request = Grpc_Health_V1_HealthCheckRequest()
-        request.service = String(sleepMilliseconds)
+        request.service = String(sleepMilliseconds) + (token.map { ":" + $0 } ?? "")
         return request
     }
 
@@ -142,8 +148,14 @@ import Testing
         try await Self.withServer { server, port in
             let client = GRPCClientConnection(host: "127.0.0.1", port: port, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
             _ = try await client.unary(Self.echo, Self.request(sleepMilliseconds: 0))
-            async let slow = client.unary(Self.echo, Self.request(sleepMilliseconds: 500))
-            try await Task.sleep(for: .milliseconds(100))
+            // The shutdown starts once the slow call runs (a fixed pause was too short on a
+            // loaded machine: the call then arrived after the GOAWAY and was refused).
+            let token = "shutdown-\(port)"
+            async let slow = client.unary(Self.echo, Self.request(sleepMilliseconds: 500, token: token))
+            let waitUntil = ContinuousClock.now + .seconds(20)
+            while !Self.arrived.withLock({ $0.contains(token) }) && ContinuousClock.now < waitUntil {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             server.initiateGracefulShutdown()
             #expect(try await slow.status == .serving, "the call in flight at shutdown completes")
             // New calls find no server: the GOAWAY made the client drop the connection.
