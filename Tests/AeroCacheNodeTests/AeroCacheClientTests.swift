@@ -168,8 +168,9 @@ import Testing
 }
 
 extension ForwardedGetsTests {
-    /// Forty values of about 1 MiB read at once through a node that holds none of them: one
-    /// batch answer would pass the 16 MiB limit, so the gets go out one by one instead of failing.
+    /// Forty values of 1 MiB (the largest allowed) read at once through a node that holds none
+    /// of them: a full batch's answer would pass the 16 MiB limit, so the gets go out one by
+    /// one instead of failing.
     @Test func largeValuesReadThroughANodeThatHoldsNoneOfThemAllArrive() async throws {
         try await withTestCluster(count: 3, configure: { _, configuration in configuration.cluster.replicationFactor = 1 }) { nodes in
             let view = nodes[0].node.cluster.view
@@ -178,7 +179,7 @@ extension ForwardedGetsTests {
             configuration.timeout = .seconds(20)
             let routed = AeroCache(configuration: configuration)
             for (index, key) in keys.enumerated() {
-                try await routed.set(key, [UInt8](repeating: UInt8(index), count: 1_000_000))
+                try await routed.set(key, [UInt8](repeating: UInt8(index), count: 1 << 20))
             }
             let plain = nodes[0].client(timeout: .seconds(20))
             let sizes = try await withThrowingTaskGroup(of: (Int, [UInt8]?).self) { group in
@@ -186,7 +187,7 @@ extension ForwardedGetsTests {
                 return try await group.reduce(into: [Int: [UInt8]?]()) { $0[$1.0] = $1.1 }
             }
             for index in keys.indices {
-                #expect(sizes[index]! == [UInt8](repeating: UInt8(index), count: 1_000_000), "\(keys[index])")
+                #expect(sizes[index]! == [UInt8](repeating: UInt8(index), count: 1 << 20), "\(keys[index])")
             }
             await plain.close()
             await routed.close()

@@ -19,8 +19,11 @@ final class ForwardedGets: Sendable {
     typealias Completion = @Sendable (Result<Aerocache_V1_GetResponse, RPCError>) -> Void
     typealias Alone = @Sendable (_ completion: @escaping Completion) -> Void
 
-    /// Most gets in one batch (a batch answer over the node's limit would fail it).
-    static let maxBatch = 64
+    /// Most gets in one batch. A full batch goes out at once, not at the end of the tick, so
+    /// the coordinator answers it while this node routes the rest of what it read. Measured
+    /// with h2load (50 streams, a key node-0 of 5 forwards): 64 per batch sent at the tick's
+    /// end, 39,000 to 55,000 gets/s; 16 written at once, 62,000 to 67,000 (8: 53,000 to 57,000).
+    static let maxBatch = 16
 
     /// A get waiting for its batch: its key, its caller, and how to send it by itself.
     private struct Waiting {
@@ -73,7 +76,7 @@ final class ForwardedGets: Sendable {
         request.keys = batch.map(\.key)
         request.consistency = .one
         request.forwarded = true
-        peers.connection(to: address).unary(CacheMethods.batchGet, request, timeout: .seconds(5)) { result in
+        peers.connection(to: address).unary(CacheMethods.batchGet, request, timeout: .seconds(5), writesAtOnce: true) { result in
             switch result {
             case .success(let answer) where answer.results.count == batch.count:
                 for (get, response) in zip(batch, answer.results) { get.completion(.success(response)) }

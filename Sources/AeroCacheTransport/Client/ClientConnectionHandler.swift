@@ -128,11 +128,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     /// (``CallNotStarted`` when this connection no longer takes calls: nothing was sent).
     /// With `probeAfterNanoseconds`, a call still unanswered by then asks the server with a
     /// PING whether it is alive, and fails as `peerSilent` (`UNAVAILABLE`) when the PING's
-    /// answer does not come within as long again.
+    /// answer does not come within as long again. `writesAtOnce` counts the call as a whole
+    /// ``callsPerWrite``: it goes out now (unless nghttp2 is busy, then when it is done).
     /// Returns the stream's id, or nil when the call ended before it went out.
     @discardableResult
     func startCall(path: String, payload: [UInt8], timeoutNanoseconds: Int64?, probeAfterNanoseconds: Int64? = nil,
-                   completion: @escaping Completion) -> Int32? {
+                   writesAtOnce: Bool = false, completion: @escaping Completion) -> Int32? {
         guard isUsable else {
             completion(.failure(CallNotStarted(peer: peerDescription)))
             return nil
@@ -178,7 +179,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                 watch(now + wait)
             }
         }
-        callsSinceWrite += 1
+        callsSinceWrite += writesAtOnce ? Self.callsPerWrite : 1
         // Not from inside nghttp2's callbacks (a completion may start a call): the read
         // cycle's or the drain's end writes.
         if callsSinceWrite >= Self.callsPerWrite && !session.isBusy { flush() } else { scheduleFlush() }

@@ -89,8 +89,10 @@ public final class GRPCClientConnection: Sendable {
     /// Calls a unary method and hands the outcome to `completion` (once, on the connection's
     /// event loop, or here when no connection could be had): no task and no continuation, for
     /// a server handler that relays a call (a node forwarding to the key's coordinator).
+    /// `writesAtOnce`: the call goes on the wire now rather than with the rest of the tick's
+    /// calls (for a call that carries many, such as a batch of relayed gets).
     public func unary<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil,
+        _ method: MethodDescriptor<Request, Response>, _ request: Request, timeout: Duration? = nil, writesAtOnce: Bool = false,
         completion: @escaping @Sendable (Result<Response, RPCError>) -> Void
     ) {
         let payload: [UInt8]
@@ -108,7 +110,7 @@ public final class GRPCClientConnection: Sendable {
                 }
             })
         }
-        start(path: method.path, payload: payload, limits: CallLimits(timeoutNanoseconds: timeout?.wholeNanoseconds),
+        start(path: method.path, payload: payload, limits: CallLimits(timeoutNanoseconds: timeout?.wholeNanoseconds, writesAtOnce: writesAtOnce),
               attemptsLeft: 3, call: call)
     }
 
@@ -136,10 +138,12 @@ public final class GRPCClientConnection: Sendable {
         }
     }
 
-    /// How long a call may take (`grpc-timeout`), and when it asks whether the server is alive.
+    /// How long a call may take (`grpc-timeout`), when it asks whether the server is alive,
+    /// and whether it is written at once.
     private struct CallLimits: Sendable {
         var timeoutNanoseconds: Int64?
         var probeAfterNanoseconds: Int64?
+        var writesAtOnce = false
     }
 
     /// Starts the call on the connection's event loop; `call` hears the outcome once, on that
@@ -155,7 +159,8 @@ public final class GRPCClientConnection: Sendable {
             let begin: @Sendable () -> Void = {
                 if call.isOver { return }
                 let streamID = connected.handler.value.startCall(path: path, payload: payload, timeoutNanoseconds: limits.timeoutNanoseconds,
-                                                                 probeAfterNanoseconds: limits.probeAfterNanoseconds) { result in
+                                                                 probeAfterNanoseconds: limits.probeAfterNanoseconds,
+                                                                 writesAtOnce: limits.writesAtOnce) { result in
                     guard case .failure(let error) = result, error is CallNotStarted else { return call.finish(result) }
                     // The connection was closing, so nothing was sent: the call may go out on a new one.
                     self.connectionBecameUnusable(connected.channel)
