@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "aerocachectl", targets: ["aerocachectl"]),
         .executable(name: "aerocache-bench", targets: ["aerocache-bench"]),
         .executable(name: "aerocache-demo", targets: ["aerocache-demo"]),
+        .executable(name: "aerocache-check", targets: ["aerocache-check"]),
         .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
     ],
     dependencies: [
@@ -161,6 +162,16 @@ let package = Package(
             name: "aerocache-demo",
             dependencies: [
                 "AeroCacheClient", "AeroCacheCommandLine", "AeroCacheCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Records a workload's outcomes, then verifies nothing acknowledged was lost (the fault tests' judge).
+        .executableTarget(
+            name: "aerocache-check",
+            dependencies: [
+                "AeroCacheClient", "AeroCacheCommandLine", "AeroCacheCore", "AeroCacheRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,6 +4,7 @@
 #   1. generated protobuf code is current (scripts/generate-proto.sh --check)
 #   2. Swift tests: core, framing, real nodes over loopback (swift test)
 #   3. process level: Python grpcio interop and raw-HTTP/2 robustness against aerocache-node
+#   4. fault tests, quick (scripts/fault-tests.sh --quick): kill -9 during writes, judged by aerocache-check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +23,7 @@ echo "== swift tests"
 swift test --skip-build
 
 echo "== interop and robustness (grpcio, h2) against .build/debug/aerocache-node"
-scripts/interop-test.sh .build/debug/aerocache-node
+scripts/interop-test.sh .build/debug/aerocache-node --ignore=Tests/interop/test_faults.py
+
+echo "== fault tests (quick): aerocache-check judges what a fault did to acknowledged writes"
+scripts/fault-tests.sh --quick .build/debug

@@ -1,5 +1,6 @@
 import AeroCacheCore
 import AeroCacheProto
+import AeroCacheRPC
 import Foundation
 
 extension AeroCache {
@@ -82,7 +83,12 @@ extension AeroCache {
                 for try await result in tasks { results.append(result) }
                 return results
             }
-        } catch let error as AeroCacheError {
+        } catch var error as AeroCacheError {
+            // Other parts may have run: only a call in one part can say it was never sent.
+            if parts.count > 1, var cause = error.cause as? RPCError, cause.neverSent {
+                cause.neverSent = false
+                error.cause = cause
+            }
             throw error
         } catch {
             throw AeroCacheError(.internalError, "\(error)")

@@ -259,12 +259,20 @@ public final class AeroCache: Service, Sendable {
         let attempts = passedOver.order(targets).prefix(4)
         let probeAfter = retry == .idempotent && configuration.attemptTimeout > .zero
             ? configuration.attemptTimeout : nil
-        var lastError = RPCError(.unavailable, "no node to call")
+        var lastError = RPCError(.unavailable, "no node to call", neverSent: true)
+        // Whether an attempt may have reached a node (and run there): then the call's error
+        // must not say it was never sent, whatever the last attempt's says.
+        var maybeRan = false
+        func failure(_ error: RPCError) -> AeroCacheError {
+            var error = error
+            if maybeRan { error.neverSent = false }
+            return AeroCacheError(error)
+        }
         for (attempt, address) in attempts.enumerated() {
             let now = MonotonicClock.nanoseconds()
             guard now < deadline else {
                 throw AeroCacheError(.deadlineExceeded, "no answer within \(configuration.timeout) (last: \(lastError.message))",
-                                     cause: lastError)
+                                     cause: maybeRan ? RPCError(lastError.code, lastError.message) : lastError)
             }
             // A first attempt sends the configured timeout as it is: one `grpc-timeout` value on
             // every call stays in HPACK's table, where a new value each call would evict it.
@@ -276,12 +284,13 @@ public final class AeroCache: Service, Sendable {
                 passedOver.answered(address)
                 return (response, address)
             } catch let error as RPCError {
+                if !error.neverSent { maybeRan = true }
                 if Task.isCancelled || error.code == .cancelled {
-                    throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: error)
+                    throw AeroCacheError(.cancelled, "the call was cancelled by its caller", cause: failure(error).cause)
                 }
                 if error.peerSilent { passedOver.passOver(address) }
                 let mayRetry = error.neverSent || (retry == .idempotent && error.code == .unavailable)
-                guard mayRetry else { throw AeroCacheError(error) }
+                guard mayRetry else { throw failure(error) }
                 logger.debug("\(address) failed, trying the next replica: \(error)")
                 lastError = error
             } catch let error as AeroCacheError where error.code == .invalidArgument {
@@ -292,6 +301,6 @@ public final class AeroCache: Service, Sendable {
                 throw AeroCacheError(.internalError, "\(error)")
             }
         }
-        throw AeroCacheError(lastError)
+        throw failure(lastError)
     }
 }

@@ -1,0 +1,104 @@
+import AeroCacheClient
+import AeroCacheCore
+import Foundation
+
+/// Drives the checker's workload: each worker calls in turn until the deadline and notes every
+/// outcome in its own ``History``. Of every ten calls a worker makes, one increments a shared
+/// counter, one sets the worker's register to its call number, eight set a new write-once key.
+struct Recorder: Sendable {
+    let cache: AeroCache
+    let prefix: String
+    let consistency: Consistency
+
+    /// Counters the workers share (several writers per counter).
+    static let counters = 4
+
+    func run(workers: Int, until deadline: Date) async -> History {
+        await withTaskGroup(of: History.self) { group in
+            for worker in 0..<workers {
+                group.addTask { await work(worker, until: deadline) }
+            }
+            var all = History(prefix: prefix)
+            for await part in group { all.merge(part) }
+            return all
+        }
+    }
+
+    private func work(_ worker: Int, until deadline: Date) async -> History {
+        var history = History(prefix: prefix)
+        var call = 0
+        while Date() < deadline {
+            call += 1
+            switch call % 10 {
+            case 0:
+                let key = "\(prefix):counter:\(worker % Self.counters)"
+                history.counters[key, default: .init()].attempted += 1
+                let outcome = await outcome { _ = try await cache.increment(key) }
+                history.count(outcome)
+                switch outcome {
+                case .ok: history.counters[key]!.acknowledged += 1
+                case .failed: history.counters[key]!.attempted -= 1
+                case .unknown: break
+                }
+            case 1:
+                let key = "\(prefix):register:\(worker)"
+                let outcome = await outcome { _ = try await cache.set(key, "\(call)", consistency: consistency) }
+                history.count(outcome)
+                // Every register tried is read back: one whose sets all failed must be missing.
+                if history.registers[key] == nil { history.registers[key] = .init() }
+                if outcome != .failed { history.registers[key]!.attempted = Int64(call) }
+                if outcome == .ok { history.registers[key]!.acknowledged = Int64(call) }
+            default:
+                let key = "\(prefix):once:\(worker):\(call)"
+                let value = "\(worker):\(call)"
+                let outcome = await outcome { _ = try await cache.set(key, value, consistency: consistency) }
+                history.count(outcome)
+                switch outcome {
+                case .ok: history.written[key] = value
+                case .unknown: history.writtenMaybe.append(key)
+                case .failed: history.writtenFailed.append(key)
+                }
+            }
+        }
+        return history
+    }
+
+    private func outcome(_ body: () async throws -> Void) async -> Outcome {
+        do {
+            try await body()
+            return .ok
+        } catch let error as AeroCacheError {
+            return Outcome(error)
+        } catch {
+            return .unknown
+        }
+    }
+}
+
+/// Reads keys back in batches, retrying a batch that fails for up to `within` seconds.
+struct ReadBack: Sendable {
+    let cache: AeroCache
+    let consistency: Consistency
+
+    /// The text under each key that could be read (nil inside: missing).
+    func values(of keys: [String], within seconds: Double) async -> [String: String?] {
+        var giveUp = Date().addingTimeInterval(seconds)
+        var values: [String: String?] = [:]
+        var start = 0
+        while start < keys.count {
+            let batch = Array(keys[start..<min(start + 200, keys.count)])
+            do {
+                let entries = try await cache.getMany(batch, consistency: consistency)
+                for (key, entry) in zip(batch, entries) {
+                    values[key] = .some(entry.map { String(decoding: $0.value, as: UTF8.self) })
+                }
+                start += batch.count
+                giveUp = Date().addingTimeInterval(seconds)  // each batch has the whole patience
+            } catch {
+                if Date() >= giveUp { start += batch.count; continue }  // left unread
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return values
+    }
+}
