@@ -32,7 +32,7 @@ public func withTestCluster<Result: Sendable>(
         for node in nodes { group.addTask { try await node.node.run() } }
         defer { for node in nodes { node.node.initiateGracefulShutdown() } }
         // Up, not only joined: a joiner streams its ranges before it serves reads.
-        try await waitUntil(seconds: 30, "the \(count) nodes did not all see each other up") {
+        try await waitUntil(seconds: 60, "the \(count) nodes did not all see each other up") {
             nodes.allSatisfy { node in
                 let view = node.node.cluster.view
                 return view.isJoined && view.statuses.count == count && view.statuses.allSatisfy { $0.status == .up }
