@@ -4,7 +4,8 @@
 #   1. generated protobuf code is current (scripts/generate-proto.sh --check)
 #   2. Swift tests: core, framing, real nodes over loopback (swift test)
 #   3. process level: Python grpcio interop and raw-HTTP/2 robustness against aerocache-node
-#   4. fault tests, quick (scripts/fault-tests.sh --quick): kill -9 during writes, judged by aerocache-check
+#   4. fault tests, quick (scripts/fault-tests.sh --quick): kill -9, SIGSTOP, clock jumps and a partition
+#      during writes, judged by aerocache-check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -78,7 +78,10 @@ public final class CacheNode: Service, Sendable {
         store = StorageEngine(configuration: storage)
         sweepInterval = configuration.sweepInterval
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        peers = PeerPool(group: group, credential: configuration.cluster.credential)
+        // Peer connections come from the listen address when peers dial the node there (no
+        // --advertise): a firewall rule naming it then cuts the node off both ways.
+        peers = PeerPool(group: group, credential: configuration.cluster.credential,
+                         listenHost: configuration.advertise.isEmpty ? configuration.host : nil)
         let metrics = NodeMetrics()
         let maxRequestBytes = max(configuration.maxRequestBytes, configuration.limits.maxValueBytes + 64 * 1024)
         var clusterConfiguration = configuration.cluster

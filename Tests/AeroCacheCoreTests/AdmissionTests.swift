@@ -27,7 +27,7 @@ import Testing
         #expect(Set(admitted.tokens).isDisjoint(with: instance.me.tokens))
         #expect(instance.ring.members.map(\.id) == ["seed"], "reads stay on the old owners")
         #expect(instance.futureRing.members.map(\.id).sorted() == ["a", "seed"], "writes reach the joiner")
-        let view = ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3)
+        let view = ClusterView(instance, nowMillis: now, replicationFactor: 3)
         #expect(view.isJoined)
         #expect(view.alive == ["a", "seed"])
         #expect(!view.isSingleNode, "a write must not skip the joiner")
@@ -50,7 +50,7 @@ import Testing
         #expect(again.tokens == first.tokens)
         #expect(again.incarnation == 3)
         #expect(again.phase == .refilling)
-        let view = ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3)
+        let view = ClusterView(instance, nowMillis: now, replicationFactor: 3)
         #expect(view.ring.members.contains { $0.id == "a" }, "it keeps its place: nobody else stands in for it")
         #expect(view.unreadable == ["a"])
         // Reads of a key it holds go to the others, and count it out.
@@ -117,11 +117,14 @@ import Testing
 
     @Test func adoptingTokensJoinsThisNodeAndTellsOthers() {
         var instance = Membership.Instance(me: joiner("a"))
-        #expect(!ClusterView(instance, clockProblem: nil, nowMillis: now, replicationFactor: 3).isJoined)
+        #expect(!ClusterView(instance, nowMillis: now, replicationFactor: 3).isJoined)
         let heartbeat = instance.me.heartbeat
         instance.adoptTokens([5, 6, 7, 8], phase: .joining)
         #expect(instance.me.tokens == [5, 6, 7, 8])
         #expect(instance.me.heartbeat > heartbeat)  // newer: gossip carries it over the old record
-        #expect(ClusterView(instance, clockProblem: "skewed", nowMillis: now, replicationFactor: 3).clockProblem == "skewed")
+        var measured = PeerClocks()
+        measured.observe(peer: "b", peerClock: now - 300_000, sentAt: 8, receivedAt: 10)
+        let clocks = measured.check(maxSkewMillis: 2_000, nowMillis: now, monotonicMillis: 10)
+        #expect(ClusterView(instance, clocks: clocks, nowMillis: now, replicationFactor: 3).clocks == clocks)
     }
 }

@@ -14,11 +14,11 @@ import Testing
     }()
 
     private func view(selfID: String = "n0", members: [Ring.Member] = members, alive: Set<String>? = nil,
-                      replicationFactor: Int = 3, clockProblem: String? = nil) -> ClusterView {
+                      replicationFactor: Int = 3, clocks: ClockCheck = ClockCheck()) -> ClusterView {
         let alive = alive ?? Set(members.map(\.id))
         return ClusterView(selfID: selfID, ring: Ring(members: members), alive: alive,
                            statuses: members.map { ($0.id, $0.address, alive.contains($0.id) ? .up : .down) },
-                           replicationFactor: replicationFactor, isJoined: true, clockProblem: clockProblem)
+                           replicationFactor: replicationFactor, isJoined: true, clocks: clocks)
     }
 
     /// A key whose replicas include `n0` (`holds`) or not.
@@ -66,15 +66,23 @@ import Testing
 
     @Test func writesNeedEnoughLiveReplicasAndAClockInStep() throws {
         let others = Array(Self.members[1...2])
-        try view().checkWritable(others, needed: 2, replicas: 3)
+        try view().checkWritable(others, needed: 2, replicas: 3, nowMillis: 0, monotonicMillis: 0)
         let oneDown = view(alive: ["n0", "n1", "n3", "n4"])
-        try oneDown.checkWritable(others, needed: 1, replicas: 3)
+        try oneDown.checkWritable(others, needed: 1, replicas: 3, nowMillis: 0, monotonicMillis: 0)
         #expect(throws: RoutingRefusal.tooFewReplicasAlive(alive: 2, replicas: 3, needed: 3, reading: false)) {
-            try oneDown.checkWritable(others, needed: 2, replicas: 3)
+            try oneDown.checkWritable(others, needed: 2, replicas: 3, nowMillis: 0, monotonicMillis: 0)
         }
-        #expect(throws: RoutingRefusal.clockOutOfStep("ahead")) {
-            try view(clockProblem: "ahead").checkWritable(others, needed: 0, replicas: 3)
+        // Both peers measured in step; then this node's wall clock jumps 5 minutes ahead, a
+        // second later by the monotonic clock: refused at once, before any new measure.
+        var measured = PeerClocks()
+        let wall: Int64 = 1_000_000_000
+        for peer in ["n1", "n2"] { measured.observe(peer: peer, peerClock: wall, sentAt: 498, receivedAt: 502) }
+        let stepped = view(clocks: measured.check(maxSkewMillis: 2_000, nowMillis: wall + 2, monotonicMillis: 502))
+        try stepped.checkWritable(others, needed: 0, replicas: 3, nowMillis: wall + 1_000, monotonicMillis: 1_500)
+        let refusal = #expect(throws: RoutingRefusal.self) {
+            try stepped.checkWritable(others, needed: 0, replicas: 3, nowMillis: wall + 301_000, monotonicMillis: 1_500)
         }
+        #expect(refusal.map { "\($0)" }?.contains("jumped 300000 ms ahead") == true, "\(String(describing: refusal))")
         let readers = try oneDown.checkAlive(others, needed: 1, replicas: 3, reading: true)
         #expect(readers == [Self.members[1]])
         #expect(RoutingRefusal.tooFewReplicasAlive(alive: 1, replicas: 3, needed: 2, reading: true).description

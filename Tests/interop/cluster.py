@@ -53,8 +53,11 @@ class Cluster:
     """`size` nodes, node-0 the seed of the others, with replication factor 3 unless flags say."""
 
     def __init__(self, size, *flags, metrics=False, env=None, ids=None,
-                 secret=os.environ.get("AEROCACHE_NO_SECRET") != "1", started=None):
-        """`started`: how many of the `size` nodes start now (all by default); `start` the others later."""
+                 secret=os.environ.get("AEROCACHE_NO_SECRET") != "1", started=None, hosts=None):
+        """`started`: how many of the `size` nodes start now (all by default); `start` the others later.
+        `hosts`: each node's own loopback address (default 127.0.0.1 for all), so a firewall
+        rule can name one node (the fault tests' partitions)."""
+        self.hosts = hosts or ["127.0.0.1"] * size
         self.flags = list(flags)
         self.ids = ids or [f"node-{index}" for index in range(size)]
         self.binary = os.environ["AEROCACHE_NODE"]
@@ -81,7 +84,7 @@ class Cluster:
             return f.read().strip()
 
     def address(self, index):
-        return f"127.0.0.1:{self.ports[index]}"
+        return f"{self.hosts[index]}:{self.ports[index]}"
 
     def command(self, index, *extra, seeded=True):
         # node-0 founds the cluster; restarted, it joins it again through node-1 (without seeds
@@ -107,7 +110,7 @@ class Cluster:
         while time.monotonic() < deadline:
             assert self.processes[index].poll() is None, f"node-{index} exited: {self.log(index)}"
             try:
-                with socket.create_connection(("127.0.0.1", self.ports[index]), timeout=0.2):
+                with socket.create_connection((self.hosts[index], self.ports[index]), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)

@@ -5,7 +5,9 @@ Each test runs `aerocache-check run` (write-once keys, single-writer registers a
 heals it, then `aerocache-check verify` reads everything back. It prints one line with its
 figures: operations, acknowledged, lost (must be 0), and how long the replicas took to agree.
 
---quick (what scripts/test.sh runs) is the whole set today; the longer faults will be full-run only.
+--quick (what scripts/test.sh runs) leaves out the tests marked full_only. The partitions need
+the private network namespace scripts/fault-tests.sh runs the tests in (nodes on 127.0.0.11-.13,
+cut by nft rules on their addresses); elsewhere they are skipped.
 """
 import json
 import os
@@ -17,11 +19,16 @@ import time
 import pytest
 
 from cluster import Cluster, wait_for
+from test_replica_safety import clock_shift_library  # noqa: F401  (the LD_PRELOAD clock shim, a fixture)
 from aerocache.v1 import peer_pb2
 
 CHECK = os.environ.get("AEROCACHE_CHECK", os.path.join(os.path.dirname(os.environ["AEROCACHE_NODE"]), "aerocache-check"))
 if not os.path.exists(CHECK):
     pytest.skip(f"{CHECK} is not built: scripts/fault-tests.sh runs these", allow_module_level=True)
+in_own_namespace = pytest.mark.skipif(os.environ.get("AEROCACHE_FAULTS_NETNS") is None or shutil.which("nft") is None,
+                                      reason="partitions run in scripts/fault-tests.sh's network namespace, with nft")
+full_only = pytest.mark.skipif(os.environ.get("AEROCACHE_FAULTS") != "full",
+                               reason="full fault run only (scripts/fault-tests.sh without --quick)")
 
 
 class Checker:
@@ -29,12 +36,13 @@ class Checker:
 
     runs = 0
 
-    def __init__(self, cluster, seconds, concurrency=8):
+    def __init__(self, cluster, seconds, concurrency=8, nodes=None):
         Checker.runs += 1
         self.cluster = cluster
         self.directory = tempfile.mkdtemp(prefix="aerocache-check-")
         self.history = os.path.join(self.directory, "history.json")
-        endpoints = ",".join(cluster.address(i) for i in range(len(cluster.ports)))
+        nodes = range(len(cluster.ports)) if nodes is None else nodes
+        endpoints = ",".join(cluster.address(i) for i in nodes)
         self.endpoints = endpoints
         self.process = subprocess.Popen(
             [CHECK, "run", "--endpoints", endpoints, "--history", self.history, "--duration", f"{seconds}s",
@@ -87,9 +95,10 @@ def digests(cluster, index, keys):
     return held
 
 
-def wait_replicas_agree(cluster, keys, indexes, since, within=60):
-    """Waits until every node in `indexes` (all replicas of every key: N = 3 on 3 nodes) holds
-    the same version of every key; fails unless that is within `within` seconds of `since`."""
+def wait_replicas_agree(cluster, keys, indexes, since, within=60, copies=3):
+    """Waits until, among the nodes in `indexes`, every key is held by exactly `copies` of them
+    (its replicas, N = 3) and all hold the same version; fails unless that is within `within`
+    seconds of `since`."""
     timeout = max(1.0, since + within - time.monotonic())
 
     def agree():
@@ -97,8 +106,13 @@ def wait_replicas_agree(cluster, keys, indexes, since, within=60):
             views = [digests(cluster, index, keys) for index in indexes]
         except Exception:  # a node still starting
             return False
-        return all(view == views[0] for view in views[1:])
-    wait_for(agree, timeout, f"every replica holding the same version of every key within {within} s", interval=1.0)
+        for key in keys:
+            held = [view[key] for view in views if view[key] is not None]
+            # Held nowhere is right for a key whose every write failed (verify judged the rest).
+            if len(held) not in (0, copies) or any(version != held[0] for version in held[1:]):
+                return False
+        return True
+    wait_for(agree, timeout, f"{copies} replicas holding the same version of every key within {within} s", interval=1.0)
 
 
 def report(name, history, verdict, converged=None):
@@ -169,3 +183,163 @@ def test_with_two_nodes_of_three_killed_no_quorum_write_is_acknowledged():
         for checker in checkers:
             checker.close()
         cluster.stop_all()
+
+
+def test_a_node_paused_past_the_failure_detector_then_resumed():
+    """SIGSTOP of one node of 3 for 15 s (it is seen down within a few seconds), then SIGCONT,
+    while the checker writes at quorum: nothing acknowledged is lost; replicas agree within 60 s."""
+    cluster = Cluster(3)
+    checkers = []
+    try:
+        cluster.wait_converged()
+        checker = Checker(cluster, seconds=25)
+        checkers.append(checker)
+        checker.at(4)
+        cluster.pause(2)
+        cluster.wait_state(2, "down", via=0, timeout=15)
+        checker.at(19)
+        cluster.resume(2)
+        healed = time.monotonic()
+        history = checker.finish()
+        verdict, _ = checker.verify()
+        assert history["acknowledged"] > 100, checker.run_line
+        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+        report("SIGSTOP one of 3 for 15 s, then SIGCONT", history, verdict, converged=time.monotonic() - healed)
+    finally:
+        for checker in checkers:
+            checker.close()
+        cluster.stop_all()
+
+
+def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(clock_shift_library):  # noqa: F811
+    """One node's wall clock jumps 5 minutes ahead, back, then 5 minutes behind, while the
+    checker writes at quorum: no acknowledged update is overwritten by an older one (the
+    registers never go back), nothing acknowledged is lost, and the replicas agree."""
+    shift = tempfile.NamedTemporaryFile("w", delete=False)
+    shift.write("0")
+    shift.close()
+    cluster = Cluster(3)
+    checkers = []
+    try:
+        cluster.kill(2)
+        cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
+        cluster.wait_converged()
+        checker = Checker(cluster, seconds=28)
+        checkers.append(checker)
+        for at, milliseconds in ((4, 300_000), (11, 0), (16, -300_000), (23, 0)):
+            checker.at(at)
+            with open(shift.name, "w") as f:
+                f.write(str(milliseconds))
+        healed = time.monotonic()
+        history = checker.finish()
+        verdict, _ = checker.verify()
+        assert history["acknowledged"] > 100, checker.run_line
+        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+        report("one clock 5 min ahead, then 5 min behind", history, verdict, converged=time.monotonic() - healed)
+    finally:
+        for checker in checkers:
+            checker.close()
+        cluster.stop_all()
+        os.unlink(shift.name)
+
+
+@full_only
+def test_a_join_a_decommission_and_a_removed_dead_node_under_load():
+    """While the checker writes at quorum to 4 nodes: a fifth joins, one is decommissioned, one
+    is killed -9 and removed. Nothing acknowledged is lost; the three that stay hold every key,
+    in one version, within 60 s of the removal."""
+    cluster = Cluster(5, started=4)
+    checkers = []
+    try:
+        wait_for(lambda: all(cluster.converged(via=i, count=4) for i in range(4)), 30, "four nodes up in every view")
+        checker = Checker(cluster, seconds=60, nodes=[0, 2, 4])
+        checkers.append(checker)
+        checker.at(3)
+        cluster.start(4)
+        wait_for(lambda: all(cluster.status(via=i).get("node-4", {}).get("state") == "up" for i in (0, 1, 2, 3)), 60,
+                 "node-4 up in every view")
+        code, out, err = cluster.ctl("decommission", "node-1", "--wait", "120s", via=1, timeout=150)
+        assert code == 0, out + err
+        cluster.kill(3)
+        cluster.wait_state(3, "down", via=0, timeout=30)
+        code, out, err = cluster.ctl("remove", "node-3", "--wait", "60s", via=0, timeout=90)
+        assert code == 0, out + err
+        healed = time.monotonic()
+        history = checker.finish()
+        verdict, _ = checker.verify()
+        assert history["acknowledged"] > 100, checker.run_line
+        wait_replicas_agree(cluster, history_keys(history), [0, 2, 4], since=healed)
+        report("join + decommission + kill -9 and remove, 4 to 3 nodes", history, verdict,
+               converged=time.monotonic() - healed)
+    finally:
+        for checker in checkers:
+            checker.close()
+        cluster.stop_all()
+
+
+HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+
+
+def nft(*commands):
+    for command in commands:
+        subprocess.run(["nft", *command.split()], check=True, capture_output=True, timeout=10)
+
+
+def cut(*rules):
+    """Drops the packets each rule matches (an nft match, on loopback inside the namespace)."""
+    nft("add table inet aerocache_faults",
+        "add chain inet aerocache_faults cut { type filter hook output priority 0 ; policy accept ; }",
+        *(f"add rule inet aerocache_faults cut {rule} drop" for rule in rules))
+
+
+def heal():
+    subprocess.run(["nft", "delete", "table", "inet", "aerocache_faults"], capture_output=True, timeout=10)
+
+
+def partitioned(name, *rules, seconds=30):
+    """Three nodes on their own addresses; the checker writes at quorum for `seconds` + 10 s;
+    `rules` cut the network from 4 s on for `seconds`, then heal. Nothing acknowledged is lost;
+    replicas agree within 60 s of the heal."""
+    cluster = Cluster(3, hosts=HOSTS)
+    checkers = []
+    try:
+        cluster.wait_converged()
+        checker = Checker(cluster, seconds=seconds + 10)
+        checkers.append(checker)
+        checker.at(4)
+        cut(*rules)
+        checker.at(4 + seconds)
+        heal()
+        healed = time.monotonic()
+        history = checker.finish()
+        verdict, _ = checker.verify()
+        assert history["acknowledged"] > 100, checker.run_line
+        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+        report(name, history, verdict, converged=time.monotonic() - healed)
+    finally:
+        heal()
+        for checker in checkers:
+            checker.close()
+        cluster.stop_all()
+
+
+@in_own_namespace
+def test_one_node_cut_off_from_its_peers_for_30_s():
+    partitioned("node-2 cut off from both peers for 30 s (clients still reach it)",
+                "ip saddr 127.0.0.13 ip daddr { 127.0.0.11, 127.0.0.12 }",
+                "ip saddr { 127.0.0.11, 127.0.0.12 } ip daddr 127.0.0.13")
+
+
+@in_own_namespace
+@full_only
+def test_a_one_way_cut_for_30_s():
+    partitioned("node-2 cannot send to its peers for 30 s (one way)",
+                "ip saddr 127.0.0.13 ip daddr { 127.0.0.11, 127.0.0.12 }")
+
+
+@in_own_namespace
+@full_only
+def test_twenty_percent_packet_loss_between_nodes_for_30_s():
+    partitioned("20% of packets between nodes lost for 30 s",
+                "ip saddr { 127.0.0.11, 127.0.0.12, 127.0.0.13 } ip daddr { 127.0.0.11, 127.0.0.12, 127.0.0.13 } "
+                "numgen random mod 100 < 20")

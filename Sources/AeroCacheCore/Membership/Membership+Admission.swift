@@ -114,13 +114,13 @@ public enum MemberRefusal: Equatable, Sendable, CustomStringConvertible {
 
 extension ClusterView {
     /// The snapshot of `instance` at `nowMillis`, as every call reads it.
-    public convenience init(_ instance: Membership.Instance, clockProblem: String?, nowMillis: Int64, replicationFactor: Int) {
+    public convenience init(_ instance: Membership.Instance, clocks: ClockCheck = ClockCheck(), nowMillis: Int64, replicationFactor: Int) {
         let ids = instance.currentIDs
         self.init(selfID: instance.selfID, ring: instance.ring,
                   alive: Set(ids.filter { instance.isAlive($0, nowMillis: nowMillis) }),
                   statuses: ids.map { ($0, instance.records[$0]!.address, instance.status(of: $0, nowMillis: nowMillis)) },
                   replicationFactor: replicationFactor, isJoined: !instance.me.tokens.isEmpty,
-                  clockProblem: clockProblem, futureRing: instance.futureRing,
+                  clocks: clocks, futureRing: instance.futureRing,
                   unreadable: Set(instance.members(in: .refilling)), revision: instance.revision)
     }
 }

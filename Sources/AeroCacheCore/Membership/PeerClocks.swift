@@ -5,35 +5,84 @@
 /// acknowledged writes to older ones. Peers refuse such records anyway (``Limits/check(_:now:maxClockSkewMillis:)``);
 /// this lets the node itself refuse to coordinate writes, with a clear error, before it
 /// stores anything.
+///
+/// Measures are kept against the monotonic clock, which never jumps: a peer's clock now is
+/// its reading then plus the monotonic time since. And while this node agrees with its peers,
+/// it remembers its own wall clock minus its monotonic clock; when that moves by more than
+/// the maximum skew, its wall clock jumped. So a jump is out of step from the jump on, not
+/// from the next round trip (a fault test saw a node stamp writes 5 minutes ahead in that gap
+/// and win over later acknowledged ones), even before the failure detector, which runs on
+/// the wall clock, knows who is alive again.
 public struct PeerClocks: Sendable {
-    /// Measurements older than this are not trusted.
+    /// Measurements older than this (monotonic) are not trusted.
     public static let freshnessMillis: Int64 = 10_000
+    /// Round trips longer than this (a pause, a stall) measure nothing.
+    public static let longestRoundTripMillis: Int64 = 1_000
 
-    private var offsets: [String: (offset: Int64, measuredAt: Int64)] = [:]
+    /// Per peer: its clock minus this node's monotonic clock (ms), and when that was measured
+    /// (monotonic ms).
+    private var measures: [String: (peerMinusMonotonic: Int64, measuredAt: Int64)] = [:]
+    /// This node's wall clock minus its monotonic clock when it last agreed with its peers.
+    private var inStepAnchor: Int64?
 
     public init() {}
 
-    /// A gossip exchange with `peer`: sent at `sentAt`, answered with the peer's clock reading
-    /// `peerClock`, received at `receivedAt` (all Unix ms; the peer read its clock about halfway).
+    /// A gossip exchange with `peer`: sent at `sentAt`, answered with the peer's wall clock
+    /// `peerClock` (Unix ms), received at `receivedAt` (`sentAt` and `receivedAt`: this node's
+    /// monotonic ms); the peer read its clock about halfway.
     public mutating func observe(peer: String, peerClock: Int64, sentAt: Int64, receivedAt: Int64) {
-        guard peerClock > 0 else { return }
-        offsets[peer] = (peerClock - (sentAt / 2 + receivedAt / 2), receivedAt)
+        guard peerClock > 0, receivedAt >= sentAt, receivedAt - sentAt <= Self.longestRoundTripMillis else { return }
+        measures[peer] = (peerClock - (sentAt + (receivedAt - sentAt) / 2), receivedAt)
     }
 
-    /// How far `peer`'s clock is ahead of this node's (negative: behind), if measured lately.
-    public func offset(of peer: String, nowMillis: Int64) -> Int64? {
-        guard let measured = offsets[peer], nowMillis - measured.measuredAt <= Self.freshnessMillis else { return nil }
-        return measured.offset
+    /// What writes check the clock against from now on, given the clocks read now (wall
+    /// `nowMillis`, monotonic `monotonicMillis`). Remembers the wall clock as in step when
+    /// most of the freshly measured peers agree with it (one peer: that one).
+    public mutating func check(maxSkewMillis: Int64, nowMillis: Int64, monotonicMillis: Int64) -> ClockCheck {
+        let bases = measures.values.filter { monotonicMillis - $0.measuredAt <= Self.freshnessMillis }.map(\.peerMinusMonotonic)
+        let agreeing = bases.filter { abs($0 + monotonicMillis - nowMillis) <= maxSkewMillis }.count
+        if agreeing * 2 > bases.count { inStepAnchor = nowMillis - monotonicMillis }
+        return ClockCheck(peerMinusMonotonic: bases, inStepAnchor: inStepAnchor, maxSkewMillis: maxSkewMillis)
+    }
+}
+
+/// Whether this node's wall clock is in step with its peers', judged at the moment of a write
+/// from measures taken earlier (a pure value a ``ClusterView`` carries).
+public struct ClockCheck: Sendable, Equatable {
+    /// Per freshly measured peer: its clock minus this node's monotonic clock, in ms.
+    let peerMinusMonotonic: [Int64]
+    /// This node's wall minus monotonic clock when it last agreed with its peers.
+    let inStepAnchor: Int64?
+    let maxSkewMillis: Int64
+
+    /// Nothing measured: nothing to compare with (a single node, or one just started).
+    public init() {
+        self.init(peerMinusMonotonic: [], inStepAnchor: nil, maxSkewMillis: 0)
     }
 
-    /// Why this node must not stamp versions, or nil: when its clock differs by more than
-    /// `maxSkewMillis` from a majority of the live members (itself included).
-    public func problem(alivePeers: [String], maxSkewMillis: Int64, nowMillis: Int64) -> String? {
-        let off = alivePeers.compactMap { offset(of: $0, nowMillis: nowMillis) }.filter { abs($0) > maxSkewMillis }
-        guard off.count * 2 > alivePeers.count + 1 else { return nil }
+    init(peerMinusMonotonic: [Int64], inStepAnchor: Int64?, maxSkewMillis: Int64) {
+        self.peerMinusMonotonic = peerMinusMonotonic
+        self.inStepAnchor = inStepAnchor
+        self.maxSkewMillis = maxSkewMillis
+    }
+
+    /// Why this node must not stamp versions at wall time `nowMillis` (monotonic
+    /// `monotonicMillis`), or nil: its wall clock jumped by more than the maximum skew since
+    /// it last agreed with its peers, or it differs by more than that from a majority of the
+    /// measured members (itself included).
+    public func problem(nowMillis: Int64, monotonicMillis: Int64) -> String? {
+        if let inStepAnchor {
+            let moved = nowMillis - monotonicMillis - inStepAnchor
+            if abs(moved) > maxSkewMillis {
+                return "this node's wall clock jumped \(abs(moved)) ms \(moved > 0 ? "ahead" : "back") since it last agreed "
+                    + "with its peers', more than --max-clock-skew (\(maxSkewMillis) ms): it coordinates no writes until it is back"
+            }
+        }
+        let off = peerMinusMonotonic.map { $0 + monotonicMillis - nowMillis }.filter { abs($0) > maxSkewMillis }
+        guard off.count * 2 > peerMinusMonotonic.count + 1 else { return nil }
         let median = off.sorted()[off.count / 2]
         let direction = median < 0 ? "ahead of" : "behind"
-        return "this node's clock is about \(abs(median)) ms \(direction) \(off.count) of its \(alivePeers.count) peers, "
+        return "this node's clock is about \(abs(median)) ms \(direction) \(off.count) of its \(peerMinusMonotonic.count) peers, "
             + "more than --max-clock-skew (\(maxSkewMillis) ms): it coordinates no writes until its clock is fixed"
     }
 }

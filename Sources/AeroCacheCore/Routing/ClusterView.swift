@@ -17,8 +17,8 @@ public final class ClusterView: Sendable {
     public let replicationFactor: Int
     /// Whether this node holds its tokens (a joiner has none until a seed allots them).
     public let isJoined: Bool
-    /// Why this node must not stamp versions now (its clock is far from its peers'), if it must not.
-    public let clockProblem: String?
+    /// What a write checks this node's clock against (its peers' clocks, measured earlier).
+    public let clocks: ClockCheck
     /// The membership revision it was built from (``Membership/Instance/revision``).
     public let revision: UInt64
     /// This node's index in `ring.members`, if it owns tokens.
@@ -28,7 +28,7 @@ public final class ClusterView: Sendable {
     let othersWhenEveryoneIsAReplica: [Ring.Member]?
 
     public init(selfID: String, ring: Ring, alive: Set<String>, statuses: [(id: String, address: String, status: Membership.Status)],
-         replicationFactor: Int, isJoined: Bool, clockProblem: String? = nil, futureRing: Ring? = nil,
+         replicationFactor: Int, isJoined: Bool, clocks: ClockCheck = ClockCheck(), futureRing: Ring? = nil,
          unreadable: Set<String> = [], revision: UInt64 = 0) {
         self.selfID = selfID
         self.revision = revision
@@ -39,10 +39,16 @@ public final class ClusterView: Sendable {
         self.statuses = statuses
         self.replicationFactor = replicationFactor
         self.isJoined = isJoined
-        self.clockProblem = clockProblem
+        self.clocks = clocks
         self.selfIndex = ring.members.firstIndex { $0.id == selfID }
         othersWhenEveryoneIsAReplica = selfIndex != nil && ring.members.count <= replicationFactor
             ? ring.members.filter { $0.id != selfID } : nil
+    }
+
+    /// Why this node must not stamp versions at wall time `nowMillis` (monotonic
+    /// `monotonicMillis`), if it must not: its clock is far from its peers'.
+    public func clockProblem(nowMillis: Int64, monotonicMillis: Int64) -> String? {
+        clocks.problem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
     }
 
     /// Whether this node answers reads from its own store (it has its tokens and is not refilling).

@@ -74,9 +74,11 @@ extension ClusterView {
     }
 
     /// Refuses a write before anything is written when fewer than `needed` of `others` are
-    /// alive, or this node's clock is out of step with its peers'.
-    public func checkWritable(_ others: [Ring.Member], needed: Int, replicas: Int) throws(RoutingRefusal) {
-        if let clockProblem { throw .clockOutOfStep(clockProblem) }
+    /// alive, or this node's clock (read now: `nowMillis`, `monotonicMillis`) is out of step
+    /// with its peers'.
+    public func checkWritable(_ others: [Ring.Member], needed: Int, replicas: Int,
+                              nowMillis: Int64, monotonicMillis: Int64) throws(RoutingRefusal) {
+        if let problem = clockProblem(nowMillis: nowMillis, monotonicMillis: monotonicMillis) { throw .clockOutOfStep(problem) }
         try checkAlive(others, needed: needed, replicas: replicas, reading: false)
     }
 

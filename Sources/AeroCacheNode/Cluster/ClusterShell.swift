@@ -67,7 +67,7 @@ public final class ClusterShell: Sendable {
                                            seed: XXHash64.hash(selfID))
         instance.founding = founding
         membership = Mutex(instance)
-        published = Mutex(ClusterView(instance, clockProblem: nil, nowMillis: now,
+        published = Mutex(ClusterView(instance, nowMillis: now,
                                       replicationFactor: configuration.replicationFactor))
         (ringChanges, ringChangesContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
@@ -84,14 +84,15 @@ public final class ClusterShell: Sendable {
     }
 
     private func publish(_ instance: Membership.Instance, nowMillis: Int64) {
-        let alivePeers = instance.records.keys.filter { $0 != selfID && instance.isAlive($0, nowMillis: nowMillis) }
-        let problem = clocks.withLock {
-            $0.problem(alivePeers: alivePeers, maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis)
+        let monotonicMillis = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+        let check = clocks.withLock {
+            $0.check(maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         }
-        let previous = view.clockProblem
+        let problem = check.problem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
+        let previous = view.clockProblem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         if problem != nil && previous == nil { logger.error("\(problem!)") }
         if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
-        let view = ClusterView(instance, clockProblem: problem, nowMillis: nowMillis,
+        let view = ClusterView(instance, clocks: check, nowMillis: nowMillis,
                                replicationFactor: configuration.replicationFactor)
         // Tasks publish side by side: a snapshot older than the one out already stays unseen.
         // The ring change goes out under the lock, so changes arrive in the order of the views.
@@ -328,11 +329,15 @@ public final class ClusterShell: Sendable {
             exchanges.addTask {
                 var outgoing = template
                 let sentAt = UnixClock.nowMillis()
+                let sentAtMonotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
                 outgoing.sentAtUnixMs = sentAt
                 guard let reply = try? await self.peers.connection(to: address)
                     .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
                 let now = UnixClock.nowMillis()
-                self.clocks.withLock { $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAt, receivedAt: now) }
+                let receivedAtMonotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+                self.clocks.withLock {
+                    $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAtMonotonic, receivedAt: receivedAtMonotonic)
+                }
                 let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                 // A new member or new tokens: show them now.
                 if let changed = self.merge(incoming, nowMillis: now) { self.publish(changed, nowMillis: now) }

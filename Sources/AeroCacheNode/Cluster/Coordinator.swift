@@ -56,7 +56,10 @@ public final class Coordinator: Sendable {
     /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of
     /// `others` are alive, or when this node's clock is out of step with its peers'.
     func requireWritable(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
-        try Self.unavailable { () throws(RoutingRefusal) in try view.checkWritable(others, needed: needed, replicas: replicas) }
+        let (now, monotonic) = (UnixClock.nowMillis(), Int64(MonotonicClock.nanoseconds() / 1_000_000))
+        try Self.unavailable { () throws(RoutingRefusal) in
+            try view.checkWritable(others, needed: needed, replicas: replicas, nowMillis: now, monotonicMillis: monotonic)
+        }
     }
 
     /// A routing refusal as the gRPC status the caller sees.

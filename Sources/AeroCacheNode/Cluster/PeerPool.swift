@@ -15,9 +15,18 @@ public final class PeerPool: Sendable {
     /// nothing connects on event loops that are shutting down.
     private let isClosed = Atomic<Bool>(false)
 
-    public init(group: any EventLoopGroup, credential: PeerCredential?) {
+    /// Where connections to peers are made from: the node's listen address, when that is one
+    /// address (not 0.0.0.0 or ::, not a name).
+    private let localAddress: SocketAddress?
+
+    public init(group: any EventLoopGroup, credential: PeerCredential?, listenHost: String? = nil) {
         self.group = group
         self.credential = credential
+        if let host = listenHost, !["0.0.0.0", "::"].contains(host), let address = try? SocketAddress(ipAddress: host, port: 0) {
+            localAddress = address
+        } else {
+            localAddress = nil
+        }
     }
 
     public func connection(to address: String) -> GRPCClientConnection {
@@ -26,6 +35,7 @@ public final class PeerPool: Sendable {
             let target = (try? HostPort(parsing: address)) ?? HostPort(host: address, port: 7400)
             var configuration = GRPCClientConnection.Configuration()
             configuration.maximumBackoff = .milliseconds(500)
+            configuration.localAddress = localAddress
             if let credential {
                 configuration.extraHeaders = [(PeerCredential.headerNameString, credential.headerValue)]
             }

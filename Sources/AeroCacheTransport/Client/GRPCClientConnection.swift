@@ -38,6 +38,10 @@ public final class GRPCClientConnection: Sendable {
         /// reset). Off, a call runs to its answer or deadline whatever its task does: a node's
         /// replication drains finish while the node shuts down.
         public var endsCallsOnTaskCancellation = false
+        /// The local address the connection is made from (nil: the kernel picks one). A node
+        /// makes its peer connections from the address it listens on, so its peers see it
+        /// there (and a firewall rule naming that address cuts it off both ways).
+        public var localAddress: SocketAddress?
         public init() {}
     }
 
@@ -246,7 +250,7 @@ public final class GRPCClientConnection: Sendable {
         let slack = configuration.deadlineSlack
         // The handler goes in before the connection opens: bytes read before it was added
         // (the server's SETTINGS) would be lost and the session would fail.
-        ClientBootstrap(group: promise.futureResult.eventLoop)
+        var bootstrap = ClientBootstrap(group: promise.futureResult.eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
@@ -260,7 +264,12 @@ public final class GRPCClientConnection: Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .connect(host: host, port: port)
+        if let localAddress = configuration.localAddress {
+            // IP_BIND_ADDRESS_NO_PORT (24 in <linux/in.h>): the port is chosen at connect, with the
+            // destination known, rather than one reserved per socket at bind.
+            bootstrap = bootstrap.channelOption(.ipOption(.init(rawValue: 24)), value: 1).bind(to: localAddress)
+        }
+        bootstrap.connect(host: host, port: port)
             .flatMapThrowing { channel -> Connected in
                 let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
                 return Connected(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
