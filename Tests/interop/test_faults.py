@@ -9,6 +9,7 @@ figures: operations, acknowledged, lost (must be 0), and how long the replicas t
 the private network namespace scripts/fault-tests.sh runs the tests in (nodes on 127.0.0.11-.13,
 cut by nft rules on their addresses); elsewhere they are skipped.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -78,6 +79,23 @@ class Checker:
             return json.load(f), line
 
 
+@contextlib.contextmanager
+def checking(cluster):
+    """Yields `start(seconds, ...)`, which starts a ``Checker`` on `cluster`; at the end, however
+    the test went, stops every checker it started, then the cluster."""
+    checkers = []
+
+    def start(*args, **kwargs):
+        checkers.append(Checker(cluster, *args, **kwargs))
+        return checkers[-1]
+    try:
+        yield start
+    finally:
+        for checker in checkers:
+            checker.close()
+        cluster.stop_all()
+
+
 def history_keys(history):
     return sorted(set(history["written"]) | set(history["writtenMaybe"]) | set(history["registers"]) | set(history["counters"]))
 
@@ -129,11 +147,9 @@ def test_kill_one_node_of_three_during_quorum_writes_and_restart_it_empty():
     """kill -9 of one node of 3 while the checker writes at quorum; back (empty) 10 s later:
     nothing acknowledged is lost, and the replicas agree within 60 s of the restart."""
     cluster = Cluster(3)
-    checkers = []
-    try:
+    with checking(cluster) as start_checker:
         cluster.wait_converged()
-        checker = Checker(cluster, seconds=20)
-        checkers.append(checker)
+        checker = start_checker(seconds=20)
         checker.at(4)
         cluster.kill(2)
         checker.at(14)
@@ -144,27 +160,20 @@ def test_kill_one_node_of_three_during_quorum_writes_and_restart_it_empty():
         assert history["acknowledged"] > 100, checker.run_line
         wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
         report("kill -9 one of 3, restarted empty after 10 s", history, verdict, converged=time.monotonic() - healed)
-    finally:
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
 
 
 def test_with_two_nodes_of_three_killed_no_quorum_write_is_acknowledged():
     """kill -9 of two nodes of 3: while they are down, no write at quorum is acknowledged; what
     was acknowledged before is still there once they are back."""
     cluster = Cluster(3)
-    checkers = []
-    try:
+    with checking(cluster) as start_checker:
         cluster.wait_converged()
-        before = Checker(cluster, seconds=3)
-        checkers.append(before)
+        before = start_checker(seconds=3)
         before_history = before.finish()
         assert before_history["acknowledged"] > 100, before.run_line
         cluster.kill(1)
         cluster.kill(2)
-        during = Checker(cluster, seconds=5)
-        checkers.append(during)
+        during = start_checker(seconds=5)
         during_history = during.finish()
         assert during_history["acknowledged"] == 0, \
             f"{during_history['acknowledged']} calls acknowledged with one node of 3 alive: {during.run_line}"
@@ -179,21 +188,15 @@ def test_with_two_nodes_of_three_killed_no_quorum_write_is_acknowledged():
         wait_replicas_agree(cluster, history_keys(before_history), [0, 1, 2], since=healed)
         report("kill -9 two of 3", before_history, verdict, converged=time.monotonic() - healed)
         print(f"  before the kills: {before.run_line}; while two were down: {during.run_line}", flush=True)
-    finally:
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
 
 
 def test_a_node_paused_past_the_failure_detector_then_resumed():
     """SIGSTOP of one node of 3 for 15 s (it is seen down within a few seconds), then SIGCONT,
     while the checker writes at quorum: nothing acknowledged is lost; replicas agree within 60 s."""
     cluster = Cluster(3)
-    checkers = []
-    try:
+    with checking(cluster) as start_checker:
         cluster.wait_converged()
-        checker = Checker(cluster, seconds=25)
-        checkers.append(checker)
+        checker = start_checker(seconds=25)
         checker.at(4)
         cluster.pause(2)
         cluster.wait_state(2, "down", via=0, timeout=15)
@@ -205,10 +208,6 @@ def test_a_node_paused_past_the_failure_detector_then_resumed():
         assert history["acknowledged"] > 100, checker.run_line
         wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
         report("SIGSTOP one of 3 for 15 s, then SIGCONT", history, verdict, converged=time.monotonic() - healed)
-    finally:
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
 
 
 def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(clock_shift_library):  # noqa: F811
@@ -219,27 +218,23 @@ def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(
     shift.write("0")
     shift.close()
     cluster = Cluster(3)
-    checkers = []
     try:
-        cluster.kill(2)
-        cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
-        cluster.wait_converged()
-        checker = Checker(cluster, seconds=28)
-        checkers.append(checker)
-        for at, milliseconds in ((4, 300_000), (11, 0), (16, -300_000), (23, 0)):
-            checker.at(at)
-            with open(shift.name, "w") as f:
-                f.write(str(milliseconds))
-        healed = time.monotonic()
-        history = checker.finish()
-        verdict, _ = checker.verify()
-        assert history["acknowledged"] > 100, checker.run_line
-        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
-        report("one clock 5 min ahead, then 5 min behind", history, verdict, converged=time.monotonic() - healed)
+        with checking(cluster) as start_checker:
+            cluster.kill(2)
+            cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
+            cluster.wait_converged()
+            checker = start_checker(seconds=28)
+            for at, milliseconds in ((4, 300_000), (11, 0), (16, -300_000), (23, 0)):
+                checker.at(at)
+                with open(shift.name, "w") as f:
+                    f.write(str(milliseconds))
+            healed = time.monotonic()
+            history = checker.finish()
+            verdict, _ = checker.verify()
+            assert history["acknowledged"] > 100, checker.run_line
+            wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+            report("one clock 5 min ahead, then 5 min behind", history, verdict, converged=time.monotonic() - healed)
     finally:
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
         os.unlink(shift.name)
 
 
@@ -249,11 +244,9 @@ def test_a_join_a_decommission_and_a_removed_dead_node_under_load():
     is killed -9 and removed. Nothing acknowledged is lost; the three that stay hold every key,
     in one version, within 60 s of the removal."""
     cluster = Cluster(5, started=4)
-    checkers = []
-    try:
+    with checking(cluster) as start_checker:
         wait_for(lambda: all(cluster.converged(via=i, count=4) for i in range(4)), 30, "four nodes up in every view")
-        checker = Checker(cluster, seconds=60, nodes=[0, 2, 4])
-        checkers.append(checker)
+        checker = start_checker(seconds=60, nodes=[0, 2, 4])
         checker.at(3)
         cluster.start(4)
         wait_for(lambda: all(cluster.status(via=i).get("node-4", {}).get("state") == "up" for i in (0, 1, 2, 3)), 60,
@@ -271,10 +264,6 @@ def test_a_join_a_decommission_and_a_removed_dead_node_under_load():
         wait_replicas_agree(cluster, history_keys(history), [0, 2, 4], since=healed)
         report("join + decommission + kill -9 and remove, 4 to 3 nodes", history, verdict,
                converged=time.monotonic() - healed)
-    finally:
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
 
 
 HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -301,26 +290,22 @@ def partitioned(name, *rules, seconds=30):
     `rules` cut the network from 4 s on for `seconds`, then heal. Nothing acknowledged is lost;
     replicas agree within 60 s of the heal."""
     cluster = Cluster(3, hosts=HOSTS)
-    checkers = []
     try:
-        cluster.wait_converged()
-        checker = Checker(cluster, seconds=seconds + 10)
-        checkers.append(checker)
-        checker.at(4)
-        cut(*rules)
-        checker.at(4 + seconds)
-        heal()
-        healed = time.monotonic()
-        history = checker.finish()
-        verdict, _ = checker.verify()
-        assert history["acknowledged"] > 100, checker.run_line
-        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
-        report(name, history, verdict, converged=time.monotonic() - healed)
+        with checking(cluster) as start_checker:
+            cluster.wait_converged()
+            checker = start_checker(seconds=seconds + 10)
+            checker.at(4)
+            cut(*rules)
+            checker.at(4 + seconds)
+            heal()
+            healed = time.monotonic()
+            history = checker.finish()
+            verdict, _ = checker.verify()
+            assert history["acknowledged"] > 100, checker.run_line
+            wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+            report(name, history, verdict, converged=time.monotonic() - healed)
     finally:
         heal()
-        for checker in checkers:
-            checker.close()
-        cluster.stop_all()
 
 
 @in_own_namespace
