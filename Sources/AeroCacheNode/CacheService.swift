@@ -431,7 +431,7 @@ public struct CacheService: Sendable {
             case .memoryFull: throw RPCError(.resourceExhausted, error.description)
             case .notAnInteger, .counterWindowFixed: throw RPCError(.failedPrecondition, error.description)
             case .overflow: throw RPCError(.outOfRange, error.description)
-            case .clockSkew, .clockWentBack: throw RPCError(.unavailable, error.description)
+            case .clockSkew, .clockWentBack, .clockOutOfStep: throw RPCError(.unavailable, error.description)
             }
         }
     }

@@ -55,6 +55,7 @@ struct CheckCommand: AsyncParsableCommand {
         @Option(help: "Workers, each calling in turn.") var concurrency: Int = 8
         @Option(help: "one, quorum or all, for sets (increments always answer after a quorum).") var consistency: Consistency = .quorum
         @Option(help: "Prefix of every key (default: check:<pid>).") var prefix: String?
+        @Option(help: "Stop after this many calls in all (default: when --duration ends).") var operations: Int?
 
         func run() async throws {
             let cache = try connection.client()
@@ -63,7 +64,9 @@ struct CheckCommand: AsyncParsableCommand {
                 throw ValidationError("--duration: \(error.message)")
             }
             guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
-            let recorder = Recorder(cache: cache, prefix: prefix ?? "check:\(getpid())", consistency: consistency)
+            if let operations, operations < 1 { throw ValidationError("--operations must be at least 1") }
+            let recorder = Recorder(cache: cache, prefix: prefix ?? "check:\(getpid())", consistency: consistency,
+                                    budget: operations.map(CallBudget.init))
             let started = Date()
             let result = await recorder.run(workers: concurrency, until: started.addingTimeInterval(seconds))
             await cache.close()

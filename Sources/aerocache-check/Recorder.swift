@@ -1,6 +1,7 @@
 import AeroCacheClient
 import AeroCacheCore
 import Foundation
+import Synchronization
 
 /// Drives the checker's workload: each worker calls in turn until the deadline and notes every
 /// outcome in its own ``History``. Of every ten calls a worker makes, one increments a shared
@@ -9,6 +10,8 @@ struct Recorder: Sendable {
     let cache: AeroCache
     let prefix: String
     let consistency: Consistency
+    /// Calls all workers may make together (nil: as many as the time allows).
+    let budget: CallBudget?
 
     /// Counters the workers share (several writers per counter).
     static let counters = 4
@@ -27,7 +30,7 @@ struct Recorder: Sendable {
     private func work(_ worker: Int, until deadline: Date) async -> History {
         var history = History(prefix: prefix)
         var call = 0
-        while Date() < deadline {
+        while Date() < deadline, budget?.take() ?? true {
             call += 1
             switch call % 10 {
             case 0:
@@ -72,6 +75,18 @@ struct Recorder: Sendable {
         } catch {
             return .unknown
         }
+    }
+}
+
+/// A number of calls the workers share: each takes one before it calls.
+final class CallBudget: Sendable {
+    private let left: Atomic<Int>
+
+    init(_ calls: Int) { left = Atomic(calls) }
+
+    /// Whether a call may still be made (and counts it).
+    func take() -> Bool {
+        left.subtract(1, ordering: .relaxed).newValue >= 0
     }
 }
 

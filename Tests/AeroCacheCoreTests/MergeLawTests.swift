@@ -156,6 +156,25 @@ import Testing
         #expect(after.version > ahead.version && store.get("k")?.value == [3])
     }
 
+    @Test func aWallClockThatJumpsAfterTheCoordinatorsCheckStampsNothing() throws {
+        // The node agreed with its peers when its wall clock read `clock.now` (and the
+        // monotonic clock what it reads now); then the wall clock jumps 5 minutes ahead.
+        let clock = ManualClock()
+        let store = StorageEngine(configuration: .init(), now: clock.reader)
+        let monotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+        var peers = PeerClocks()
+        peers.observe(peer: "a", peerClock: clock.now, sentAt: monotonic, receivedAt: monotonic)
+        store.checkStamps(against: peers.check(maxSkewMillis: 2_000, nowMillis: clock.now, monotonicMillis: monotonic))
+        try store.set("k", value: [1])
+        clock.advance(by: 300_000)
+        #expect(throws: StorageError.self) { try store.set("k", value: [2]) }
+        #expect(throws: StorageError.self) { try store.increment("n", by: 1) }
+        #expect(store.get("k")?.value == [1])
+        clock.advance(by: -300_000)  // back in step
+        try store.set("k", value: [3])
+        #expect(store.get("k")?.value == [3])
+    }
+
     @Test func hybridLogicalClockStaysAheadAndBoundsSkew() throws {
         var clock = HybridLogicalClock(node: 1, maxSkewMillis: 1_000)
         let a = clock.next(nowMillis: 5_000)

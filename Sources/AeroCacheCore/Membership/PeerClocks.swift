@@ -78,8 +78,10 @@ public struct ClockCheck: Sendable, Equatable {
                     + "with its peers', more than --max-clock-skew (\(maxSkewMillis) ms): it coordinates no writes until it is back"
             }
         }
+        // Every write asks: counted without allocating, listed only to say why.
+        let offCount = peerMinusMonotonic.reduce(0) { abs($1 + monotonicMillis - nowMillis) > maxSkewMillis ? $0 + 1 : $0 }
+        guard offCount * 2 > peerMinusMonotonic.count + 1 else { return nil }
         let off = peerMinusMonotonic.map { $0 + monotonicMillis - nowMillis }.filter { abs($0) > maxSkewMillis }
-        guard off.count * 2 > peerMinusMonotonic.count + 1 else { return nil }
         let median = off.sorted()[off.count / 2]
         let direction = median < 0 ? "ahead of" : "behind"
         return "this node's clock is about \(abs(median)) ms \(direction) \(off.count) of its \(peerMinusMonotonic.count) peers, "

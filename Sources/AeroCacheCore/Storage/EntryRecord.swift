@@ -86,6 +86,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case clockSkew(aheadMillis: Int64)
     /// This node's wall clock went back behind versions it stamped, by more than it accepts.
     case clockWentBack(millis: Int64)
+    /// This node's wall clock is out of step with its peers' (``ClockCheck``): why.
+    case clockOutOfStep(String)
     /// `touch` on a counter: its window keeps the TTL it was opened with.
     case counterWindowFixed
 
@@ -94,6 +96,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .clockSkew(let ahead): "the record is stamped \(ahead) ms ahead of this node's clock, over its --max-clock-skew"
         case .counterWindowFixed:
             "a counter keeps the TTL its window was opened with; delete the key to start a new window"
+        case .clockOutOfStep(let problem): problem
         case .clockWentBack(let millis):
             "this node's clock went back \(millis) ms behind versions it stamped; it takes writes to these keys again when its clock has caught up"
         case .memoryFull(let limit): "memory is full: the store holds its --max-memory of \(limit) bytes and eviction is off"

@@ -63,6 +63,9 @@ public final class StorageEngine: Sendable {
     private let reclaimedCount = Atomic<Int>(0)
     /// Where the digests' pieces start now (``cutDigests(atTokens:)``).
     let digestCuts = Mutex<[UInt64]>([])
+    /// What every local write checks the wall clock it stamps with against
+    /// (``checkStamps(against:)``); nothing to compare with until the node measures its peers.
+    private let stampClockCheck = Mutex(ClockCheck())
 
     public init(configuration: Configuration = .init(),
                 now: @escaping @Sendable () -> Int64 = UnixClock.nowMillis,
@@ -373,10 +376,25 @@ public final class StorageEngine: Sendable {
     /// further ahead of the wall clock than peers accept (the wall clock went back): a version
     /// stamped now would be refused by every peer, and one stamped lower could lose to this
     /// node's own earlier writes. It takes writes again once the wall clock has caught up.
+    ///
+    /// It also refuses when the wall time `now` is out of step with the node's peers
+    /// (``checkStamps(against:)``). The coordinator checks that before it starts a write, but
+    /// the clock can jump between that check and this stamp; a version stamped minutes ahead
+    /// would be refused by every peer and keep the replicas apart until real time caught up.
     private func stamp(_ table: inout ShardTable, now: Int64) throws(StorageError) -> Version {
         let ahead = table.clock.aheadMillis(of: now)
         if ahead > configuration.maxClockSkewMillis { throw .clockWentBack(millis: ahead) }
+        let monotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+        if let problem = stampClockCheck.withLock({ $0.problem(nowMillis: now, monotonicMillis: monotonic) }) {
+            throw .clockOutOfStep(problem)
+        }
         return table.clock.next(nowMillis: now)
+    }
+
+    /// From now on every local write checks the wall clock it stamps with against `check`
+    /// (what the node last measured of its peers' clocks and its own).
+    public func checkStamps(against check: ClockCheck) {
+        stampClockCheck.withLock { $0 = check }
     }
 
     /// The absolute expiry of a write at `now` with `ttlMillis` (0: never).

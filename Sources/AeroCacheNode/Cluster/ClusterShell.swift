@@ -88,6 +88,7 @@ public final class ClusterShell: Sendable {
         let check = clocks.withLock {
             $0.check(maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         }
+        store.checkStamps(against: check)
         let problem = check.problem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         let previous = view.clockProblem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         if problem != nil && previous == nil { logger.error("\(problem!)") }
