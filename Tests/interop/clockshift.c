@@ -7,8 +7,11 @@
  * shift to the wall clocks only (CLOCK_REALTIME and its coarse variant, gettimeofday, time);
  * monotonic clocks stay true.
  *
- * The shift (an integer, in milliseconds) is read from the file named by
- * AEROCACHE_CLOCK_SHIFT_FILE, again at most every 100 ms, so a test can jump the clock.
+ * The file named by AEROCACHE_CLOCK_SHIFT_FILE holds the shift in milliseconds and, optionally,
+ * a rate ("300000" or "0 2"); it is read again at most every 100 ms, so a test can jump the
+ * clock or make it run fast. From the moment a rate other than 1 is read, the wall clock runs
+ * at that many times real speed (the time since then is added again, times rate - 1); a new
+ * rate starts from where the clock stands.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -20,6 +23,10 @@
 
 static long long current_shift_ms;
 static long long next_read_ns;
+/* The rate, and the monotonic time from which it runs (with the drift gathered before). */
+static double current_rate = 1.0;
+static long long rate_since_ns;
+static long long drift_before_ns;
 
 static long long monotonic_ns(void) {
     struct timespec ts;
@@ -40,12 +47,26 @@ static long long shift_ms(void) {
     syscall(SYS_close, fd);
     if (count <= 0) return current_shift_ms;
     text[count] = 0;
-    current_shift_ms = atoll(text);
+    char *rest;
+    current_shift_ms = strtoll(text, &rest, 10);
+    double rate = strtod(rest, &rest);
+    if (rate <= 0) rate = 1.0;
+    if (rate != current_rate) {
+        drift_before_ns += (long long)((current_rate - 1.0) * (double)(now - rate_since_ns));
+        rate_since_ns = now;
+        current_rate = rate;
+    }
     return current_shift_ms;
 }
 
+/* How far the rate has moved the clock so far. */
+static long long drift_ns(void) {
+    if (current_rate == 1.0) return drift_before_ns;
+    return drift_before_ns + (long long)((current_rate - 1.0) * (double)(monotonic_ns() - rate_since_ns));
+}
+
 static void shift(struct timespec *ts) {
-    long long total_ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL;
+    long long total_ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL + drift_ns();
     ts->tv_sec = total_ns / 1000000000LL;
     ts->tv_nsec = total_ns % 1000000000LL;
 }
@@ -59,7 +80,7 @@ int clock_gettime(clockid_t clock, struct timespec *ts) {
 int gettimeofday(struct timeval *tv, void *tz) {
     struct timespec ts;
     int result = clock_gettime(CLOCK_REALTIME, &ts);
-    if (result == 0 && tv) {
+    if (result == 0 && tv != (struct timeval *)0) {
         tv->tv_sec = ts.tv_sec;
         tv->tv_usec = ts.tv_nsec / 1000;
     }

@@ -250,6 +250,39 @@ def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(
         os.unlink(shift.name)
 
 
+def test_a_clock_running_at_twice_real_speed_overwrites_nothing_acknowledged(clock_shift_library):  # noqa: F811
+    """One node's wall clock runs at 2x real speed for 10 s (10 s ahead at the end, far past
+    --max-clock-skew), then is stepped back, as NTP would, while the checker writes at quorum:
+    no acknowledged update is overwritten by an older one, nothing acknowledged is lost, and
+    the replicas agree."""
+    shift = tempfile.NamedTemporaryFile("w", delete=False)
+    shift.write("0")
+    shift.close()
+    cluster = Cluster(3)
+    try:
+        with checking(cluster) as start_checker:
+            cluster.kill(2)
+            cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
+            cluster.wait_converged()
+            checker = start_checker(seconds=24)
+            checker.at(4)
+            with open(shift.name, "w") as f:
+                f.write("0 2")
+            fast_since = time.monotonic()
+            checker.at(14)
+            with open(shift.name, "w") as f:
+                f.write(f"{-round((time.monotonic() - fast_since) * 1000)} 1")  # stepped back by what it gained
+            healed = time.monotonic()
+            history = checker.finish()
+            verdict, _ = checker.verify()
+            assert history["acknowledged"] > 100, checker.run_line
+            wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
+            report("one clock at 2x speed for 10 s, then stepped back", history, verdict,
+                   converged=time.monotonic() - healed)
+    finally:
+        os.unlink(shift.name)
+
+
 def test_a_clock_that_flaps_five_minutes_ahead_stamps_nothing_ahead(clock_shift_library):  # noqa: F811
     """One node's wall clock flaps between true and 5 minutes ahead every 0.3 s while the
     checker writes at quorum: a write the node coordinated as its clock jumped must not be
