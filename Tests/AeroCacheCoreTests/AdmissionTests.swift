@@ -115,6 +115,22 @@ import Testing
         #expect(twins.refused == [.versionNumberTaken(member: "twin-66849", by: "twin-3861")])
     }
 
+    @Test func aNodeWhoseClockWentBackStillHearsTheMembersItKnows() {
+        var instance = seed()
+        let started = joiner("a", tokens: [1, 2, 3, 4], incarnation: UInt64(now))
+        instance.merge([started], nowMillis: 0)
+        // This node's wall clock is now 5 minutes back: a's incarnation looks 5 minutes ahead.
+        let behind = now - 300_000
+        var heartbeat = started
+        heartbeat.heartbeat += 1
+        let screened = instance.screen([heartbeat], tokensPerNode: tokensPerNode, nowMillis: behind, maxClockSkewMillis: 2_000)
+        #expect(screened.accepted == [heartbeat], "the life it accepted before")
+        var restarted = heartbeat
+        restarted.incarnation += 1
+        #expect(instance.screen([restarted], tokensPerNode: tokensPerNode, nowMillis: behind, maxClockSkewMillis: 2_000)
+                    .refused == [.badRecord("member a has an incarnation from the future")], "a newer life is judged")
+    }
+
     @Test func adoptingTokensJoinsThisNodeAndTellsOthers() {
         var instance = Membership.Instance(me: joiner("a"))
         #expect(!ClusterView(instance, nowMillis: now, replicationFactor: 3).isJoined)

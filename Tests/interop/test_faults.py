@@ -283,6 +283,39 @@ def test_a_clock_running_at_twice_real_speed_overwrites_nothing_acknowledged(clo
         os.unlink(shift.name)
 
 
+def test_a_node_whose_clock_went_back_still_sees_a_peer_die(clock_shift_library):  # noqa: F811
+    """The failure detector must not run on the wall clock: after node-2's wall clock steps 5
+    minutes back, it still sees node-1 die as soon as node-0 does (a detector on the wall
+    clock would see no silence for 5 minutes), and it never saw node-0 or node-1 down as
+    its clock moved."""
+    shift = tempfile.NamedTemporaryFile("w", delete=False)
+    shift.write("0")
+    shift.close()
+    cluster = Cluster(3)
+    try:
+        cluster.kill(2)
+        cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
+        cluster.wait_converged()
+        for milliseconds in ("300000", "0", "-300000"):
+            with open(shift.name, "w") as f:
+                f.write(milliseconds)
+            moved = time.monotonic()
+            while time.monotonic() < moved + 2:
+                seen = {f"node-{i}": cluster.status(via=2)[f"node-{i}"]["state"] for i in (0, 1)}
+                assert set(seen.values()) == {"up"}, f"clock {milliseconds} ms, {time.monotonic() - moved:.1f} s after: {seen}"
+                time.sleep(0.1)
+        cluster.kill(1)
+        killed = time.monotonic()
+        cluster.wait_state(1, "down", via=0, timeout=30)
+        by_node_0 = time.monotonic() - killed
+        cluster.wait_state(1, "down", via=2, timeout=by_node_0 + 10)
+        print(f"\nPASS node-1 killed: seen down by node-0 after {by_node_0:.1f} s, by node-2 (clock 5 min back) "
+              f"after {time.monotonic() - killed:.1f} s", flush=True)
+    finally:
+        cluster.stop_all()
+        os.unlink(shift.name)
+
+
 def test_a_clock_that_flaps_five_minutes_ahead_stamps_nothing_ahead(clock_shift_library):  # noqa: F811
     """One node's wall clock flaps between true and 5 minutes ahead every 0.3 s while the
     checker writes at quorum: a write the node coordinated as its clock jumped must not be

@@ -34,8 +34,11 @@ extension Membership.Instance {
     /// (a cache restarts empty); a new one (or one that had left for good) is allotted tokens
     /// beside those of the members in the ring and comes in ``Membership/Phase/joining``. Either
     /// streams its ranges before it serves reads. Returns the joiner's record as the cluster now holds it.
+    ///
+    /// `nowMillis` is the wall clock (the joiner's incarnation is checked against it);
+    /// `detectorMillis` the time the failure detectors run on (by default the same).
     public mutating func admit(_ joiner: Membership.Record, tokensPerNode: Int, replicationFactor: Int, nowMillis: Int64,
-                               maxClockSkewMillis: Int64) throws(JoinRefusal) -> Membership.Record {
+                               detectorMillis: Int64? = nil, maxClockSkewMillis: Int64) throws(JoinRefusal) -> Membership.Record {
         guard joiner.id != selfID else { throw .sameIDAsSeed(joiner.id) }
         if let problem = joiner.problem(tokensPerNode: tokensPerNode, nowMillis: nowMillis, maxClockSkewMillis: maxClockSkewMillis) {
             throw .badRecord(problem)
@@ -61,8 +64,8 @@ extension Membership.Instance {
         if let known = records[joiner.id], record.incarnation == known.incarnation {
             record.heartbeat = max(record.heartbeat, known.heartbeat + 1)
         }
-        merge([record], nowMillis: nowMillis)
-        acceptRecord(record, nowMillis: nowMillis)
+        merge([record], nowMillis: detectorMillis ?? nowMillis)
+        acceptRecord(record, nowMillis: detectorMillis ?? nowMillis)
         return records[joiner.id]!
     }
 
@@ -86,7 +89,8 @@ extension Membership.Instance {
         var accepted: [Membership.Record] = []
         var refused: [MemberRefusal] = []
         for record in incoming {
-            if let problem = record.problem(tokensPerNode: tokensPerNode, nowMillis: nowMillis, maxClockSkewMillis: maxClockSkewMillis) {
+            if let problem = record.problem(tokensPerNode: tokensPerNode, nowMillis: nowMillis, maxClockSkewMillis: maxClockSkewMillis,
+                                            knownIncarnation: records[record.id]?.incarnation ?? 0) {
                 refused.append(.badRecord(problem))
             } else if let twin = numbers[record.versionNode], twin != record.id {
                 refused.append(.versionNumberTaken(member: record.id, by: twin))

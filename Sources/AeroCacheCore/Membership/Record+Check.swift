@@ -3,15 +3,18 @@ extension Membership.Record {
     ///
     /// An id of 1…256 bytes, an address that parses, a zone of at most 64 bytes, either no
     /// tokens (joining) or exactly `tokensPerNode`, and an incarnation (the member's start
-    /// time) no further ahead of this node's clock than `maxClockSkewMillis`.
-    public func problem(tokensPerNode: Int, nowMillis: Int64, maxClockSkewMillis: Int64) -> String? {
+    /// time) no further ahead of this node's clock than `maxClockSkewMillis`, unless it is no
+    /// newer than `knownIncarnation` (already accepted: when this node's own clock has gone
+    /// back, the members it knows must still be heard, or it sees them all die).
+    public func problem(tokensPerNode: Int, nowMillis: Int64, maxClockSkewMillis: Int64,
+                        knownIncarnation: UInt64 = 0) -> String? {
         if id.utf8.isEmpty || id.utf8.count > 256 { return "member id must be 1 to 256 bytes" }
         if (try? HostPort(parsing: address)) == nil { return "member \(id) has an address that is not HOST:PORT" }
         if zone.utf8.count > 64 { return "member \(id) has a zone over 64 bytes" }
         if !tokens.isEmpty && tokens.count != tokensPerNode {
             return "member \(id) has \(tokens.count) tokens; members have 0 or \(tokensPerNode)"
         }
-        if Int64(clamping: incarnation) > nowMillis + maxClockSkewMillis {
+        if incarnation > knownIncarnation && Int64(clamping: incarnation) > nowMillis + maxClockSkewMillis {
             return "member \(id) has an incarnation from the future"
         }
         return nil

@@ -54,7 +54,6 @@ public final class ClusterShell: Sendable {
         settings.replicationFactor = UInt32(configuration.replicationFactor)
         settings.tokensPerNode = UInt32(configuration.tokensPerNode)
         self.settings = settings
-        let now = UnixClock.nowMillis()
         // A joiner gets its tokens from a seed. A node without seeds takes its own: at once
         // when it stands alone (no secret: no peer can reach it), else after ``foundingWindow``
         // (``foundOrRejoin()``), unless the others reach it first and it was their member.
@@ -67,7 +66,7 @@ public final class ClusterShell: Sendable {
                                            seed: XXHash64.hash(selfID))
         instance.founding = founding
         membership = Mutex(instance)
-        published = Mutex(ClusterView(instance, nowMillis: now,
+        published = Mutex(ClusterView(instance, nowMillis: Self.detectorMillis(),
                                       replicationFactor: configuration.replicationFactor))
         (ringChanges, ringChangesContinuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
@@ -83,8 +82,14 @@ public final class ClusterShell: Sendable {
         membership.withLock { instance in instance.ring { $0.phase.inReadRing && $0.id != selfID } }
     }
 
-    private func publish(_ instance: Membership.Instance, nowMillis: Int64) {
-        let monotonicMillis = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+    /// The time the failure detectors (and so the membership's statuses) run on: monotonic ms.
+    /// A wall clock that jumps would make every peer look silent, or a dead one look alive
+    /// until the wall clock caught up again.
+    static func detectorMillis() -> Int64 { Int64(MonotonicClock.nanoseconds() / 1_000_000) }
+
+    private func publish(_ instance: Membership.Instance) {
+        let nowMillis = UnixClock.nowMillis()
+        let monotonicMillis = Self.detectorMillis()
         let check = clocks.withLock {
             $0.check(maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         }
@@ -93,7 +98,7 @@ public final class ClusterShell: Sendable {
         let previous = view.clockProblem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         if problem != nil && previous == nil { logger.error("\(problem!)") }
         if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
-        let view = ClusterView(instance, clocks: check, nowMillis: nowMillis,
+        let view = ClusterView(instance, clocks: check, nowMillis: monotonicMillis,
                                replicationFactor: configuration.replicationFactor)
         // Tasks publish side by side: a snapshot older than the one out already stays unseen.
         // The ring change goes out under the lock, so changes arrive in the order of the views.
@@ -112,12 +117,11 @@ public final class ClusterShell: Sendable {
 
     /// Moves this node to `phase`, shows it at once, and tells every member (``announce()``).
     func setPhase(_ phase: Membership.Phase) async {
-        let now = UnixClock.nowMillis()
         let instance = membership.withLock { instance in
             instance.setPhase(phase)
             return instance
         }
-        publish(instance, nowMillis: now)
+        publish(instance)
         let reached = await announce()
         logger.info("this node is now \(phase)", metadata: ["members_told": "\(reached)"])
     }
@@ -125,7 +129,7 @@ public final class ClusterShell: Sendable {
     /// Marks the dead member `id` removed (``Membership/Instance/markRemoved(_:)``) and tells
     /// every member; refused for this node, an unknown member, and one that is alive.
     func remove(_ id: String) async throws(RPCError) {
-        let now = UnixClock.nowMillis()
+        let now = Self.detectorMillis()
         let outcome = membership.withLock { instance -> Result<Membership.Instance, RPCError> in
             guard id != selfID else { return .failure(RPCError(.failedPrecondition, "\(id) is this node: remove it through another one, or decommission it")) }
             guard let record = instance.records[id], !record.phase.isGone else {
@@ -146,7 +150,7 @@ public final class ClusterShell: Sendable {
             return .success(instance)
         }
         let instance = try outcome.get()
-        publish(instance, nowMillis: now)
+        publish(instance)
         logger.notice("removed \(id) from the cluster; its ranges are re-replicated from the other copies")
         _ = await announce()
     }
@@ -185,9 +189,8 @@ public final class ClusterShell: Sendable {
                     outgoing.sentAtUnixMs = UnixClock.nowMillis()
                     guard let reply = try? await self.peers.connection(to: address)
                         .unary(PeerMethods.gossip, outgoing, timeout: self.configuration.peerTimeout) else { return false }
-                    let now = UnixClock.nowMillis()
-                    let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
-                    if let changed = self.merge(incoming, nowMillis: now) { self.publish(changed, nowMillis: now) }
+                    let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: UnixClock.nowMillis())
+                    if let changed = self.merge(incoming, nowMillis: Self.detectorMillis()) { self.publish(changed) }
                     return true
                 }
             }
@@ -234,7 +237,6 @@ public final class ClusterShell: Sendable {
         while membership.withLock({ $0.me.tokens.isEmpty }) && ContinuousClock.now < deadline && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let now = UnixClock.nowMillis()
         let founded = membership.withLock { instance -> Membership.Instance? in
             guard instance.founding else { return nil }
             instance.founding = false
@@ -243,7 +245,7 @@ public final class ClusterShell: Sendable {
             return instance
         }
         if let founded {
-            publish(founded, nowMillis: now)
+            publish(founded)
             logger.info("founded a cluster (no member reached it within \(Self.foundingWindow))")
         }
     }
@@ -257,17 +259,16 @@ public final class ClusterShell: Sendable {
                 request.settings = settings
                 do {
                     let reply = try await peers.connection(to: seed.description).unary(PeerMethods.join, request, timeout: .seconds(2))
-                    let now = UnixClock.nowMillis()
                     guard reply.member.tokens.count == configuration.tokensPerNode else {
                         throw JoinRefused(message: "cannot join the cluster through \(seed): it allotted \(reply.member.tokens.count) tokens")
                     }
-                    let members = acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
+                    let members = acceptable(reply.members.map(Membership.Record.init), nowMillis: UnixClock.nowMillis())
                     let instance = membership.withLock { instance -> Membership.Instance in
                         instance.adoptTokens(reply.member.tokens, phase: Membership.Record(reply.member).phase)
-                        instance.merge(members, nowMillis: now)
+                        instance.merge(members, nowMillis: Self.detectorMillis())
                         return instance
                     }
-                    publish(instance, nowMillis: now)
+                    publish(instance)
                     logger.info("joined the cluster", metadata: ["seed": "\(seed)", "members": "\(instance.records.count)",
                                                                  "phase": "\(instance.me.phase)"])
                     return
@@ -315,13 +316,13 @@ public final class ClusterShell: Sendable {
 
     /// Ticks the membership, publishes the view, and starts an exchange with each target.
     private func gossipRound(exchanges: inout DiscardingTaskGroup) {
-        let now = UnixClock.nowMillis()
+        let now = Self.detectorMillis()
         let (targets, records, instance) = membership.withLock { instance in
             (instance.tick(nowMillis: now).compactMap { directive -> (String, String)? in
                 if case .gossip(let id, let address) = directive { (id, address) } else { nil }
              }, Array(instance.records.values), instance)
         }
-        publish(instance, nowMillis: now)
+        publish(instance)
         var message = Aerocache_V1_GossipMessage()
         message.settings = settings
         message.members = records.map(\.proto)
@@ -330,18 +331,18 @@ public final class ClusterShell: Sendable {
             exchanges.addTask {
                 var outgoing = template
                 let sentAt = UnixClock.nowMillis()
-                let sentAtMonotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+                let sentAtMonotonic = Self.detectorMillis()
                 outgoing.sentAtUnixMs = sentAt
                 guard let reply = try? await self.peers.connection(to: address)
                     .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
                 let now = UnixClock.nowMillis()
-                let receivedAtMonotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
+                let receivedAtMonotonic = Self.detectorMillis()
                 self.clocks.withLock {
                     $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAtMonotonic, receivedAt: receivedAtMonotonic)
                 }
                 let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
                 // A new member or new tokens: show them now.
-                if let changed = self.merge(incoming, nowMillis: now) { self.publish(changed, nowMillis: now) }
+                if let changed = self.merge(incoming, nowMillis: receivedAtMonotonic) { self.publish(changed) }
             }
         }
     }
@@ -419,6 +420,7 @@ public final class ClusterShell: Sendable {
             return Result { () throws(JoinRefusal) in
                 let admitted = try instance.admit(joiner, tokensPerNode: configuration.tokensPerNode,
                                                   replicationFactor: configuration.replicationFactor, nowMillis: now,
+                                                  detectorMillis: Self.detectorMillis(),
                                                   maxClockSkewMillis: configuration.maxClockSkewMillis)
                 return (admitted, instance)
             }
@@ -434,7 +436,7 @@ public final class ClusterShell: Sendable {
         case .failure(let refusal):
             throw RPCError(.failedPrecondition, refusal.description)
         }
-        publish(instance, nowMillis: now)
+        publish(instance)
         var response = Aerocache_V1_JoinResponse()
         response.member = admitted.proto
         response.members = instance.records.values.map(\.proto)
@@ -446,12 +448,12 @@ public final class ClusterShell: Sendable {
         let now = UnixClock.nowMillis()
         let incoming = acceptable(message.members.map(Membership.Record.init), nowMillis: now)
         // A node without seeds, not founded yet, learns here whether it was the caller's member.
-        if !view.isJoined && membership.withLock({ $0.founding }), let changed = merge(incoming, nowMillis: now) {
-            publish(changed, nowMillis: now)
+        if !view.isJoined && membership.withLock({ $0.founding }), let changed = merge(incoming, nowMillis: Self.detectorMillis()) {
+            publish(changed)
         }
         // Before it has joined (again), this node's own record has no tokens: others must not take it.
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
-        if let changed = merge(incoming, nowMillis: now) { publish(changed, nowMillis: now) }
+        if let changed = merge(incoming, nowMillis: Self.detectorMillis()) { publish(changed) }
         // Told it must stop: it answers no more gossip (its records would mislead the caller).
         if let reason = stopReason.withLock({ $0 }) { throw RPCError(.failedPrecondition, reason) }
         let records = membership.withLock { Array($0.records.values) }
