@@ -55,7 +55,7 @@ struct CheckCommand: AsyncParsableCommand {
         @Option(help: "Workers, each calling in turn.") var concurrency: Int = 8
         @Option(help: "one, quorum or all, for sets (increments always answer after a quorum).") var consistency: Consistency = .quorum
         @Option(help: "Prefix of every key (default: check:<pid>).") var prefix: String?
-        @Option(help: "Stop after this many calls in all (default: when --duration ends).") var operations: Int?
+        @Option(help: "Stop after this many calls in all, or when --duration ends if that comes first.") var operations: Int?
 
         func run() async throws {
             let cache = try connection.client()

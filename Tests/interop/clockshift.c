@@ -21,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The node reads the clock from many threads: the state below changes under a spin lock (no
+ * allocation, no libc lock), so no reader sees a new rate with an old start. */
+static volatile char state_lock;
 static long long current_shift_ms;
 static long long next_read_ns;
 /* The rate, and the monotonic time from which it runs (with the drift gathered before). */
@@ -34,18 +37,17 @@ static long long monotonic_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static long long shift_ms(void) {
-    long long now = monotonic_ns();
-    if (now < next_read_ns) return current_shift_ms;
+/* Reads the file again (the caller holds the lock). */
+static void read_shift_file(long long now) {
     next_read_ns = now + 100000000LL;
     const char *path = getenv("AEROCACHE_CLOCK_SHIFT_FILE");
-    if (!path) return current_shift_ms;
+    if (!path) return;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
-    if (fd < 0) return current_shift_ms;
+    if (fd < 0) return;
     char text[32];
     long count = (long)syscall(SYS_read, fd, text, sizeof text - 1);
     syscall(SYS_close, fd);
-    if (count <= 0) return current_shift_ms;
+    if (count <= 0) return;
     text[count] = 0;
     char *rest;
     current_shift_ms = strtoll(text, &rest, 10);
@@ -56,17 +58,22 @@ static long long shift_ms(void) {
         rate_since_ns = now;
         current_rate = rate;
     }
-    return current_shift_ms;
 }
 
-/* How far the rate has moved the clock so far. */
-static long long drift_ns(void) {
-    if (current_rate == 1.0) return drift_before_ns;
-    return drift_before_ns + (long long)((current_rate - 1.0) * (double)(monotonic_ns() - rate_since_ns));
+/* What to add to the true wall clock now, in nanoseconds: the shift plus the rate's drift. */
+static long long offset_ns(void) {
+    long long now = monotonic_ns();
+    while (__atomic_test_and_set(&state_lock, __ATOMIC_ACQUIRE)) {
+    }
+    if (now >= next_read_ns) read_shift_file(now);
+    long long offset = current_shift_ms * 1000000LL + drift_before_ns;
+    if (current_rate != 1.0) offset += (long long)((current_rate - 1.0) * (double)(now - rate_since_ns));
+    __atomic_clear(&state_lock, __ATOMIC_RELEASE);
+    return offset;
 }
 
 static void shift(struct timespec *ts) {
-    long long total_ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL + drift_ns();
+    long long total_ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + offset_ns();
     ts->tv_sec = total_ns / 1000000000LL;
     ts->tv_nsec = total_ns % 1000000000LL;
 }
@@ -80,7 +87,7 @@ int clock_gettime(clockid_t clock, struct timespec *ts) {
 int gettimeofday(struct timeval *tv, void *tz) {
     struct timespec ts;
     int result = clock_gettime(CLOCK_REALTIME, &ts);
-    if (result == 0 && tv != (struct timeval *)0) {
+    if (result == 0 && tv) {
         tv->tv_sec = ts.tv_sec;
         tv->tv_usec = ts.tv_nsec / 1000;
     }

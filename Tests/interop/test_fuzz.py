@@ -105,7 +105,7 @@ def request_body(rng):
     return body
 
 
-def headers_block(encoder, rng):
+def headers_block(encoder, rng, secret=None):
     headers = [(":method", rng.choice(["POST", "POST", "GET"])), (":scheme", "http"),
                (":path", rng.choice(PATHS) if rng.random() < 0.9 else "/" + "p" * rng.randrange(100_000)),
                (":authority", "fuzz"), ("content-type", rng.choice(["application/grpc", "application/grpc", "text/html"])),
@@ -114,14 +114,18 @@ def headers_block(encoder, rng):
         headers.append(("grpc-timeout", rng.choice(["1n", "10S", "99999999H", "bogus", "0m"])))
     if rng.random() < 0.1:
         headers.append(("x-padding", "v" * rng.randrange(70_000)))
-    if rng.random() < 0.05:
+    if secret is not None and headers[2][1].startswith("/aerocache.v1.Peer/") and rng.random() < 0.8:
+        headers.append(("aerocache-cluster-secret", secret))  # a member gone wrong: the body is decoded
+    elif rng.random() < 0.05:
         headers.append(("aerocache-cluster-secret", "guess" * rng.randrange(1, 10)))
     # Huffman-coding a 100 KB header in pure Python takes a tenth of a second: big blocks go
     # out literal, or the fuzzer spends its time encoding (it made 4 connections in 15 s).
     return encoder.encode(headers, huffman=rng.random() < 0.5 and all(len(value) < 1_000 for _, value in headers))
 
 
-def one_round(port, rng):
+def one_round(port, rng, secret=None):
+    """One connection of hostile traffic to the node at `port`; with `secret` (the cluster's),
+    most peer calls carry it, so their bodies get past the members-only check and are decoded."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=2)
     encoder = hpack.Encoder()
     out = [PREFACE, frame(SETTINGS, 0, 0, struct.pack(">HI", 4, rng.choice([0, 65_535, 2**31 - 1])))]
@@ -129,7 +133,7 @@ def one_round(port, rng):
     for _ in range(rng.randrange(1, 40)):
         action = rng.random()
         if action < 0.55:  # a call, valid or mutated, possibly split, possibly cut short
-            block = headers_block(encoder, rng)
+            block = headers_block(encoder, rng, secret)
             if len(block) > 16_384 or rng.random() < 0.1:
                 cut = rng.randrange(1, max(2, min(len(block), 16_384)))
                 out.append(frame(HEADERS, 0, stream, block[:cut]))
@@ -144,7 +148,7 @@ def one_round(port, rng):
             stream += 2
         elif action < 0.65:  # open and reset at once, many times
             for _ in range(rng.randrange(50)):
-                out.append(frame(HEADERS, END_HEADERS, stream, headers_block(encoder, rng)))
+                out.append(frame(HEADERS, END_HEADERS, stream, headers_block(encoder, rng, secret)))
                 out.append(frame(RST_STREAM, 0, stream, struct.pack(">I", 8)))
                 stream += 2
         elif action < 0.75:

@@ -148,10 +148,11 @@ public final class StorageEngine: Sendable {
     public func set(_ key: String, value: UnsafeRawBufferPointer, metadata: [String: String] = [:],
                     ttlMillis: Int64 = 0) throws(StorageError) -> WriteStamp {
         let now = now()
+        let monotonic = Self.monotonicMillis()
         let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
         let encodedMetadata = MetadataCodec.encode(metadata)
         return try write(key, now: now) { table, _ throws(StorageError) in
-            let version = try stamp(&table, now: now)
+            let version = try stamp(&table, now: now, monotonic: monotonic)
             return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: expiresAt), metadata: encodedMetadata,
                              value: .borrowed(value), expiresAt: expiresAt, version: version, expiryVersion: version, flags: 0)
         }
@@ -171,10 +172,11 @@ public final class StorageEngine: Sendable {
     @discardableResult
     public func delete(_ key: String) throws(StorageError) -> Bool {
         let now = now()
+        let monotonic = Self.monotonicMillis()
         var wasLive = false
         _ = try write(key, now: now) { table, existing throws(StorageError) in
             wasLive = existing.map { !$0.isDead(at: now) } ?? false
-            let version = try stamp(&table, now: now)
+            let version = try stamp(&table, now: now, monotonic: monotonic)
             return WritePlan(stamp: WriteStamp(version: version, expiresAtMillis: 0), metadata: [], value: .owned([]),
                              expiresAt: 0, version: version, expiryVersion: version, flags: RawEntry.tombstoneFlag)
         }
@@ -189,12 +191,13 @@ public final class StorageEngine: Sendable {
     /// counter's starting point, keeping its expiry (``CounterState``).
     public func increment(_ key: String, by delta: Int64, ttlMillis: Int64 = 0) throws(StorageError) -> (value: Int64, record: EntryRecord, window: Version) {
         let now = now()
+        let monotonic = Self.monotonicMillis()
         var result: (Int64, EntryRecord, Version)?
         let slot = configuration.counterSlot
         _ = try write(key, now: now) { table, existing throws(StorageError) in
             var record = existing.map { StoredForm.record(of: $0, key: key) }
                 ?? EntryRecord(key: key, version: .zero, isTombstone: true)
-            let version = try stamp(&table, now: now)
+            let version = try stamp(&table, now: now, monotonic: monotonic)
             let (value, window) = try record.increment(by: delta, slot: slot, ttlMillis: ttlMillis, now: now) { version }
             record = record.pruningEndedWindows(at: now)
             result = (value, record, window)
@@ -211,13 +214,14 @@ public final class StorageEngine: Sendable {
     /// a replica that holds an older value (or missed a delete) cannot pass it off as new.
     public func touch(_ key: String, ttlMillis: Int64) throws(StorageError) -> (stamp: WriteStamp, record: EntryRecord)? {
         let now = now()
+        let monotonic = Self.monotonicMillis()
         let expiresAt = Self.expiry(now: now, ttlMillis: ttlMillis)
         var result: (WriteStamp, EntryRecord)?
         _ = try write(key, now: now) { table, existing throws(StorageError) in
             guard let existing, !existing.isDead(at: now) else { return nil }
             if existing.isCounter { throw .counterWindowFixed }
             var record = StoredForm.record(of: existing, key: key)
-            let version = try stamp(&table, now: now)
+            let version = try stamp(&table, now: now, monotonic: monotonic)
             record.expiresAtMillis = expiresAt
             record.expiryVersion = version
             result = (WriteStamp(version: version, expiresAtMillis: expiresAt),
@@ -381,15 +385,19 @@ public final class StorageEngine: Sendable {
     /// (``checkStamps(against:)``). The coordinator checks that before it starts a write, but
     /// the clock can jump between that check and this stamp; a version stamped minutes ahead
     /// would be refused by every peer and keep the replicas apart until real time caught up.
-    private func stamp(_ table: inout ShardTable, now: Int64) throws(StorageError) -> Version {
+    ///
+    /// `monotonic` is the monotonic clock read with `now` (a thread stalled since must not look
+    /// like a clock that jumped).
+    private func stamp(_ table: inout ShardTable, now: Int64, monotonic: Int64) throws(StorageError) -> Version {
         let ahead = table.clock.aheadMillis(of: now)
         if ahead > configuration.maxClockSkewMillis { throw .clockWentBack(millis: ahead) }
-        let monotonic = Int64(MonotonicClock.nanoseconds() / 1_000_000)
         if let problem = stampClockCheck.withLock({ $0.problem(nowMillis: now, monotonicMillis: monotonic) }) {
             throw .clockOutOfStep(problem)
         }
         return table.clock.next(nowMillis: now)
     }
+
+    static func monotonicMillis() -> Int64 { Int64(MonotonicClock.nanoseconds() / 1_000_000) }
 
     /// From now on every local write checks the wall clock it stamps with against `check`
     /// (what the node last measured of its peers' clocks and its own).

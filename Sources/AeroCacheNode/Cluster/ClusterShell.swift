@@ -27,6 +27,8 @@ public final class ClusterShell: Sendable {
     private let stopReason = Mutex<String?>(nil)
     /// Whether the hint store is dropping hints (logged once per such episode).
     private let droppingHints = Atomic<Bool>(false)
+    /// Whether this node's clock was last found out of step (logged once per episode).
+    private let clockOutOfStep = Atomic<Bool>(false)
     /// Each change of the ring reads use, as ``RangeTransfers`` hears of it.
     let ringChanges: AsyncStream<RingChange>
     private let ringChangesContinuation: AsyncStream<RingChange>.Continuation
@@ -93,17 +95,18 @@ public final class ClusterShell: Sendable {
         let check = clocks.withLock {
             $0.check(maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis, monotonicMillis: monotonicMillis)
         }
-        store.checkStamps(against: check)
+        // Logged when it changes. (The last view's check, asked now, would already see a jump.)
         let problem = check.problem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
-        let previous = view.clockProblem(nowMillis: nowMillis, monotonicMillis: monotonicMillis)
-        if problem != nil && previous == nil { logger.error("\(problem!)") }
-        if problem == nil && previous != nil { logger.notice("this node's clock is in step with its peers again") }
+        if clockOutOfStep.exchange(problem != nil, ordering: .relaxed) != (problem != nil) {
+            if let problem { logger.error("\(problem)") } else { logger.notice("this node's clock is in step with its peers again") }
+        }
         let view = ClusterView(instance, clocks: check, nowMillis: monotonicMillis,
                                replicationFactor: configuration.replicationFactor)
         // Tasks publish side by side: a snapshot older than the one out already stays unseen.
         // The ring change goes out under the lock, so changes arrive in the order of the views.
         published.withLock { published in
             guard view.revision >= published.revision else { return }
+            store.checkStamps(against: check)
             let old = published.ring
             published = view
             if old.members != view.ring.members && !old.isEmpty {
@@ -189,7 +192,7 @@ public final class ClusterShell: Sendable {
                     outgoing.sentAtUnixMs = UnixClock.nowMillis()
                     guard let reply = try? await self.peers.connection(to: address)
                         .unary(PeerMethods.gossip, outgoing, timeout: self.configuration.peerTimeout) else { return false }
-                    let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: UnixClock.nowMillis())
+                    let incoming = self.acceptable(reply.members.map(Membership.Record.init))
                     if let changed = self.merge(incoming, nowMillis: Self.detectorMillis()) { self.publish(changed) }
                     return true
                 }
@@ -262,7 +265,7 @@ public final class ClusterShell: Sendable {
                     guard reply.member.tokens.count == configuration.tokensPerNode else {
                         throw JoinRefused(message: "cannot join the cluster through \(seed): it allotted \(reply.member.tokens.count) tokens")
                     }
-                    let members = acceptable(reply.members.map(Membership.Record.init), nowMillis: UnixClock.nowMillis())
+                    let members = acceptable(reply.members.map(Membership.Record.init))
                     let instance = membership.withLock { instance -> Membership.Instance in
                         instance.adoptTokens(reply.member.tokens, phase: Membership.Record(reply.member).phase)
                         instance.merge(members, nowMillis: Self.detectorMillis())
@@ -335,12 +338,11 @@ public final class ClusterShell: Sendable {
                 outgoing.sentAtUnixMs = sentAt
                 guard let reply = try? await self.peers.connection(to: address)
                     .unary(PeerMethods.gossip, outgoing, timeout: .milliseconds(500)) else { return }
-                let now = UnixClock.nowMillis()
                 let receivedAtMonotonic = Self.detectorMillis()
                 self.clocks.withLock {
                     $0.observe(peer: id, peerClock: reply.sentAtUnixMs, sentAt: sentAtMonotonic, receivedAt: receivedAtMonotonic)
                 }
-                let incoming = self.acceptable(reply.members.map(Membership.Record.init), nowMillis: now)
+                let incoming = self.acceptable(reply.members.map(Membership.Record.init))
                 // A new member or new tokens: show them now.
                 if let changed = self.merge(incoming, nowMillis: receivedAtMonotonic) { self.publish(changed) }
             }
@@ -388,11 +390,18 @@ public final class ClusterShell: Sendable {
 
     // MARK: Peer calls
 
-    /// The records worth merging (``Membership/Instance/screen(_:tokensPerNode:nowMillis:maxClockSkewMillis:)``);
-    /// the others are counted and logged.
-    private func acceptable(_ records: [Membership.Record], nowMillis: Int64) -> [Membership.Record] {
+    /// The wall clock most of the cluster reads now (``PeerClocks/clusterClock(nowMillis:monotonicMillis:)``).
+    private func clusterClockMillis() -> Int64 {
+        let (now, monotonic) = (UnixClock.nowMillis(), Self.detectorMillis())
+        return clocks.withLock { $0.clusterClock(nowMillis: now, monotonicMillis: monotonic) }
+    }
+
+    /// The records worth merging (``Membership/Instance/screen(_:tokensPerNode:nowMillis:maxClockSkewMillis:)``,
+    /// against the cluster's clock); the others are counted and logged.
+    private func acceptable(_ records: [Membership.Record]) -> [Membership.Record] {
+        let now = clusterClockMillis()
         let (accepted, refused) = membership.withLock {
-            $0.screen(records, tokensPerNode: configuration.tokensPerNode, nowMillis: nowMillis,
+            $0.screen(records, tokensPerNode: configuration.tokensPerNode, nowMillis: now,
                       maxClockSkewMillis: configuration.maxClockSkewMillis)
         }
         for refusal in refused {
@@ -409,7 +418,7 @@ public final class ClusterShell: Sendable {
     func handleJoin(_ request: Aerocache_V1_JoinRequest) throws(RPCError) -> Aerocache_V1_JoinResponse {
         try checkSettings(request.settings)
         guard view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }
-        let now = UnixClock.nowMillis()
+        let now = clusterClockMillis()
         let joiner = Membership.Record(request.member)
         let admission = membership.withLock { instance -> Result<(Membership.Record, Membership.Instance), JoinRefusal> in
             // One move at a time (checked under the lock that admits): a range streamed from a
@@ -445,8 +454,7 @@ public final class ClusterShell: Sendable {
 
     func handleGossip(_ message: Aerocache_V1_GossipMessage) throws(RPCError) -> Aerocache_V1_GossipMessage {
         try checkSettings(message.settings)
-        let now = UnixClock.nowMillis()
-        let incoming = acceptable(message.members.map(Membership.Record.init), nowMillis: now)
+        let incoming = acceptable(message.members.map(Membership.Record.init))
         // A node without seeds, not founded yet, learns here whether it was the caller's member.
         if !view.isJoined && membership.withLock({ $0.founding }), let changed = merge(incoming, nowMillis: Self.detectorMillis()) {
             publish(changed)
