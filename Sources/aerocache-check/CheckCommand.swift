@@ -56,6 +56,7 @@ struct CheckCommand: AsyncParsableCommand {
         @Option(help: "one, quorum or all, for sets (increments always answer after a quorum).") var consistency: Consistency = .quorum
         @Option(help: "Prefix of every key (default: check:<pid>).") var prefix: String?
         @Option(help: "Stop after this many calls in all, or when --duration ends if that comes first.") var operations: Int?
+        @Option(help: "Pad write-once values to this many bytes (up to the node's --max-value-size).") var valueBytes: Int = 0
 
         func run() async throws {
             let cache = try connection.client()
@@ -65,8 +66,9 @@ struct CheckCommand: AsyncParsableCommand {
             }
             guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
             if let operations, operations < 1 { throw ValidationError("--operations must be at least 1") }
+            guard valueBytes >= 0 else { throw ValidationError("--value-bytes must be 0 or more") }
             let recorder = Recorder(cache: cache, prefix: prefix ?? "check:\(getpid())", consistency: consistency,
-                                    budget: operations.map(CallBudget.init))
+                                    budget: operations.map(CallBudget.init), valueBytes: valueBytes)
             let started = Date()
             let result = await recorder.run(workers: concurrency, until: started.addingTimeInterval(seconds))
             await cache.close()
@@ -101,7 +103,9 @@ struct CheckCommand: AsyncParsableCommand {
                 throw ValidationError("--wait: \(error.message)")
             }
             let cache = try connection.client()
-            let values = await ReadBack(cache: cache, consistency: consistency)
+            // Batches of at most 200 keys and about 4 MiB of values (a node answers at most 16 MiB).
+            let batch = max(1, min(200, (4 << 20) / max(1, recorded.valueBytes)))
+            let values = await ReadBack(cache: cache, consistency: consistency, batch: batch)
                 .values(of: Array(recorded.written.keys) + recorded.writtenMaybe + recorded.writtenFailed + Array(recorded.registers.keys)
                         + Array(recorded.counters.keys), within: patience)
             await cache.close()

@@ -12,6 +12,8 @@ struct Recorder: Sendable {
     let consistency: Consistency
     /// Calls all workers may make together (nil: as many as the time allows).
     let budget: CallBudget?
+    /// Write-once values are padded to this many bytes (0: not padded).
+    let valueBytes: Int
 
     /// Counters the workers share (several writers per counter).
     static let counters = 4
@@ -22,6 +24,7 @@ struct Recorder: Sendable {
                 group.addTask { await work(worker, until: deadline) }
             }
             var all = History(prefix: prefix)
+            all.valueBytes = valueBytes
             for await part in group { all.merge(part) }
             return all
         }
@@ -29,6 +32,7 @@ struct Recorder: Sendable {
 
     private func work(_ worker: Int, until deadline: Date) async -> History {
         var history = History(prefix: prefix)
+        history.valueBytes = valueBytes
         var call = 0
         while Date() < deadline, budget?.take() ?? true {
             call += 1
@@ -54,7 +58,8 @@ struct Recorder: Sendable {
             default:
                 let key = "\(prefix):once:\(worker):\(call)"
                 let value = "\(worker):\(call)"
-                let outcome = await outcome { _ = try await cache.set(key, value, consistency: consistency) }
+                let stored = history.stored(value)
+                let outcome = await outcome { _ = try await cache.set(key, stored, consistency: consistency) }
                 history.count(outcome)
                 switch outcome {
                 case .ok: history.written[key] = value
@@ -94,6 +99,8 @@ final class CallBudget: Sendable {
 struct ReadBack: Sendable {
     let cache: AeroCache
     let consistency: Consistency
+    /// Keys per read.
+    let batch: Int
 
     /// The text under each key that could be read (nil inside: missing).
     func values(of keys: [String], within seconds: Double) async -> [String: String?] {
@@ -101,7 +108,7 @@ struct ReadBack: Sendable {
         var values: [String: String?] = [:]
         var start = 0
         while start < keys.count {
-            let batch = Array(keys[start..<min(start + 200, keys.count)])
+            let batch = Array(keys[start..<min(start + self.batch, keys.count)])
             do {
                 let entries = try await cache.getMany(batch, consistency: consistency)
                 for (key, entry) in zip(batch, entries) {

@@ -38,7 +38,7 @@ class Checker:
 
     runs = 0
 
-    def __init__(self, cluster, seconds, concurrency=8, nodes=None, operations=None):
+    def __init__(self, cluster, seconds, concurrency=8, nodes=None, operations=None, value_bytes=0):
         Checker.runs += 1
         self.cluster = cluster
         self.directory = tempfile.mkdtemp(prefix="aerocache-check-")
@@ -49,7 +49,7 @@ class Checker:
         self.process = subprocess.Popen(
             [CHECK, "run", "--endpoints", endpoints, "--history", self.history, "--duration", f"{seconds}s",
              "--concurrency", str(concurrency), "--consistency", "quorum", "--timeout", "2s", "--prefix", f"check{Checker.runs}",
-             *(["--operations", str(operations)] if operations else [])],
+             *(["--operations", str(operations)] if operations else []), "--value-bytes", str(value_bytes)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.started = time.monotonic()
 
@@ -117,12 +117,13 @@ def set_clock(path, text):
     os.replace(path + ".new", path)
 
 
-def digests(cluster, index, keys):
-    """What node `index` holds for each key, as comparable versions (None: nothing)."""
+def digests(cluster, index, keys, batch_size=500):
+    """What node `index` holds for each key, as comparable versions (None: nothing); read
+    `batch_size` keys at a time (the answers carry the values)."""
     stub, metadata = cluster.peer(index)
     held = {}
-    for start in range(0, len(keys), 500):
-        batch = keys[start:start + 500]
+    for start in range(0, len(keys), batch_size):
+        batch = keys[start:start + batch_size]
         reply = stub.Read(peer_pb2.ReadRequest(keys=batch), metadata=metadata, timeout=10)
         for key, record, found in zip(batch, reply.records, reply.found):
             held[key] = (record.timestamp, record.node, record.tombstone, record.value_dropped,
@@ -130,7 +131,7 @@ def digests(cluster, index, keys):
     return held
 
 
-def wait_replicas_agree(cluster, keys, indexes, since, within=60, copies=3):
+def wait_replicas_agree(cluster, keys, indexes, since, within=60, copies=3, batch_size=500):
     """Waits until, among the nodes in `indexes`, every key is held by exactly `copies` of them
     (its replicas, N = 3) and all hold the same version; fails unless that is within `within`
     seconds of `since`, naming the keys that still disagree and what each node holds."""
@@ -139,7 +140,7 @@ def wait_replicas_agree(cluster, keys, indexes, since, within=60, copies=3):
 
     def agree():
         try:
-            views = [digests(cluster, index, keys) for index in indexes]
+            views = [digests(cluster, index, keys, batch_size) for index in indexes]
         except Exception as error:  # a node still starting
             disagreeing.clear()
             disagreeing["(a node did not answer)"] = repr(error)
@@ -187,6 +188,31 @@ def test_kill_one_node_of_three_during_quorum_writes_and_restart_it_empty():
         assert history["acknowledged"] > 100, checker.run_line
         wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
         report("kill -9 one of 3, restarted empty after 10 s", history, verdict, converged=time.monotonic() - healed)
+
+
+def test_kill_one_node_of_three_while_writing_one_mebibyte_values():
+    """As above, with every write-once value 1 MiB (the largest a node takes by default): the
+    quorum writes, the hints for the dead node and its refill all carry them. Nothing
+    acknowledged is lost and the replicas agree."""
+    cluster = Cluster(3, "--max-memory", "2GiB")
+    with checking(cluster) as start_checker:
+        cluster.wait_converged()
+        checker = start_checker(seconds=60, concurrency=4, operations=300, value_bytes=1 << 20)
+        checker.at(3)
+        cluster.kill(2)
+        checker.at(9)
+        cluster.start(2)
+        cluster.wait_state(2, "up", via=0, timeout=90)
+        healed = time.monotonic()
+        history = checker.finish()
+        verdict, _ = checker.verify(wait="60s")
+        assert len(history["written"]) > 50, checker.run_line
+        held = cluster.status(via=0)["node-0"]["memory_bytes"]
+        assert held >= len(history["written"]) << 20, f"node-0 holds {held} bytes: the values are not 1 MiB"
+        # Two 1 MiB values per read: grpcio takes answers of up to 4 MiB.
+        wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed, batch_size=2)
+        report(f"kill -9 one of 3 with 1 MiB values ({len(history['written'])} acknowledged keys of 1 MiB)", history,
+               verdict, converged=time.monotonic() - healed)
 
 
 def test_with_two_nodes_of_three_killed_no_quorum_write_is_acknowledged():
