@@ -17,18 +17,18 @@ import Testing
         #expect(problem?.contains("ahead of 2 of its 2 peers") == true, "\(problem ?? "none")")
     }
 
-    @Test func theClusterClockIsWhatMostMembersRead() {
+    @Test func thePeersClockIsWhatMostPeersRead() {
         var clocks = PeerClocks()
-        #expect(clocks.clusterClock(nowMillis: wall, monotonicMillis: monotonic) == wall, "alone: its own")
+        #expect(clocks.peersClock(monotonicMillis: monotonic) == nil, "none measured")
         clocks.observe(peer: "a", peerClock: wall + 300_000, sentAt: monotonic - 2, receivedAt: monotonic)
         clocks.observe(peer: "b", peerClock: wall + 300_010, sentAt: monotonic - 2, receivedAt: monotonic)
-        // This node's clock went 5 minutes back: the cluster reads what its peers read.
-        #expect(clocks.clusterClock(nowMillis: wall, monotonicMillis: monotonic) == wall + 300_001)  // read 1 ms before the answer came
+        // Read 1 ms before the answers came.
+        #expect(clocks.peersClock(monotonicMillis: monotonic) == wall + 300_001)
         var oneAhead = PeerClocks()
         oneAhead.observe(peer: "a", peerClock: wall + 300_000, sentAt: monotonic - 2, receivedAt: monotonic)
         oneAhead.observe(peer: "b", peerClock: wall, sentAt: monotonic - 2, receivedAt: monotonic)
-        // One peer 5 minutes ahead decides nothing.
-        #expect(abs(oneAhead.clusterClock(nowMillis: wall, monotonicMillis: monotonic) - wall) <= 1)
+        #expect(oneAhead.peersClock(monotonicMillis: monotonic) == wall + 1, "one peer ahead decides nothing")
+        #expect(oneAhead.peersClock(monotonicMillis: monotonic + PeerClocks.freshnessMillis + 1) == nil, "stale measures")
     }
 
     @Test func oneOddPeerAStaleMeasureOrAStalledRoundTripIsNoProblem() {

@@ -62,9 +62,8 @@ static void read_shift_file(long long now) {
 
 /* What to add to the true wall clock now, in nanoseconds: the shift plus the rate's drift. */
 static long long offset_ns(void) {
-    long long now = monotonic_ns();
-    while (__atomic_test_and_set(&state_lock, __ATOMIC_ACQUIRE)) {
-    }
+    while (__atomic_test_and_set(&state_lock, __ATOMIC_ACQUIRE)) syscall(SYS_sched_yield);
+    long long now = monotonic_ns();  /* read under the lock: never before the rate's start */
     if (now >= next_read_ns) read_shift_file(now);
     long long offset = current_shift_ms * 1000000LL + drift_before_ns;
     if (current_rate != 1.0) offset += (long long)((current_rate - 1.0) * (double)(now - rate_since_ns));

@@ -35,16 +35,14 @@ public struct PeerClocks: Sendable {
         measures[peer] = (peerClock - (sentAt + (receivedAt - sentAt) / 2), receivedAt)
     }
 
-    /// The wall clock most of the cluster reads now: the lower median of this node's
-    /// (`nowMillis`) and its freshly measured peers' (monotonic `monotonicMillis`, read with
-    /// it). What a member's incarnation (its start time) is judged against, so that neither
-    /// this node's clock gone back nor one peer's clock run ahead decides alone.
-    public func clusterClock(nowMillis: Int64, monotonicMillis: Int64) -> Int64 {
-        var clocks = measures.values.filter { monotonicMillis - $0.measuredAt <= Self.freshnessMillis }
-            .map { $0.peerMinusMonotonic + monotonicMillis }
-        clocks.append(nowMillis)
-        clocks.sort()
-        return clocks[(clocks.count - 1) / 2]
+    /// The wall clock the freshly measured peers read now (monotonic `monotonicMillis`): the
+    /// lower median of their clocks, so one peer running ahead decides nothing; nil when none
+    /// was measured. What a node out of step with its peers judges a member's incarnation
+    /// (its start time) against, instead of its own clock.
+    public func peersClock(monotonicMillis: Int64) -> Int64? {
+        let clocks = measures.values.filter { monotonicMillis - $0.measuredAt <= Self.freshnessMillis }
+            .map { $0.peerMinusMonotonic + monotonicMillis }.sorted()
+        return clocks.isEmpty ? nil : clocks[(clocks.count - 1) / 2]
     }
 
     /// What writes check the clock against from now on, given the clocks read now (wall

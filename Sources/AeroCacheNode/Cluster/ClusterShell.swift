@@ -390,10 +390,13 @@ public final class ClusterShell: Sendable {
 
     // MARK: Peer calls
 
-    /// The wall clock most of the cluster reads now (``PeerClocks/clusterClock(nowMillis:monotonicMillis:)``).
+    /// What member incarnations are judged against: this node's wall clock while it is in
+    /// step with its peers; when it is not (its clock went back, say), the clock its peers
+    /// read (``PeerClocks/peersClock(monotonicMillis:)``), so it still takes a peer's new life.
     private func clusterClockMillis() -> Int64 {
         let (now, monotonic) = (UnixClock.nowMillis(), Self.detectorMillis())
-        return clocks.withLock { $0.clusterClock(nowMillis: now, monotonicMillis: monotonic) }
+        guard view.clockProblem(nowMillis: now, monotonicMillis: monotonic) != nil else { return now }
+        return clocks.withLock { $0.peersClock(monotonicMillis: monotonic) } ?? now
     }
 
     /// The records worth merging (``Membership/Instance/screen(_:tokensPerNode:nowMillis:maxClockSkewMillis:)``,
