@@ -109,6 +109,24 @@ def assert_clock_moved(cluster, index):
         f"node-{index} never saw its clock out of step (did the shim load?): {log[-500:]}"
 
 
+@contextlib.contextmanager
+def clock_shift_file():
+    """The path of a file for the clock shim (``set_clock``), reading 0; removed at the end."""
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write("0")
+    try:
+        yield f.name
+    finally:
+        os.unlink(f.name)
+
+
+def restart_with_clock_shim(cluster, index, library, shift):
+    """Restarts node `index` with the clock shim reading `shift`; waits until the nodes see each other."""
+    cluster.kill(index)
+    cluster.start(index, env={"LD_PRELOAD": library, "AEROCACHE_CLOCK_SHIFT_FILE": shift})
+    cluster.wait_converged()
+
+
 def set_clock(path, text):
     """Writes the clock shim's file ("SHIFT_MS [RATE]", see clockshift.c) at once: a node's
     threads read it at any time, and must never see it empty or half written."""
@@ -270,19 +288,14 @@ def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(
     """One node's wall clock jumps 5 minutes ahead, back, then 5 minutes behind, while the
     checker writes at quorum: no acknowledged update is overwritten by an older one (the
     registers never go back), nothing acknowledged is lost, and the replicas agree."""
-    shift = tempfile.NamedTemporaryFile("w", delete=False)
-    shift.write("0")
-    shift.close()
     cluster = Cluster(3)
-    try:
+    with clock_shift_file() as shift:
         with checking(cluster) as start_checker:
-            cluster.kill(2)
-            cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
-            cluster.wait_converged()
+            restart_with_clock_shim(cluster, 2, clock_shift_library, shift)
             checker = start_checker(seconds=28)
             for at, milliseconds in ((4, 300_000), (11, 0), (16, -300_000), (23, 0)):
                 checker.at(at)
-                set_clock(shift.name, str(milliseconds))
+                set_clock(shift, str(milliseconds))
             healed = time.monotonic()
             history = checker.finish()
             verdict, _ = checker.verify()
@@ -290,8 +303,6 @@ def test_a_clock_five_minutes_ahead_then_behind_overwrites_nothing_acknowledged(
             wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
             assert_clock_moved(cluster, 2)
             report("one clock 5 min ahead, then 5 min behind", history, verdict, converged=time.monotonic() - healed)
-    finally:
-        os.unlink(shift.name)
 
 
 def test_a_clock_running_at_twice_real_speed_overwrites_nothing_acknowledged(clock_shift_library):  # noqa: F811
@@ -299,21 +310,16 @@ def test_a_clock_running_at_twice_real_speed_overwrites_nothing_acknowledged(clo
     --max-clock-skew), then is stepped back, as NTP would, while the checker writes at quorum:
     no acknowledged update is overwritten by an older one, nothing acknowledged is lost, and
     the replicas agree."""
-    shift = tempfile.NamedTemporaryFile("w", delete=False)
-    shift.write("0")
-    shift.close()
     cluster = Cluster(3)
-    try:
+    with clock_shift_file() as shift:
         with checking(cluster) as start_checker:
-            cluster.kill(2)
-            cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
-            cluster.wait_converged()
+            restart_with_clock_shim(cluster, 2, clock_shift_library, shift)
             checker = start_checker(seconds=24)
             checker.at(4)
-            set_clock(shift.name, "0 2")
+            set_clock(shift, "0 2")
             fast_since = time.monotonic()
             checker.at(14)
-            set_clock(shift.name, f"{-round((time.monotonic() - fast_since) * 1000)} 1")  # stepped back by what it gained
+            set_clock(shift, f"{-round((time.monotonic() - fast_since) * 1000)} 1")  # stepped back by what it gained
             healed = time.monotonic()
             history = checker.finish()
             verdict, _ = checker.verify()
@@ -322,8 +328,6 @@ def test_a_clock_running_at_twice_real_speed_overwrites_nothing_acknowledged(clo
             assert_clock_moved(cluster, 2)
             report("one clock at 2x speed for 10 s, then stepped back", history, verdict,
                    converged=time.monotonic() - healed)
-    finally:
-        os.unlink(shift.name)
 
 
 def test_a_node_whose_clock_went_back_still_sees_a_peer_die(clock_shift_library):  # noqa: F811
@@ -332,69 +336,57 @@ def test_a_node_whose_clock_went_back_still_sees_a_peer_die(clock_shift_library)
     clock would see no silence for 5 minutes), it never saw node-0 or node-1 down as its
     clock moved, and it sees node-1 come back with a new life (whose start time is 5 minutes
     ahead of node-2's clock, not of the cluster's)."""
-    shift = tempfile.NamedTemporaryFile("w", delete=False)
-    shift.write("0")
-    shift.close()
     cluster = Cluster(3)
     try:
-        cluster.kill(2)
-        cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
-        cluster.wait_converged()
-        for milliseconds in ("300000", "0", "-300000"):
-            set_clock(shift.name, milliseconds)
-            moved = time.monotonic()
-            while time.monotonic() < moved + 5:  # past suspicion (about 1.5 s) and conviction
-                seen = {f"node-{i}": cluster.status(via=2)[f"node-{i}"]["state"] for i in (0, 1)}
-                assert set(seen.values()) == {"up"}, f"clock {milliseconds} ms, {time.monotonic() - moved:.1f} s after: {seen}"
-                time.sleep(0.1)
-        cluster.kill(1)
-        killed = time.monotonic()
-        cluster.wait_state(1, "down", via=0, timeout=30)
-        by_node_0 = time.monotonic() - killed
-        cluster.wait_state(1, "down", via=2, timeout=by_node_0 + 10)
-        by_node_2 = time.monotonic() - killed
-        # Back with a new life (incarnation: its start time, 5 minutes ahead of node-2's clock),
-        # once every node's measure of node-1's old clock is stale (older than 10 s).
-        time.sleep(11)
-        cluster.start(1)
-        restarted = time.monotonic()
-        cluster.wait_state(1, "up", via=0, timeout=60)
-        cluster.wait_state(1, "up", via=2, timeout=30)
-        print(f"\nPASS node-1 killed: seen down by node-0 after {by_node_0:.1f} s, by node-2 (clock 5 min back) "
-              f"after {by_node_2:.1f} s; restarted, seen up by node-2 after {time.monotonic() - restarted:.1f} s", flush=True)
+        with clock_shift_file() as shift:
+            restart_with_clock_shim(cluster, 2, clock_shift_library, shift)
+            for milliseconds in ("300000", "0", "-300000"):
+                set_clock(shift, milliseconds)
+                moved = time.monotonic()
+                while time.monotonic() < moved + 5:  # past suspicion (about 1.5 s) and conviction
+                    seen = {f"node-{i}": cluster.status(via=2)[f"node-{i}"]["state"] for i in (0, 1)}
+                    assert set(seen.values()) == {"up"}, f"clock {milliseconds} ms, {time.monotonic() - moved:.1f} s after: {seen}"
+                    time.sleep(0.1)
+            cluster.kill(1)
+            killed = time.monotonic()
+            cluster.wait_state(1, "down", via=0, timeout=30)
+            by_node_0 = time.monotonic() - killed
+            cluster.wait_state(1, "down", via=2, timeout=by_node_0 + 10)
+            by_node_2 = time.monotonic() - killed
+            # Back with a new life (incarnation: its start time, 5 minutes ahead of node-2's clock),
+            # once every node's measure of node-1's old clock is stale (older than 10 s).
+            time.sleep(11)
+            cluster.start(1)
+            restarted = time.monotonic()
+            cluster.wait_state(1, "up", via=0, timeout=60)
+            cluster.wait_state(1, "up", via=2, timeout=30)
+            print(f"\nPASS node-1 killed: seen down by node-0 after {by_node_0:.1f} s, by node-2 (clock 5 min back) "
+                  f"after {by_node_2:.1f} s; restarted, seen up by node-2 after {time.monotonic() - restarted:.1f} s", flush=True)
     finally:
         cluster.stop_all()
-        os.unlink(shift.name)
 
 
 def test_a_clock_that_flaps_five_minutes_ahead_stamps_nothing_ahead(clock_shift_library):  # noqa: F811
     """One node's wall clock flaps between true and 5 minutes ahead every 0.3 s while the
     checker writes at quorum: a write the node coordinated as its clock jumped must not be
     stamped ahead (its peers would refuse that version and the replicas never agree)."""
-    shift = tempfile.NamedTemporaryFile("w", delete=False)
-    shift.write("0")
-    shift.close()
     cluster = Cluster(3)
-    try:
+    with clock_shift_file() as shift:
         with checking(cluster) as start_checker:
-            cluster.kill(2)
-            cluster.start(2, env={"LD_PRELOAD": clock_shift_library, "AEROCACHE_CLOCK_SHIFT_FILE": shift.name})
-            cluster.wait_converged()
+            restart_with_clock_shim(cluster, 2, clock_shift_library, shift)
             checker = start_checker(seconds=20)
             ahead = False
             while time.monotonic() < checker.started + 15:
                 ahead = not ahead
-                set_clock(shift.name, "300000" if ahead else "0")
+                set_clock(shift, "300000" if ahead else "0")
                 time.sleep(0.3)
-            set_clock(shift.name, "0")
+            set_clock(shift, "0")
             healed = time.monotonic()
             history = checker.finish()
             verdict, _ = checker.verify()
             wait_replicas_agree(cluster, history_keys(history), [0, 1, 2], since=healed)
             assert_clock_moved(cluster, 2)
             report("one clock flapping 5 min ahead", history, verdict, converged=time.monotonic() - healed)
-    finally:
-        os.unlink(shift.name)
 
 
 def rss(cluster, index):
