@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "aerocache-bench", targets: ["aerocache-bench"]),
         .executable(name: "aerocache-demo", targets: ["aerocache-demo"]),
         .executable(name: "aerocache-check", targets: ["aerocache-check"]),
+        .executable(name: "aerocache-sim", targets: ["aerocache-sim"]),
         .library(name: "AeroCacheClient", targets: ["AeroCacheClient"]),
     ],
     dependencies: [
@@ -167,11 +168,35 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What a workload did and what reading it back says (the checker's and the simulation's judge).
+        .target(
+            name: "AeroCacheChecking",
+            dependencies: ["AeroCacheRPC"],
+            swiftSettings: strict
+        ),
+        // Several real nodes in one process on a virtual clock and a fault-injecting network, seeded.
+        .target(
+            name: "AeroCacheSimulation",
+            dependencies: [
+                "AeroCacheChecking", "AeroCacheCore", "AeroCacheNode", "AeroCacheProto", "AeroCacheRPC",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Runs the simulation for a range of seeds, or replays one.
+        .executableTarget(
+            name: "aerocache-sim",
+            dependencies: [
+                "AeroCacheChecking", "AeroCacheSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         // Records a workload's outcomes, then verifies nothing acknowledged was lost (the fault tests' judge).
         .executableTarget(
             name: "aerocache-check",
             dependencies: [
-                "AeroCacheClient", "AeroCacheCommandLine", "AeroCacheCore", "AeroCacheRPC",
+                "AeroCacheChecking", "AeroCacheClient", "AeroCacheCommandLine", "AeroCacheCore", "AeroCacheRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

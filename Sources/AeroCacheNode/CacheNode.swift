@@ -46,59 +46,31 @@ public final class CacheNode: Service, Sendable {
         public init() {}
     }
 
-    public let store: StorageEngine
-    public let nodeID: String
-    public let cluster: ClusterShell
-    private let coordinator: Coordinator
+    public var store: StorageEngine { core.store }
+    public var nodeID: String { core.nodeID }
+    public var cluster: ClusterShell { core.cluster }
+    private let core: NodeCore
     private let server: GRPCServer
     private let group: MultiThreadedEventLoopGroup
-    private let sweepInterval: Duration
     private let peers: PeerPool
-    private let antiEntropy: AntiEntropyRounds
-    private let transfers: RangeTransfers
     private let backgroundThread = BackgroundThread()
     private let metricsServer: MetricsServer?
-    private let background: AsyncStream<@Sendable () async -> Void>
-    private let backgroundContinuation: AsyncStream<@Sendable () async -> Void>.Continuation
-    /// Why the cluster shell stopped the node (a refused join), if it did.
-    private let clusterFailure = Mutex<(any Error)?>(nil)
 
     /// Calls this node forwarded to the key's coordinator (`aerocache_forwarded_requests_total`).
-    public var forwardedCount: Int { coordinator.forwardedCount }
+    public var forwardedCount: Int { core.coordinator.forwardedCount }
 
     public init(configuration: Configuration, logger: Logger) {
-        nodeID = configuration.effectiveNodeID
-        // A new incarnation per start: it orders this node's gossip records and gives it a
-        // fresh counter slot, so a restart never reuses a slot whose counts it lost.
-        let incarnation = UInt64(UnixClock.nowMillis())
-        var storage = configuration.storage
-        storage.node = Membership.versionNode(of: nodeID)
-        storage.counterSlot = XXHash64.hash("\(nodeID)#\(incarnation)")
-        storage.maxClockSkewMillis = configuration.cluster.maxClockSkewMillis
-        store = StorageEngine(configuration: storage)
-        sweepInterval = configuration.sweepInterval
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Peer connections come from the listen address when peers dial the node there (no
         // --advertise): a firewall rule naming it then cuts the node off both ways.
         peers = PeerPool(group: group, credential: configuration.cluster.credential,
                          listenHost: configuration.advertise.isEmpty ? configuration.host : nil)
-        let metrics = NodeMetrics()
-        let maxRequestBytes = max(configuration.maxRequestBytes, configuration.limits.maxValueBytes + 64 * 1024)
-        var clusterConfiguration = configuration.cluster
-        // Batches and hint replays stay well under what a peer accepts.
-        clusterConfiguration.maxBatchBytes = min(clusterConfiguration.maxBatchBytes, maxRequestBytes / 2)
-        cluster = ClusterShell(configuration: clusterConfiguration, selfID: nodeID, address: configuration.effectiveAdvertise,
-                               incarnation: incarnation, store: store, peers: peers, metrics: metrics, logger: logger)
-        (background, backgroundContinuation) = AsyncStream.makeStream()
-        coordinator = Coordinator(cluster: cluster, store: store, limits: configuration.limits,
-                                      background: backgroundContinuation, metrics: metrics)
-        let cache = CacheService(store: store, limits: configuration.limits, coordinator: coordinator, metrics: metrics)
-        antiEntropy = AntiEntropyRounds(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
-                                        logger: logger, executor: backgroundThread.executor)
-        transfers = RangeTransfers(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
-                                   logger: logger, executor: backgroundThread.executor)
+        let core = NodeCore(configuration: configuration, peers: peers, backgroundExecutor: backgroundThread.executor,
+                            logger: logger)
+        self.core = core
         if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
-            metricsServer = MetricsServer(host: listen.host, port: listen.port) { [store, cluster] in
+            let (store, cluster, metrics) = (core.store, core.cluster, core.metrics)
+            metricsServer = MetricsServer(host: listen.host, port: listen.port) {
                 metrics.keys.record(store.liveKeyCount())
                 metrics.memory.record(store.memoryBytes)
                 metrics.hintsPending.record(cluster.hints.count)
@@ -111,15 +83,12 @@ public final class CacheNode: Service, Sendable {
         }
         server = GRPCServer(
             configuration: .init(host: configuration.host, port: configuration.port,
-                                 maxRequestMessageBytes: maxRequestBytes,
+                                 maxRequestMessageBytes: core.maxRequestBytes,
                                  shutdownGracePeriod: configuration.shutdownGracePeriod,
                                  maxHeldBytesPerConnection: configuration.maxHeldBytesPerConnection,
                                  maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
                                  peerCredential: configuration.cluster.credential),
-            methods: cache.methods + HealthService(cluster: cluster).methods
-                + AdminService(store: store, coordinator: coordinator, antiEntropy: antiEntropy, transfers: transfers).methods
-                + PeerService(cluster: cluster, store: store, limits: configuration.limits, metrics: metrics,
-                              background: backgroundThread.executor).methods,
+            methods: core.methods,
             eventLoopGroup: group,
             logger: logger)
     }
@@ -155,30 +124,13 @@ public final class CacheNode: Service, Sendable {
                         self.server.initiateGracefulShutdown()
                     }
                 }
-                tasks.addTask { await self.sweepUntilCancelled() }
-                tasks.addTask { await self.antiEntropy.run() }
-                // A decommissioned node stops as a SIGTERM stops it, and exits 0.
-                tasks.addTask { await self.transfers.run { self.server.initiateGracefulShutdown() } }
-                tasks.addTask {
-                    do {
-                        try await self.cluster.run()
-                    } catch {
-                        // Recorded before the shutdown it starts, so run() reports it whichever task ends first.
-                        self.clusterFailure.withLock { $0 = error }
-                        self.server.initiateGracefulShutdown()
-                        throw error
-                    }
-                }
                 // Replication that outlives the call that started it, run on an event loop
                 // (the consumer too): a handler that starts a job wakes no other thread.
-                let executor = EventLoopTaskExecutor(eventLoop: self.group.next())
-                tasks.addTask(executorPreference: executor) {
-                    await withDiscardingTaskGroup { jobs in
-                        for await job in self.background { jobs.addTask(executorPreference: executor, operation: job) }
-                    }
+                core.addTasks(to: &tasks, jobsExecutor: EventLoopTaskExecutor(eventLoop: self.group.next())) {
+                    self.server.initiateGracefulShutdown()
                 }
                 try await tasks.next()  // the server has shut down
-                self.backgroundContinuation.finish()
+                core.finishJobs()
                 tasks.cancelAll()
                 await self.peers.closeAll()
             }
@@ -187,21 +139,7 @@ public final class CacheNode: Service, Sendable {
             throw error
         }
         await stopLoops()
-        if let failure = clusterFailure.withLock({ $0 }) { throw failure }
-    }
-
-    /// Reclaims expired entries a slice at a time; goes again at once while a pass finds
-    /// mostly garbage (as Redis's active expiry does), else waits ``Configuration/sweepInterval``.
-    private func sweepUntilCancelled() async {
-        let budget = 128
-        while !Task.isCancelled {
-            let freed = store.sweep(budgetPerShard: budget)
-            if freed * 4 < budget * store.configuration.shardCount {
-                try? await Task.sleep(for: sweepInterval)
-            } else {
-                await Task.yield()
-            }
-        }
+        if let failure = core.clusterFailure.withLock({ $0 }) { throw failure }
     }
 
     /// Stops accepting connections and lets in-flight calls finish; ``run()`` then returns.

@@ -72,23 +72,23 @@ public struct CacheService: Sendable {
     /// Counts a call and records how long it took (to its answer, when that comes later).
     private func measured<Response>(_ op: NodeMetrics.Operation, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
         metrics.request(op)
-        let start = MonotonicClock.nanoseconds()
+        let start = NodeRuntime.monotonicNanoseconds()
         let reply = try body()
         switch reply {
         case .now:
-            metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
+            metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
             return reply
         case .later(let work):
             let metrics = self.metrics
             return .later {
-                defer { metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start)) }
+                defer { metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start)) }
                 return try await work()
             }
         case .callback(let begin):
             let metrics = self.metrics
             return .callback { completion in
                 begin { result in
-                    metrics.duration.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
+                    metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
                     completion(result)
                 }
             }
@@ -132,7 +132,7 @@ public struct CacheService: Sendable {
             let needed = level.requiredFromOthers(of: count, selfIsReplica: selfIsReplica)
             return .later {
                 let merged = try await coordinator.readMerged(key: request.key, others: others, needed: needed, view: view)
-                guard let visible = merged?.visible(at: UnixClock.nowMillis()) else { return Aerocache_V1_GetResponse() }
+                guard let visible = merged?.visible(at: NodeRuntime.wallMillis()) else { return Aerocache_V1_GetResponse() }
                 var response = Aerocache_V1_GetResponse()
                 response.found = true
                 response.value = Data(visible.value)
@@ -289,7 +289,7 @@ public struct CacheService: Sendable {
         let store = self.store
         let limits = self.limits
         return coordinator.replicate(record.proto, to: others, needed: needed, view: view) { merged throws(RPCError) in
-            let now = UnixClock.nowMillis()
+            let now = NodeRuntime.wallMillis()
             for reply in merged {
                 let held = EntryRecord(reply)
                 guard held.key == request.key,
@@ -318,7 +318,7 @@ public struct CacheService: Sendable {
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
         return try write(request.key, .default, forwarded: request.forwarded,
-                         method: CacheMethods.touch, request: request) { () throws(RPCError) in
+                         method: CacheMethods.touch, request: request, restamps: false) { () throws(RPCError) in
             var response = Aerocache_V1_TouchResponse()
             let touched = try Self.status(Result { () throws(StorageError) in try store.touch(request.key, ttlMillis: request.ttlMs) })
             guard let (stamp, record) = touched else { return (response, nil) }
@@ -357,17 +357,33 @@ public struct CacheService: Sendable {
     /// Runs a write here (one node, or as a replica of the key, then replicates) or forwards it.
     ///
     /// `local` writes to this node's store and returns the answer and the record replicas are
-    /// sent (nil: nothing to send).
+    /// sent (nil: nothing to send). With `restamps` (a set or a delete), a write that a replica
+    /// answers with a later version is written again above it, once.
     private func write<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
-        method: MethodDescriptor<Request, Response>, request: Request,
+        method: MethodDescriptor<Request, Response>, request: Request, restamps: Bool = true,
         local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
         try routed(key, consistency, forwarded: forwarded, method: method, request: request,
-                   alone: { () throws(RPCError) in try local().0 }) { coordinator, others, needed, view throws(RPCError) in
+                   alone: { () throws(RPCError) in try local().0 }) { [store] coordinator, others, needed, view throws(RPCError) in
             let (response, record) = try local()
             guard let record else { return .now(response) }
-            return coordinator.replicate(record, to: others, needed: needed, view: view, response: response)
+            guard restamps else { return coordinator.replicate(record, to: others, needed: needed, view: view, response: response) }
+            let version = EntryRecord(record).version
+            return coordinator.replicate(record, to: others, needed: needed, view: view) { held throws(RPCError) in
+                // A replica held a later write of the key, one this node had not seen: it may
+                // have been acknowledged before this call began (clocks a millisecond apart
+                // order two writes through two coordinators by node number). The quorums
+                // overlap, so such a write always shows here: this write is stamped again,
+                // above it, once. (A later write still winning after that is concurrent.)
+                guard let later = held.map(EntryRecord.init).filter({ $0.version > version }).max(by: { $0.version < $1.version }) else {
+                    return .now(response)
+                }
+                _ = try? store.merge(later)  // the key's clock moves past it
+                let (again, record) = try local()
+                guard let record else { return .now(again) }
+                return coordinator.replicate(record, to: others, needed: needed, view: view, response: again)
+            }
         }
     }
 

@@ -322,7 +322,8 @@ public nonisolated struct Aerocache_V1_ReplicateResponse: Sendable {
   /// Indexes (into the request's records) of records the receiver refused; not acknowledged.
   public var rejected: [UInt32] = []
 
-  /// For each counter record: what the receiver holds after merging it.
+  /// For each counter record, and each record that lost to a later write the receiver
+  /// held: what the receiver holds after merging it.
   public var merged: [Aerocache_V1_MergedRecord] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

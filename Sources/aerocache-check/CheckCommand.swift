@@ -1,3 +1,4 @@
+import AeroCacheChecking
 import AeroCacheClient
 import AeroCacheCommandLine
 import AeroCacheCore
@@ -106,8 +107,7 @@ struct CheckCommand: AsyncParsableCommand {
             // Batches of at most 200 keys and about 4 MiB of values (a node answers at most 16 MiB).
             let batch = max(1, min(200, (4 << 20) / max(1, recorded.valueBytes)))
             let values = await ReadBack(cache: cache, consistency: consistency, batch: batch)
-                .values(of: Array(recorded.written.keys) + recorded.writtenMaybe + recorded.writtenFailed + Array(recorded.registers.keys)
-                        + Array(recorded.counters.keys), within: patience)
+                .values(of: recorded.keys, within: patience)
             await cache.close()
             let verdict = Verdict(recorded, read: values)
             print("verify: \(recorded.written.count) acknowledged keys: lost \(verdict.lost), wrong \(verdict.wrong); "

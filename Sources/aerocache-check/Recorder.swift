@@ -1,5 +1,7 @@
+import AeroCacheChecking
 import AeroCacheClient
 import AeroCacheCore
+import AeroCacheRPC
 import Foundation
 import Synchronization
 
@@ -76,7 +78,8 @@ struct Recorder: Sendable {
             try await body()
             return .ok
         } catch let error as AeroCacheError {
-            return Outcome(error)
+            // Failed only when it cannot have taken effect (``Outcome/init(_:)``).
+            return Outcome(RPCError(error.code, error.message, neverSent: (error.cause as? RPCError)?.neverSent == true))
         } catch {
             return .unknown
         }

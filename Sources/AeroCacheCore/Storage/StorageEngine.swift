@@ -397,7 +397,7 @@ public final class StorageEngine: Sendable {
         return table.clock.next(nowMillis: now)
     }
 
-    static func monotonicMillis() -> Int64 { Int64(MonotonicClock.nanoseconds() / 1_000_000) }
+    static func monotonicMillis() -> Int64 { NodeRuntime.monotonicMillis() }
 
     /// From now on every local write checks the wall clock it stamps with against `check`
     /// (what the node last measured of its peers' clocks and its own).

@@ -53,14 +53,16 @@ final class AntiEntropyRounds: Sendable {
     /// node stops when any of its tasks ends).
     func run() async {
         guard interval > .zero else {
-            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            while !Task.isCancelled { try? await NodeRuntime.sleep(for: .seconds(3600)) }
             return
         }
         let intervalMillis = max(interval.wholeMilliseconds, 1)
+        // Seeded by the node and its start, so a simulated run repeats exactly.
+        var random = SplitMix64(seed: XXHash64.hash(cluster.selfID) ^ UInt64(bitPattern: NodeRuntime.wallMillis()))
         while !Task.isCancelled {
             // ±10% jitter, so that nodes started together do not all start rounds together.
-            let jitter = Int64.random(in: -(intervalMillis / 10)...(intervalMillis / 10))
-            try? await Task.sleep(for: .milliseconds(intervalMillis + jitter))
+            let jitter = Int64.random(in: -(intervalMillis / 10)...(intervalMillis / 10), using: &random)
+            try? await NodeRuntime.sleep(for: .milliseconds(intervalMillis + jitter))
             if Task.isCancelled { return }
             _ = await round(waiting: false)
         }
@@ -108,9 +110,9 @@ final class AntiEntropyRounds: Sendable {
         }
         defer { self.waiting.withLock { $0 -= 1 } }
         guard waiting && first else { return false }
-        let deadline = ContinuousClock.now + Self.waitLimit
-        while ContinuousClock.now < deadline && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(20))
+        let deadline = NodeRuntime.now() + Self.waitLimit
+        while NodeRuntime.now() < deadline && !Task.isCancelled {
+            try? await NodeRuntime.sleep(for: .milliseconds(20))
             if tryStart() { return true }
         }
         return false
@@ -129,14 +131,14 @@ final class AntiEntropyRounds: Sendable {
     private func round(with member: Ring.Member, over pieces: [DigestPiece], resumable: Bool) async -> Outcome {
         let remote = PeerReplica(connection: cluster.peers.connection(to: member.address), timeout: peerTimeout, pacer: pacer)
         let local = StoreReplica(store: store, limits: limits) { [metrics] in metrics.rejected($0) }
-        let started = ContinuousClock.now
+        let started = NodeRuntime.now()
         let resume = resumable ? resumePoints.withLock { $0[member.id] } : nil
         var sync = ReplicaSync(local: local, remote: remote)
         sync.maxExchangeBytes = cluster.configuration.maxBatchBytes
         let resumeAt = resume.map { $0.failures >= 2 ? $0.point &+ 1 : $0.point }
         let report = await sync.run(pieces, resumingAt: resumeAt)
         let outcome = Outcome(peer: member.id, report: report, bytes: remote.bytes.load(ordering: .relaxed),
-                              elapsed: ContinuousClock.now - started)
+                              elapsed: NodeRuntime.now() - started)
         // A round that stopped before it reached a piece leaves the resume point as it was.
         if resumable && !(report.failure != nil && report.resumeAt == nil) {
             resumePoints.withLock { points in

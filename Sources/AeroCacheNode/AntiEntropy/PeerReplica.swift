@@ -8,7 +8,7 @@ import Synchronization
 /// A peer as the far side of an anti-entropy round: the three `Peer` calls, every one of
 /// them counted in bytes and paced by the node's anti-entropy budget (``Pacer``).
 final class PeerReplica: SyncReplica {
-    private let connection: GRPCClientConnection
+    private let connection: any PeerChannel
     private let timeout: Duration
     private let pacer: Pacer
     /// Request and answer bytes of every call so far.
@@ -20,7 +20,7 @@ final class PeerReplica: SyncReplica {
     static let maxListedPieces = 64
     static let maxWant = 4096
 
-    init(connection: GRPCClientConnection, timeout: Duration, pacer: Pacer) {
+    init(connection: any PeerChannel, timeout: Duration, pacer: Pacer) {
         self.connection = connection
         self.timeout = timeout
         self.pacer = pacer
@@ -79,8 +79,8 @@ final class Pacer: Sendable {
 
     /// Spends `bytes`, sleeping as long as the budget needs.
     func spend(_ bytes: Int) async {
-        let now = MonotonicClock.nanoseconds()
+        let now = NodeRuntime.monotonicNanoseconds()
         let wait = rate.withLock { $0.spend(bytes, now: now) }
-        if wait > 0 { try? await Task.sleep(for: .nanoseconds(Int64(clamping: wait))) }
+        if wait > 0 { try? await NodeRuntime.sleep(for: .nanoseconds(Int64(clamping: wait))) }
     }
 }

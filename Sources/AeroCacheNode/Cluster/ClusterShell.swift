@@ -87,10 +87,10 @@ public final class ClusterShell: Sendable {
     /// The time the failure detectors (and so the membership's statuses) run on: monotonic ms.
     /// A wall clock that jumps would make every peer look silent, or a dead one look alive
     /// until the wall clock caught up again.
-    static func detectorMillis() -> Int64 { Int64(MonotonicClock.nanoseconds() / 1_000_000) }
+    static func detectorMillis() -> Int64 { Int64(NodeRuntime.monotonicNanoseconds() / 1_000_000) }
 
     private func publish(_ instance: Membership.Instance) {
-        let nowMillis = UnixClock.nowMillis()
+        let nowMillis = NodeRuntime.wallMillis()
         let monotonicMillis = Self.detectorMillis()
         let check = clocks.withLock {
             $0.check(maxSkewMillis: configuration.maxClockSkewMillis, nowMillis: nowMillis, monotonicMillis: monotonicMillis)
@@ -167,7 +167,7 @@ public final class ClusterShell: Sendable {
             let live = view.alive.subtracting([selfID]).count
             if answered >= live { break }
             logger.notice("\(live - answered) live members did not answer; telling them again", metadata: ["attempt": "\(attempt + 1)"])
-            try? await Task.sleep(for: .milliseconds(500))
+            try? await NodeRuntime.sleep(for: .milliseconds(500))
         }
         return answered
     }
@@ -189,7 +189,7 @@ public final class ClusterShell: Sendable {
             for (_, address) in targets {
                 group.addTask {
                     var outgoing = template
-                    outgoing.sentAtUnixMs = UnixClock.nowMillis()
+                    outgoing.sentAtUnixMs = NodeRuntime.wallMillis()
                     guard let reply = try? await self.peers.connection(to: address)
                         .unary(PeerMethods.gossip, outgoing, timeout: self.configuration.peerTimeout) else { return false }
                     let incoming = self.acceptable(reply.members.map(Membership.Record.init))
@@ -212,7 +212,7 @@ public final class ClusterShell: Sendable {
         // a partition) delays nothing, so heartbeats keep their pace with everyone else.
         await withDiscardingTaskGroup { exchanges in
             while !Task.isCancelled {
-                try? await Task.sleep(for: configuration.gossipInterval)
+                try? await NodeRuntime.sleep(for: configuration.gossipInterval)
                 if stopReason.withLock({ $0 }) != nil { break }
                 gossipRound(exchanges: &exchanges)
                 // One replay at a time, beside the rounds too: a slow target must not slow the heartbeats.
@@ -236,9 +236,9 @@ public final class ClusterShell: Sendable {
     /// has taken its tokens back and refills. Until then it has no tokens: it answers nothing,
     /// takes no write and admits no joiner.
     private func foundOrRejoin() async {
-        let deadline = ContinuousClock.now + Self.foundingWindow
-        while membership.withLock({ $0.me.tokens.isEmpty }) && ContinuousClock.now < deadline && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(50))
+        let deadline = NodeRuntime.now() + Self.foundingWindow
+        while membership.withLock({ $0.me.tokens.isEmpty }) && NodeRuntime.now() < deadline && !Task.isCancelled {
+            try? await NodeRuntime.sleep(for: .milliseconds(50))
         }
         let founded = membership.withLock { instance -> Membership.Instance? in
             guard instance.founding else { return nil }
@@ -287,7 +287,7 @@ public final class ClusterShell: Sendable {
                 }
             }
             attempt += 1
-            try? await Task.sleep(for: .milliseconds(500))
+            try? await NodeRuntime.sleep(for: .milliseconds(500))
         }
     }
 
@@ -333,7 +333,7 @@ public final class ClusterShell: Sendable {
         for (id, address) in targets {
             exchanges.addTask {
                 var outgoing = template
-                let sentAt = UnixClock.nowMillis()
+                let sentAt = NodeRuntime.wallMillis()
                 let sentAtMonotonic = Self.detectorMillis()
                 outgoing.sentAtUnixMs = sentAt
                 guard let reply = try? await self.peers.connection(to: address)
@@ -355,7 +355,7 @@ public final class ClusterShell: Sendable {
     /// full store has to drop.
     func addHint(_ record: EntryRecord, for target: String) {
         guard configuration.hintedHandoff else { return }
-        guard hints.add(record, for: target, now: UnixClock.nowMillis()) > 0 else { return }
+        guard hints.add(record, for: target, now: NodeRuntime.wallMillis()) > 0 else { return }
         if !droppingHints.exchange(true, ordering: .relaxed) {
             logger.warning("""
                 the hint store is full (\(hints.bytes) bytes): dropping the oldest hints; the replicas that miss \
@@ -370,7 +370,7 @@ public final class ClusterShell: Sendable {
         for target in hints.targets where view.alive.contains(target) {
             guard let address = view.address(of: target) else { continue }
             while true {
-                let batch = hints.take(for: target, maxBytes: configuration.maxBatchBytes, now: UnixClock.nowMillis())
+                let batch = hints.take(for: target, maxBytes: configuration.maxBatchBytes, now: NodeRuntime.wallMillis())
                 guard !batch.isEmpty else { break }
                 var request = Aerocache_V1_ReplicateRequest()
                 request.records = batch.map(\.proto)
@@ -394,7 +394,7 @@ public final class ClusterShell: Sendable {
     /// step with its peers; when it is not (its clock went back, say), the clock its peers
     /// read (``PeerClocks/peersClock(monotonicMillis:)``), so it still takes a peer's new life.
     private func clusterClockMillis() -> Int64 {
-        let (now, monotonic) = (UnixClock.nowMillis(), Self.detectorMillis())
+        let (now, monotonic) = (NodeRuntime.wallMillis(), Self.detectorMillis())
         guard view.clockProblem(nowMillis: now, monotonicMillis: monotonic) != nil else { return now }
         return clocks.withLock { $0.peersClock(monotonicMillis: monotonic) } ?? now
     }
@@ -471,7 +471,7 @@ public final class ClusterShell: Sendable {
         var reply = Aerocache_V1_GossipMessage()
         reply.settings = settings
         reply.members = records.map(\.proto)
-        reply.sentAtUnixMs = UnixClock.nowMillis()
+        reply.sentAtUnixMs = NodeRuntime.wallMillis()
         return reply
     }
 

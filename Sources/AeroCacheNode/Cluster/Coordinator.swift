@@ -56,7 +56,7 @@ public final class Coordinator: Sendable {
     /// Fails with `UNAVAILABLE` (before anything is written) when fewer than `needed` of
     /// `others` are alive, or when this node's clock is out of step with its peers'.
     func requireWritable(_ others: [Ring.Member], needed: Int, replicas: Int, view: ClusterView) throws(RPCError) {
-        let (now, monotonic) = (UnixClock.nowMillis(), Int64(MonotonicClock.nanoseconds() / 1_000_000))
+        let (now, monotonic) = (NodeRuntime.wallMillis(), Int64(NodeRuntime.monotonicNanoseconds() / 1_000_000))
         try Self.unavailable { () throws(RoutingRefusal) in
             try view.checkWritable(others, needed: needed, replicas: replicas, nowMillis: now, monotonicMillis: monotonic)
         }
@@ -89,7 +89,7 @@ public final class Coordinator: Sendable {
         { [cluster] completion in
             cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5)) { result in
                 guard case .failure(let error) = result, error.neverSent else { return completion(result) }
-                Task {
+                NodeRuntime.spawn {
                     do {
                         completion(.success(try await self.forwardPast(method, request, key: key, first: address, view: view,
                                                                        lastError: error, takeOver: takeOver)))
@@ -208,7 +208,7 @@ public final class Coordinator: Sendable {
                       reply.found.count == 1, reply.records.count == 1 else { return tally.record(nil) }
                 guard reply.found[0] else { return tally.record(ReadTally.Answer(member: member, record: nil)) }
                 let record = EntryRecord(reply.records[0])
-                guard record.key == key, limits.check(record, now: UnixClock.nowMillis(),
+                guard record.key == key, limits.check(record, now: NodeRuntime.wallMillis(),
                                                      maxClockSkewMillis: store.configuration.maxClockSkewMillis) == nil else {
                     return tally.record(nil)
                 }
@@ -229,7 +229,7 @@ public final class Coordinator: Sendable {
         let records = answers.compactMap(\.record) + (local.map { [$0] } ?? [])
         guard let first = records.first else { return }
         // Pruned as stores keep it, so that a window that ended is no reason to repair.
-        let merged = records.dropFirst().reduce(first) { $0.merged(with: $1) }.pruningEndedWindows(at: UnixClock.nowMillis())
+        let merged = records.dropFirst().reduce(first) { $0.merged(with: $1) }.pruningEndedWindows(at: NodeRuntime.wallMillis())
         if merged != local { _ = try? store.merge(merged) }
         let proto = merged.proto
         let view = cluster.view

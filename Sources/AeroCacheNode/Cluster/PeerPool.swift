@@ -8,39 +8,39 @@ import Synchronization
 ///
 /// Every call on them carries the cluster's credential, so peers take it as a member's.
 public final class PeerPool: Sendable {
-    private let group: any EventLoopGroup
-    private let credential: PeerCredential?
-    private let connections = Mutex<[String: GRPCClientConnection]>([:])
+    /// Opens the channel to an address (a `GRPCClientConnection` on a real node).
+    private let open: @Sendable (String) -> any PeerChannel
+    private let connections = Mutex<[String: any PeerChannel]>([:])
     /// Set by ``closeAll()``: a connection asked for later is closed from the start, so
     /// nothing connects on event loops that are shutting down.
     private let isClosed = Atomic<Bool>(false)
 
-    /// Where connections to peers are made from: the node's listen address, when that is one
-    /// address (not 0.0.0.0 or ::, not a name).
-    private let localAddress: SocketAddress?
-
-    public init(group: any EventLoopGroup, credential: PeerCredential?, listenHost: String? = nil) {
-        self.group = group
-        self.credential = credential
+    /// HTTP/2 connections made on `group`, from `listenHost` when that is one address (not
+    /// 0.0.0.0 or ::, not a name).
+    public convenience init(group: any EventLoopGroup, credential: PeerCredential?, listenHost: String? = nil) {
+        var configuration = GRPCClientConnection.Configuration()
+        configuration.maximumBackoff = .milliseconds(500)
         if let host = listenHost, !["0.0.0.0", "::"].contains(host), let address = try? SocketAddress(ipAddress: host, port: 0) {
-            localAddress = address
-        } else {
-            localAddress = nil
+            configuration.localAddress = address
+        }
+        if let credential {
+            configuration.extraHeaders = [(PeerCredential.headerNameString, credential.headerValue)]
+        }
+        self.init { [configuration] address in
+            let target = (try? HostPort(parsing: address)) ?? HostPort(host: address, port: 7400)
+            return GRPCClientConnection(host: target.host, port: target.port, eventLoopGroup: group, configuration: configuration)
         }
     }
 
-    public func connection(to address: String) -> GRPCClientConnection {
+    /// Channels that `open` makes (the simulation's network links).
+    package init(open: @escaping @Sendable (String) -> any PeerChannel) {
+        self.open = open
+    }
+
+    public func connection(to address: String) -> any PeerChannel {
         connections.withLock { pool in
             if let existing = pool[address] { return existing }
-            let target = (try? HostPort(parsing: address)) ?? HostPort(host: address, port: 7400)
-            var configuration = GRPCClientConnection.Configuration()
-            configuration.maximumBackoff = .milliseconds(500)
-            configuration.localAddress = localAddress
-            if let credential {
-                configuration.extraHeaders = [(PeerCredential.headerNameString, credential.headerValue)]
-            }
-            let connection = GRPCClientConnection(host: target.host, port: target.port, eventLoopGroup: group,
-                                                  configuration: configuration)
+            let connection = open(address)
             if isClosed.load(ordering: .relaxed) {
                 connection.shutDown()
                 return connection

@@ -77,7 +77,7 @@ struct PeerService: Sendable {
                                                   _ work: @escaping @Sendable () -> Response) -> Reply<Response> {
         .later {
             try await Task(executorPreference: background) {
-                if let deadline = context.deadline, MonotonicClock.nanoseconds() >= deadline {
+                if let deadline = context.deadline, NodeRuntime.monotonicNanoseconds() >= deadline {
                     throw RPCError(.deadlineExceeded, "the deadline passed before this node got to the call")
                 }
                 return work()
@@ -135,13 +135,15 @@ struct PeerService: Sendable {
 
     func replicate(_ request: Aerocache_V1_ReplicateRequest) -> Aerocache_V1_ReplicateResponse {
         var response = Aerocache_V1_ReplicateResponse()
-        let now = UnixClock.nowMillis()
+        let now = NodeRuntime.wallMillis()
         for (index, proto) in request.records.enumerated() {
             let record = EntryRecord(proto)
             var refusal = limits.check(record, now: now, maxClockSkewMillis: store.configuration.maxClockSkewMillis)
+            var applied = false
             if refusal == nil {
                 do throws(StorageError) {
-                    if try store.merge(record) { response.applied += 1 }
+                    applied = try store.merge(record)
+                    if applied { response.applied += 1 }
                 } catch {
                     if case .clockSkew = error { refusal = .clockSkew } else { refusal = .memory }
                 }
@@ -151,8 +153,10 @@ struct PeerService: Sendable {
                 response.rejected.append(UInt32(index))
                 continue
             }
-            // A counter's coordinator learns every increment the replicas hold.
-            if record.counter != nil, let held = store.record(record.key) {
+            // A counter's coordinator learns every increment the replicas hold; a set's or a
+            // delete's, the later write that beat it here (``CacheService`` stamps it again).
+            if record.counter != nil || !applied, let held = store.record(record.key),
+               record.counter != nil || (record.version != .zero && held.version > record.version) {
                 var merged = Aerocache_V1_MergedRecord()
                 merged.index = UInt32(index)
                 merged.record = held.proto

@@ -31,13 +31,13 @@ final class RangeTransfers: Sendable {
         var rangesTotal: Int
         var rangesDone = 0
         var bytes = 0
-        var started = ContinuousClock.now
+        var started = NodeRuntime.now()
         var done = false
 
         /// Time left at the pace so far, by ranges done (nil before the first).
         var eta: Duration? {
             guard !done, rangesDone > 0 else { return done ? .zero : nil }
-            let elapsed = ContinuousClock.now - started
+            let elapsed = NodeRuntime.now() - started
             return elapsed * Double(rangesTotal - rangesDone) / Double(rangesDone)
         }
     }
@@ -111,7 +111,7 @@ final class RangeTransfers: Sendable {
     private func fillAfterJoining() async {
         while !cluster.view.isJoined {
             if Task.isCancelled { return }
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await NodeRuntime.sleep(for: .milliseconds(50))
         }
         let phase = cluster.phase
         guard phase.isFilling else { return }
@@ -121,10 +121,10 @@ final class RangeTransfers: Sendable {
             return
         }
         // Everyone must write here before the copy starts, or a write could fall between.
-        let started = ContinuousClock.now
+        let started = NodeRuntime.now()
         let told = await cluster.announceToEveryLiveMember()
-        let announced = ContinuousClock.now - started
-        try? await Task.sleep(for: Self.settle)
+        let announced = NodeRuntime.now() - started
+        try? await NodeRuntime.sleep(for: Self.settle)
         let view = cluster.view
         let without = cluster.ringWithoutSelf
         // What it will hold once the moves under way are done, and (refilling) what reads may
@@ -197,7 +197,7 @@ final class RangeTransfers: Sendable {
                 logger.warning("\(pending.count) ranges could not be streamed; trying again",
                                metadata: ["error": "\(report.lastError ?? "no live holder")"])
             }
-            try? await Task.sleep(for: .seconds(1))
+            try? await NodeRuntime.sleep(for: .seconds(1))
         }
         finish()
         return total
@@ -272,7 +272,7 @@ final class RangeTransfers: Sendable {
         let lost = moves.filter { $0.lost.contains(selfID) }
         if !lost.isEmpty {
             tasks.addTask {
-                try? await Task.sleep(for: self.dropDelay)
+                try? await NodeRuntime.sleep(for: self.dropDelay)
                 if Task.isCancelled { return }
                 self.drop(lost)
             }
@@ -302,7 +302,7 @@ final class RangeTransfers: Sendable {
     /// Leaving: tells everyone, hands each range to the members that gain it, then leaves the ring.
     private func handOver() async {
         await cluster.setPhase(.leaving)
-        try? await Task.sleep(for: Self.settle)
+        try? await NodeRuntime.sleep(for: Self.settle)
         let view = cluster.view
         let selfID = view.selfID
         let future = view.futureRing ?? view.ring
@@ -384,7 +384,7 @@ final class RangeTransfers: Sendable {
             }
             attempt += 1
             if attempt % 20 == 1 { logger.warning("\(target) does not take the range handed to it; trying again") }
-            try? await Task.sleep(for: .milliseconds(min(200 * attempt, 2_000)))
+            try? await NodeRuntime.sleep(for: .milliseconds(min(200 * attempt, 2_000)))
         }
     }
 
@@ -412,7 +412,7 @@ final class RangeTransfers: Sendable {
 
 /// A member's `StreamRange` as a range source, paced by the node's stream budget.
 struct PeerRangeSource: RangeSource {
-    let connection: GRPCClientConnection
+    let connection: any PeerChannel
     let timeout: Duration
     let pacer: Pacer
 

@@ -22,7 +22,7 @@ import Synchronization
 /// ```
 ///
 /// Every failure is thrown as an ``RPCError``.
-public final class GRPCClientConnection: Sendable {
+public final class GRPCClientConnection: PeerChannel {
     public struct Configuration: Sendable {
         public var connectTimeout: TimeAmount = .seconds(2)
         public var initialBackoff: TimeAmount = .milliseconds(100)
@@ -140,6 +140,15 @@ public final class GRPCClientConnection: Sendable {
         } onCancel: {
             call.cancel()
         }
+    }
+
+    /// ``PeerChannel``'s call: a serialized request, the outcome to `completion` once.
+    public func call(path: String, payload: [UInt8], timeout: Duration?, writesAtOnce: Bool,
+                     completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) {
+        let call = CallCancellation()
+        _ = call.attach { result in completion(result.mapError { $0 as? RPCError ?? RPCError(.internalError, "\($0)") }) }
+        start(path: path, payload: payload, limits: CallLimits(timeoutNanoseconds: timeout?.wholeNanoseconds, writesAtOnce: writesAtOnce),
+              attemptsLeft: 3, call: call)
     }
 
     /// How long a call may take (`grpc-timeout`), when it asks whether the server is alive,

@@ -1,20 +1,15 @@
-import AeroCacheClient
 import AeroCacheRPC
 
 /// What the checker learned of one call: acknowledged, failed before it could take effect, or
 /// unknown (a timeout, a lost connection, a quorum not reached: it may have been applied).
-enum Outcome: String, Codable, Sendable {
+public enum Outcome: String, Codable, Sendable {
     case ok, failed, unknown
 
     /// A failure counts as `failed` only when the call cannot have taken effect: it never left
-    /// this process, or the node refused it as bad input. Anything else may have been applied
+    /// the caller, or the node refused it as bad input. Anything else may have been applied
     /// on some replica, so it is `unknown`, never lost.
-    init(_ error: AeroCacheError) {
-        if error.code == .invalidArgument || (error.cause as? RPCError)?.neverSent == true {
-            self = .failed
-        } else {
-            self = .unknown
-        }
+    public init(_ error: RPCError) {
+        self = error.code == .invalidArgument || error.neverSent ? .failed : .unknown
     }
 }
 
@@ -26,38 +21,56 @@ enum Outcome: String, Codable, Sendable {
 /// - single-writer registers, set by one worker to 1, 2, 3...: the final value is at least the
 ///   last acknowledged one and at most the last attempted one;
 /// - counters, incremented by 1: the final value lies between the acknowledged increments
-///   and the attempted ones (acknowledged + unknown).
-struct History: Codable, Sendable {
-    var prefix: String
+///   and the attempted ones (acknowledged + unknown);
+/// - gone keys, whose delete was acknowledged or whose acknowledged TTL ran out: they must
+///   read back missing (no delete or expired value comes back).
+public struct History: Codable, Sendable {
+    public var prefix: String
     /// Acknowledged write-once keys and their values.
-    var written: [String: String] = [:]
+    public var written: [String: String] = [:]
     /// Write-once keys whose set's outcome is unknown.
-    var writtenMaybe: [String] = []
+    public var writtenMaybe: [String] = []
     /// Write-once keys whose set failed (it cannot have been applied).
-    var writtenFailed: [String] = []
-    var registers: [String: Bounds] = [:]
-    var counters: [String: Bounds] = [:]
-    var operations = 0
-    var acknowledged = 0
-    var failed = 0
-    var unknown = 0
+    public var writtenFailed: [String] = []
+    public var registers: [String: Bounds] = [:]
+    public var counters: [String: Bounds] = [:]
+    /// Keys that must read back missing: their delete was acknowledged, or the TTL of their
+    /// acknowledged set ran out well before the reads.
+    public var gone: [String] = []
+    public var operations = 0
+    public var acknowledged = 0
+    public var failed = 0
+    public var unknown = 0
     /// Write-once values are padded to this many bytes (0: not padded); the history keeps
     /// them short (``stored(_:)`` gives what was written).
-    var valueBytes = 0
+    public var valueBytes = 0
+
+    public init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    /// Every key the history judges, sorted.
+    public var keys: [String] {
+        (Array(written.keys) + writtenMaybe + writtenFailed + Array(registers.keys) + Array(counters.keys) + gone).sorted()
+    }
 
     /// The value a write-once key was set to, for `value` as the history keeps it.
-    func stored(_ value: String) -> String {
+    public func stored(_ value: String) -> String {
         let count = value.utf8.count
         return count >= valueBytes ? value : value + String(repeating: "x", count: valueBytes - count)
     }
 
     /// A register's or counter's acknowledged and attempted value.
-    struct Bounds: Codable, Sendable {
-        var acknowledged: Int64 = 0
-        var attempted: Int64 = 0
+    public struct Bounds: Codable, Sendable {
+        public var acknowledged: Int64 = 0
+        public var attempted: Int64 = 0
+        public init(acknowledged: Int64 = 0, attempted: Int64 = 0) {
+            self.acknowledged = acknowledged
+            self.attempted = attempted
+        }
     }
 
-    mutating func count(_ outcome: Outcome) {
+    public mutating func count(_ outcome: Outcome) {
         operations += 1
         switch outcome {
         case .ok: acknowledged += 1
@@ -67,10 +80,11 @@ struct History: Codable, Sendable {
     }
 
     /// Folds another worker's history into this one.
-    mutating func merge(_ other: History) {
+    public mutating func merge(_ other: History) {
         written.merge(other.written) { first, _ in first }
         writtenMaybe += other.writtenMaybe
         writtenFailed += other.writtenFailed
+        gone += other.gone
         registers.merge(other.registers) { first, _ in first }
         counters.merge(other.counters) { mine, theirs in
             Bounds(acknowledged: mine.acknowledged + theirs.acknowledged, attempted: mine.attempted + theirs.attempted)
@@ -83,31 +97,34 @@ struct History: Codable, Sendable {
 }
 
 /// What reading the cluster back says about a ``History``.
-struct Verdict: Codable, Sendable, Equatable {
+public struct Verdict: Codable, Sendable, Equatable {
     /// Acknowledged write-once keys read back missing.
-    var lost = 0
+    public var lost = 0
     /// Acknowledged write-once keys read back with another value.
-    var wrong = 0
+    public var wrong = 0
     /// Registers below their last acknowledged value (an acknowledged update went back) or
     /// above anything attempted.
-    var staleRegisters = 0
+    public var staleRegisters = 0
     /// Counters outside [acknowledged, attempted].
-    var countersOutOfBounds = 0
+    public var countersOutOfBounds = 0
     /// Write-once keys with an unknown outcome that are there.
-    var unknownPresent = 0
+    public var unknownPresent = 0
     /// Write-once keys whose set failed, yet are there: a failure that was applied.
-    var failedPresent = 0
+    public var failedPresent = 0
+    /// Gone keys (deleted, or expired) read back present.
+    public var resurrected = 0
     /// Keys that could not be read (the read failed): the verdict is incomplete.
-    var unread = 0
-    var problems: [String] = []
+    public var unread = 0
+    public var problems: [String] = []
 
-    var passed: Bool {
-        lost == 0 && wrong == 0 && failedPresent == 0 && staleRegisters == 0 && countersOutOfBounds == 0 && unread == 0
+    public var passed: Bool {
+        lost == 0 && wrong == 0 && failedPresent == 0 && staleRegisters == 0 && countersOutOfBounds == 0 && resurrected == 0
+            && unread == 0
     }
 
     /// Judges `history` by what was read: `values[key]` is the text under `key` (nil: missing),
     /// for every key of the history that could be read.
-    init(_ history: History, read values: [String: String?]) {
+    public init(_ history: History, read values: [String: String?]) {
         for (key, expected) in history.written.sorted(by: { $0.key < $1.key }) {
             guard let found = values[key] else { unread += 1; continue }
             if found == nil {
@@ -124,6 +141,13 @@ struct Verdict: Codable, Sendable, Equatable {
             if let found {
                 failedPresent += 1
                 note("failed, yet present: \(key) is \(found)")
+            }
+        }
+        for key in history.gone.sorted() {
+            guard let found = values[key] else { unread += 1; continue }
+            if let found {
+                resurrected += 1
+                note("came back: \(key) is \(found.prefix(64)) after its delete or expiry")
             }
         }
         for (key, bounds) in history.registers.sorted(by: { $0.key < $1.key }) {

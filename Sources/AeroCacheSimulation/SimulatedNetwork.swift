@@ -1,0 +1,179 @@
+import AeroCacheCore
+import AeroCacheRPC
+import Synchronization
+
+/// One party on the simulated network: a node's life (from start to crash) or the client.
+final class Endpoint: Sendable {
+    let name: String
+    let address: String
+    let environment: SimulatedEnvironment
+    /// Whether calls from it carry the cluster's credential.
+    let isPeer: Bool
+    private let methods = Mutex<[String: ServerMethod]>([:])
+    private let alive = Atomic<Bool>(true)
+
+    init(name: String, address: String, environment: SimulatedEnvironment, isPeer: Bool) {
+        self.name = name
+        self.address = address
+        self.environment = environment
+        self.isPeer = isPeer
+    }
+
+    var isAlive: Bool { alive.load(ordering: .relaxed) }
+
+    /// From now on it sends and answers nothing.
+    func die() { alive.store(false, ordering: .relaxed) }
+
+    func serve(_ list: [ServerMethod]) {
+        methods.withLock { methods in for method in list { methods[method.path] = method } }
+    }
+
+    func method(_ path: String) -> ServerMethod? { methods.withLock { $0[path] } }
+}
+
+/// The network between simulated nodes: every call is delayed by a seeded latency, and the
+/// scenario cuts links (both ways or one way) and drops a share of a node's messages.
+///
+/// A request that is dropped, or whose answer is, ends in the caller's timeout, as a real
+/// lost packet on a connection that stays up does; a call to an address where no node
+/// listens fails at once, never sent (connection refused).
+final class SimulatedNetwork: Sendable {
+    private struct State {
+        var endpoints: [String: Endpoint] = [:]
+        /// Cut links, as "from>to" of node names.
+        var cuts: Set<String> = []
+        /// Percent of messages to or from a node that are lost.
+        var loss: [String: Int] = [:]
+    }
+
+    let scheduler: SimulationScheduler
+    private let state = Mutex(State())
+    /// Messages sent and dropped, for the run's figures.
+    let sent = Atomic<Int>(0)
+    let dropped = Atomic<Int>(0)
+
+    init(scheduler: SimulationScheduler) {
+        self.scheduler = scheduler
+    }
+
+    func attach(_ endpoint: Endpoint) { state.withLock { $0.endpoints[endpoint.address] = endpoint } }
+
+    func detach(_ endpoint: Endpoint) {
+        state.withLock { state in
+            if state.endpoints[endpoint.address] === endpoint { state.endpoints[endpoint.address] = nil }
+        }
+    }
+
+    func cut(from: String, to: String) { _ = state.withLock { $0.cuts.insert("\(from)>\(to)") } }
+
+    func setLoss(_ percent: Int, at node: String) { state.withLock { $0.loss[node] = percent == 0 ? nil : percent } }
+
+    /// Every link whole again, nothing lost.
+    func heal() {
+        state.withLock { state in
+            state.cuts.removeAll()
+            state.loss.removeAll()
+        }
+    }
+
+    /// Whether a message from `from` to `to` is lost.
+    private func drops(_ from: String, _ to: String) -> Bool {
+        let (cut, loss) = state.withLock { ($0.cuts.contains("\(from)>\(to)"), max($0.loss[from] ?? 0, $0.loss[to] ?? 0)) }
+        sent.add(1, ordering: .relaxed)
+        if cut || (loss > 0 && scheduler.chance(loss)) {
+            dropped.add(1, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+
+    /// How long a message takes: mostly under a millisecond, sometimes far longer (so later
+    /// messages overtake it).
+    private func latency() -> Duration {
+        scheduler.chance(3) ? .milliseconds(scheduler.pick(5...80)) : .microseconds(scheduler.pick(50...900))
+    }
+
+    /// A call from `caller` to whatever node listens at `address` now.
+    func call(from caller: Endpoint, to address: String, path: String, payload: [UInt8], timeout: Duration?,
+              completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) {
+        let answer = Answer(caller: caller, completion: completion)
+        guard caller.isAlive else {
+            return answer.give(.failure(RPCError(.unavailable, "\(caller.name) is down", neverSent: true)))
+        }
+        let timeout = timeout ?? .seconds(30)
+        scheduler.after(timeout) {
+            answer.give(.failure(RPCError(.deadlineExceeded, "\(address) did not answer \(path) within \(timeout)")))
+        }
+        guard let target = state.withLock({ $0.endpoints[address] }) else {
+            scheduler.after(latency()) {
+                answer.give(.failure(RPCError(.unavailable, "nothing listens at \(address)", neverSent: true)))
+            }
+            return
+        }
+        if drops(caller.name, target.name) { return }
+        scheduler.after(latency()) { [self] in
+            guard target.isAlive else { return }
+            target.environment.spawn { [self] in
+                let respond: @Sendable (Result<[UInt8], RPCError>) -> Void = { [self] result in
+                    // A node that died since sends nothing; the answer's way back may be cut too.
+                    guard target.isAlive, !drops(target.name, caller.name) else { return }
+                    scheduler.after(latency()) { answer.give(result) }
+                }
+                guard let method = target.method(path) else {
+                    return respond(.failure(RPCError(.unimplemented, "\(path) is not a method of \(target.name)")))
+                }
+                let context = ServerCallContext(
+                    deadline: target.environment.monotonicNanoseconds() &+ UInt64(max(0, timeout.wholeNanoseconds)),
+                    isPeer: caller.isPeer)
+                let reply: Reply<[UInt8]>
+                do throws(RPCError) { reply = try method.body(payload, context) } catch { return respond(.failure(error)) }
+                switch reply {
+                case .now(let bytes):
+                    respond(.success(bytes))
+                case .callback(let start):
+                    start(respond)
+                case .later(let work):
+                    do {
+                        respond(.success(try await work()))
+                    } catch let error as RPCError {
+                        respond(.failure(error))
+                    } catch {
+                        respond(.failure(RPCError(.internalError, "\(error)")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A call's outcome, handed to its caller once (the answer or the timeout, whichever is
+/// first), as a task of the caller.
+private final class Answer: Sendable {
+    private let caller: Endpoint
+    private let completion: Mutex<(@Sendable (Result<[UInt8], RPCError>) -> Void)?>
+
+    init(caller: Endpoint, completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) {
+        self.caller = caller
+        self.completion = Mutex(completion)
+    }
+
+    func give(_ result: Result<[UInt8], RPCError>) {
+        guard let completion = completion.withLock({ value in defer { value = nil }; return value }) else { return }
+        caller.environment.spawn { completion(result) }
+    }
+}
+
+/// A peer connection on the simulated network (``PeerChannel``).
+struct SimulatedChannel: PeerChannel {
+    let network: SimulatedNetwork
+    let caller: Endpoint
+    let address: String
+
+    func call(path: String, payload: [UInt8], timeout: Duration?, writesAtOnce: Bool,
+              completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) {
+        network.call(from: caller, to: address, path: path, payload: payload, timeout: timeout, completion: completion)
+    }
+
+    func close() async {}
+    func shutDown() {}
+}
