@@ -214,6 +214,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "AeroCacheSimulationTests",
+            dependencies: ["AeroCacheChecking", "AeroCacheSimulation"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "AeroCacheRPCTests",
             dependencies: ["AeroCacheRPC", "AeroCacheProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict

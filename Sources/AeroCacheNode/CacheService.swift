@@ -38,10 +38,10 @@ public struct CacheService: Sendable {
                 try measured(.get) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.set) { request, context throws(RPCError) in
-                try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context)) }
+                try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context), deadline: context.deadline) }
             },
             ServerMethod(CacheMethods.delete) { request, context throws(RPCError) in
-                try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context)) }
+                try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context), deadline: context.deadline) }
             },
             ServerMethod(CacheMethods.has) { request, context throws(RPCError) in
                 try measured(.has) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
@@ -223,10 +223,10 @@ public struct CacheService: Sendable {
 
     // MARK: Writes
 
-    func set(_ request: Aerocache_V1_SetRequest) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
+    func set(_ request: Aerocache_V1_SetRequest, deadline: UInt64? = nil) throws(RPCError) -> Reply<Aerocache_V1_SetResponse> {
         try validate { () throws(InputError) in try validateWrite(request) }
         return try write(request.key, request.consistency, forwarded: request.forwarded,
-                         method: CacheMethods.set, request: request) { () throws(RPCError) in
+                         method: CacheMethods.set, request: request, deadline: deadline) { () throws(RPCError) in
             let (response, stamp) = try storeStamped(request)
             // The copy for replicas shares the request's value and metadata: no copy, no re-read.
             var record = Aerocache_V1_Record()
@@ -240,10 +240,10 @@ public struct CacheService: Sendable {
         }
     }
 
-    func delete(_ request: Aerocache_V1_DeleteRequest) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
+    func delete(_ request: Aerocache_V1_DeleteRequest, deadline: UInt64? = nil) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
         try validate { () throws(InputError) in try limits.validate(key: request.key) }
         return try write(request.key, request.consistency, forwarded: request.forwarded,
-                         method: CacheMethods.delete, request: request) { () throws(RPCError) in
+                         method: CacheMethods.delete, request: request, deadline: deadline) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
             response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
             return (response, store.record(request.key)?.proto)
@@ -318,7 +318,7 @@ public struct CacheService: Sendable {
             try limits.validate(ttlMilliseconds: request.ttlMs)
         }
         return try write(request.key, .default, forwarded: request.forwarded,
-                         method: CacheMethods.touch, request: request, restamps: false) { () throws(RPCError) in
+                         method: CacheMethods.touch, request: request, deadline: nil, restamps: false) { () throws(RPCError) in
             var response = Aerocache_V1_TouchResponse()
             let touched = try Self.status(Result { () throws(StorageError) in try store.touch(request.key, ttlMillis: request.ttlMs) })
             guard let (stamp, record) = touched else { return (response, nil) }
@@ -358,28 +358,41 @@ public struct CacheService: Sendable {
     ///
     /// `local` writes to this node's store and returns the answer and the record replicas are
     /// sent (nil: nothing to send). With `restamps` (a set or a delete), a write that a replica
-    /// answers with a later version is written again above it, once.
+    /// answers with a later version is written again above it, once, while its caller waits
+    /// (until `deadline`, monotonic nanoseconds, from `grpc-timeout`).
     private func write<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
-        method: MethodDescriptor<Request, Response>, request: Request, restamps: Bool = true,
+        method: MethodDescriptor<Request, Response>, request: Request, deadline: UInt64?, restamps: Bool = true,
         local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
-        try routed(key, consistency, forwarded: forwarded, method: method, request: request,
+        try routed(key, consistency, forwarded: forwarded, method: method, request: request, deadline: deadline,
                    alone: { () throws(RPCError) in try local().0 }) { [store] coordinator, others, needed, view throws(RPCError) in
             let (response, record) = try local()
             guard let record else { return .now(response) }
             guard restamps else { return coordinator.replicate(record, to: others, needed: needed, view: view, response: response) }
-            let version = EntryRecord(record).version
+            let version = Version(timestamp: record.timestamp, node: record.node)
+            let (startedWall, started) = (NodeRuntime.wallMillis(), NodeRuntime.monotonicNanoseconds())
+            let maxSkew = store.configuration.maxClockSkewMillis
             return coordinator.replicate(record, to: others, needed: needed, view: view) { held throws(RPCError) in
-                // A replica held a later write of the key, one this node had not seen: it may
-                // have been acknowledged before this call began (clocks a millisecond apart
-                // order two writes through two coordinators by node number). The quorums
-                // overlap, so such a write always shows here: this write is stamped again,
-                // above it, once. (A later write still winning after that is concurrent.)
-                guard let later = held.map(EntryRecord.init).filter({ $0.version > version }).max(by: { $0.version < $1.version }) else {
+                // A replica held a later write of the key, one this node had not seen. It may
+                // have been acknowledged before this call began: clocks a millisecond apart
+                // order two writes through two coordinators by node number. A quorum of
+                // replicas holds such a write, and quorums overlap, so it shows here: this
+                // write is stamped again, above it, once.
+                let later = held.lazy.filter { $0.key == key }.map { Version(timestamp: $0.timestamp, node: $0.node) }
+                    .filter { $0 > version }.max()
+                guard let later else { return .now(response) }
+                // Not when the later write cannot have come first: stamped later than any clock
+                // in step could read when this call began, or seen once this call's caller
+                // stopped waiting (it may have written the key again since). A concurrent
+                // write may win; this one was applied, as it would have been anyway.
+                let waiting = (deadline ?? started &+ 2_000_000_000) &- 100_000_000
+                guard later.physicalMillis <= startedWall + 2 * maxSkew, NodeRuntime.monotonicNanoseconds() < waiting else {
                     return .now(response)
                 }
-                _ = try? store.merge(later)  // the key's clock moves past it
+                do throws(StorageError) { try store.observe(later, forKey: key) } catch {
+                    throw RPCError(.aborted, "a later write of \(key) is \(later.physicalMillis - NodeRuntime.wallMillis()) ms ahead of this node's clock")
+                }
                 let (again, record) = try local()
                 guard let record else { return .now(again) }
                 return coordinator.replicate(record, to: others, needed: needed, view: view, response: again)
@@ -392,7 +405,7 @@ public struct CacheService: Sendable {
     /// many of them must acknowledge; else forwarded to the key's first live replica.
     private func routed<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
-        method: MethodDescriptor<Request, Response>, request: Request,
+        method: MethodDescriptor<Request, Response>, request: Request, deadline: UInt64? = nil,
         alone: @escaping @Sendable () throws(RPCError) -> Response,
         coordinate: @escaping @Sendable (Coordinator, [Ring.Member], Int, ClusterView) throws(RPCError) -> Reply<Response>
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
@@ -405,8 +418,11 @@ public struct CacheService: Sendable {
             var call = request
             call.forwarded = true
             let forwardedCall = call
-            return try coordinator.forward(method, forwardedCall, key: key, to: address, view: view) {
-                try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall,
+            // The coordinator waits as long as the caller does (at most 5 s).
+            let timeout = deadline.map { Duration.nanoseconds(Int64(clamping: $0 &- min($0, NodeRuntime.monotonicNanoseconds()))) }
+                .map { min($0, .seconds(5)) } ?? .seconds(5)
+            return try coordinator.forward(method, forwardedCall, key: key, to: address, view: view, timeout: timeout) {
+                try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall, deadline: deadline,
                                       alone: alone, coordinate: coordinate).value()
             }.stamped(epoch: view.ring.epoch)
         case .local(let others, let count, let selfIsReplica):

@@ -19,4 +19,7 @@ enum Fault: CaseIterable, Sendable {
     case join
     /// A node is decommissioned.
     case decommission
+    /// A node is killed for good, and removed (`aerocachectl remove`) once the others see it
+    /// down: its ranges are copied again from the replicas left.
+    case crashAndRemove
 }

@@ -137,7 +137,7 @@ final class SimulationRun: Sendable {
         let count = running().count
         var choices = Fault.allCases
         if count >= 6 { choices.removeAll { $0 == .join } }
-        if count <= Self.replicationFactor { choices.removeAll { $0 == .decommission } }
+        if count <= Self.replicationFactor { choices.removeAll { $0 == .decommission || $0 == .crashAndRemove } }
         return choices[scheduler.pick(0...(choices.count - 1))]
     }
 
@@ -208,6 +208,30 @@ final class SimulationRun: Sendable {
             }
             if await waitUntil("\(victim.name) leaves", within: .seconds(180), { victim.stoppedByItself.load(ordering: .relaxed) }) {
                 note("\(victim.name) left")
+            }
+        case .crashAndRemove:
+            note("crash \(victim.name) for good")
+            victim.crash()
+            let seenDown = await waitUntil("\(victim.name) is seen down", within: .seconds(30)) {
+                others.allSatisfy { other in
+                    other.core?.cluster.view.statuses.contains { $0.id == victim.name && $0.status == .down } ?? false
+                }
+            }
+            guard seenDown else { return }
+            var request = Aerocache_V1_RemoveRequest()
+            request.nodeID = victim.name
+            // As an operator would: again while another move finishes.
+            for attempt in 1...60 {
+                do {
+                    _ = try await SimulatedChannel(network: network, caller: client, address: others[0].address)
+                        .unary(AdminMethods.remove, request, timeout: .seconds(5))
+                    note("removed \(victim.name)")
+                    victim.retire()
+                    return
+                } catch {
+                    if attempt == 60 { return problem("remove \(victim.name) refused: \(error)") }
+                    try? await NodeRuntime.sleep(for: .seconds(1))
+                }
             }
         }
     }

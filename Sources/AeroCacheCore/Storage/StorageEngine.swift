@@ -141,6 +141,28 @@ public final class StorageEngine: Sendable {
         }
     }
 
+    /// The version of the set or delete `key` holds, dead or alive (no value is copied); nil
+    /// when nothing is held.
+    public func valueVersion(_ key: String) -> Version? {
+        withKey(key) { keyBytes, keyHash in
+            shard(keyHash).withLock { table -> Version? in
+                guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
+                return table.entry(at: index).version
+            }
+        }
+    }
+
+    /// Moves the clock of `key`'s shard past `version` (a later write of the key that a
+    /// replica holds), so that the next write of the key is stamped above it. Refused, as a
+    /// merge is, when `version` is further ahead of this node's clock than peers accept.
+    public func observe(_ version: Version, forKey key: String) throws(StorageError) {
+        let now = now()
+        let observed = withKey(key) { _, keyHash in
+            shard(keyHash).withLock { table in Result { () throws(InputError) in try table.clock.observe(version, nowMillis: now) } }
+        }
+        if case .failure = observed { throw .clockSkew(aheadMillis: version.physicalMillis - now) }
+    }
+
     // MARK: Local writes (this node stamps the version)
 
     /// Stores `value` under `key`; `ttlMillis` 0 means no expiry.

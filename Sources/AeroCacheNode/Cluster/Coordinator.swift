@@ -74,25 +74,25 @@ public final class Coordinator: Sendable {
     /// `takeOver` when this node is next (``ClusterView/forwardingOrder(forKey:first:)``).
     /// Only calls never sent move on: a call that reached a node and then failed is not sent twice.
     func forward<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
-                                    to address: String, view: ClusterView,
+                                    to address: String, view: ClusterView, timeout: Duration = .seconds(5),
                                     takeOver: @escaping @Sendable () async throws -> Response) -> Reply<Response> {
-        .callback(relay(method, request, key: key, to: address, view: view, takeOver: takeOver))
+        .callback(relay(method, request, key: key, to: address, view: view, timeout: timeout, takeOver: takeOver))
     }
 
     /// ``forward(_:_:key:to:view:takeOver:)`` as the function that starts it: the coordinator
     /// first, with a callback (no task: it nearly always answers); it is another node (a route
     /// forwards only to a replica, and this node holds none).
     func relay<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
-                                  to address: String, view: ClusterView,
+                                  to address: String, view: ClusterView, timeout: Duration = .seconds(5),
                                   takeOver: @escaping @Sendable () async throws -> Response)
         -> @Sendable (_ completion: @escaping @Sendable (Result<Response, RPCError>) -> Void) -> Void {
         { [cluster] completion in
-            cluster.peers.connection(to: address).unary(method, request, timeout: .seconds(5)) { result in
+            cluster.peers.connection(to: address).unary(method, request, timeout: timeout) { result in
                 guard case .failure(let error) = result, error.neverSent else { return completion(result) }
                 NodeRuntime.spawn {
                     do {
                         completion(.success(try await self.forwardPast(method, request, key: key, first: address, view: view,
-                                                                       lastError: error, takeOver: takeOver)))
+                                                                       timeout: timeout, lastError: error, takeOver: takeOver)))
                     } catch let error as RPCError {
                         completion(.failure(error))
                     } catch {
@@ -105,7 +105,7 @@ public final class Coordinator: Sendable {
 
     /// The rest of ``forward(_:_:key:to:view:takeOver:)`` once `first` could not be reached.
     private func forwardPast<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request, key: String,
-                                                first: String, view: ClusterView, lastError: RPCError,
+                                                first: String, view: ClusterView, timeout: Duration, lastError: RPCError,
                                                 takeOver: @Sendable () async throws -> Response) async throws -> Response {
         var lastError = lastError
         for target in view.forwardingOrder(forKey: key, first: first).dropFirst() {
@@ -114,7 +114,7 @@ public final class Coordinator: Sendable {
                 return try await takeOver()
             case .peer(let next):
                 do {
-                    return try await cluster.peers.connection(to: next).unary(method, request, timeout: .seconds(5))
+                    return try await cluster.peers.connection(to: next).unary(method, request, timeout: timeout)
                 } catch let error as RPCError where error.neverSent {
                     lastError = error
                 }

@@ -153,13 +153,20 @@ struct PeerService: Sendable {
                 response.rejected.append(UInt32(index))
                 continue
             }
-            // A counter's coordinator learns every increment the replicas hold; a set's or a
-            // delete's, the later write that beat it here (``CacheService`` stamps it again).
-            if record.counter != nil || !applied, let held = store.record(record.key),
-               record.counter != nil || (record.version != .zero && held.version > record.version) {
+            // A counter's coordinator learns every increment the replicas hold.
+            if record.counter != nil, let held = store.record(record.key) {
                 var merged = Aerocache_V1_MergedRecord()
                 merged.index = UInt32(index)
                 merged.record = held.proto
+                response.merged.append(merged)
+            } else if !applied, record.version != .zero, let held = store.valueVersion(record.key), held > record.version {
+                // A set's or a delete's learns the version of the later write that beat it
+                // here (the key and the version alone): ``CacheService`` may stamp it again.
+                var merged = Aerocache_V1_MergedRecord()
+                merged.index = UInt32(index)
+                merged.record.key = record.key
+                merged.record.timestamp = held.timestamp
+                merged.record.node = held.node
                 response.merged.append(merged)
             }
         }
