@@ -56,7 +56,7 @@ public struct CacheService: Sendable {
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
-                try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer) }
+                try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer, deadline: context.deadline) }
             },
         ]
     }
@@ -243,7 +243,7 @@ public struct CacheService: Sendable {
     func delete(_ request: Aerocache_V1_DeleteRequest, deadline: UInt64? = nil) throws(RPCError) -> Reply<Aerocache_V1_DeleteResponse> {
         try validate { () throws(InputError) in try limits.validate(key: request.key) }
         return try write(request.key, request.consistency, forwarded: request.forwarded,
-                         method: CacheMethods.delete, request: request, deadline: deadline) { () throws(RPCError) in
+                         method: CacheMethods.delete, request: request, deadline: deadline, keepsFirstAnswer: true) { () throws(RPCError) in
             var response = Aerocache_V1_DeleteResponse()
             response.deleted = try Self.status(Result { () throws(StorageError) in try store.delete(request.key) })
             return (response, store.record(request.key)?.proto)
@@ -329,7 +329,8 @@ public struct CacheService: Sendable {
         }
     }
 
-    func batchSet(_ request: Aerocache_V1_BatchSetRequest, fromPeer: Bool = false) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
+    func batchSet(_ request: Aerocache_V1_BatchSetRequest, fromPeer: Bool = false,
+                  deadline: UInt64? = nil) throws(RPCError) -> Reply<Aerocache_V1_BatchSetResponse> {
         // Validate the whole batch first so that a bad entry stores nothing.
         try validate { () throws(InputError) in
             try validateBatchSize(request.entries.count)
@@ -345,7 +346,7 @@ public struct CacheService: Sendable {
             var single = entry
             if single.consistency == .default { single.consistency = request.consistency }
             if !fromPeer { single.forwarded = false }  // only a peer's call may say it was forwarded
-            return try set(single)
+            return try set(single, deadline: deadline)
         }
         return .later {
             var response = Aerocache_V1_BatchSetResponse()
@@ -359,10 +360,12 @@ public struct CacheService: Sendable {
     /// `local` writes to this node's store and returns the answer and the record replicas are
     /// sent (nil: nothing to send). With `restamps` (a set or a delete), a write that a replica
     /// answers with a later version is written again above it, once, while its caller waits
-    /// (until `deadline`, monotonic nanoseconds, from `grpc-timeout`).
+    /// (until `deadline`, monotonic nanoseconds, from `grpc-timeout`); the answer is the second
+    /// write's, or the first's with `keepsFirstAnswer` (a delete: whether it removed a value).
     private func write<Request, Response>(
         _ key: String, _ consistency: Aerocache_V1_Consistency, forwarded: Bool,
         method: MethodDescriptor<Request, Response>, request: Request, deadline: UInt64?, restamps: Bool = true,
+        keepsFirstAnswer: Bool = false,
         local: @escaping @Sendable () throws(RPCError) -> (Response, Aerocache_V1_Record?)
     ) throws(RPCError) -> Reply<Response> where Request: ForwardableRequest, Response: EpochStamped {
         try routed(key, consistency, forwarded: forwarded, method: method, request: request, deadline: deadline,
@@ -387,15 +390,15 @@ public struct CacheService: Sendable {
                 // stopped waiting (it may have written the key again since). A concurrent
                 // write may win; this one was applied, as it would have been anyway.
                 let waiting = (deadline ?? started &+ 2_000_000_000) &- 100_000_000
-                guard later.physicalMillis <= startedWall + 2 * maxSkew, NodeRuntime.monotonicNanoseconds() < waiting else {
+                guard later.physicalMillis <= startedWall + maxSkew, NodeRuntime.monotonicNanoseconds() < waiting else {
                     return .now(response)
                 }
-                do throws(StorageError) { try store.observe(later, forKey: key) } catch {
-                    throw RPCError(.aborted, "a later write of \(key) is \(later.physicalMillis - NodeRuntime.wallMillis()) ms ahead of this node's clock")
-                }
+                // (The clock takes any version under this node's time plus the skew allowed.)
+                guard (try? store.observe(later, forKey: key)) != nil else { return .now(response) }
                 let (again, record) = try local()
-                guard let record else { return .now(again) }
-                return coordinator.replicate(record, to: others, needed: needed, view: view, response: again)
+                let answer = keepsFirstAnswer ? response : again
+                guard let record else { return .now(answer) }
+                return coordinator.replicate(record, to: others, needed: needed, view: view, response: answer)
             }
         }
     }
@@ -419,8 +422,12 @@ public struct CacheService: Sendable {
             call.forwarded = true
             let forwardedCall = call
             // The coordinator waits as long as the caller does (at most 5 s).
-            let timeout = deadline.map { Duration.nanoseconds(Int64(clamping: $0 &- min($0, NodeRuntime.monotonicNanoseconds()))) }
-                .map { min($0, .seconds(5)) } ?? .seconds(5)
+            var timeout = Duration.seconds(5)
+            if let deadline {
+                let now = NodeRuntime.monotonicNanoseconds()
+                guard now < deadline else { throw RPCError(.deadlineExceeded, "the caller's deadline passed before this node could forward the call") }
+                timeout = min(timeout, .nanoseconds(Int64(clamping: deadline - now)))
+            }
             return try coordinator.forward(method, forwardedCall, key: key, to: address, view: view, timeout: timeout) {
                 try await self.routed(key, consistency, forwarded: true, method: method, request: forwardedCall, deadline: deadline,
                                       alone: alone, coordinate: coordinate).value()

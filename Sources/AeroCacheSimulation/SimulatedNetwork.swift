@@ -11,6 +11,8 @@ final class Endpoint: Sendable {
     let isPeer: Bool
     private let methods = Mutex<[String: ServerMethod]>([:])
     private let alive = Atomic<Bool>(true)
+    /// Calls it is answering now: when it dies, their connections reset.
+    private let answering = Mutex<[Answer]>([])
 
     init(name: String, address: String, environment: SimulatedEnvironment, isPeer: Bool) {
         self.name = name
@@ -21,8 +23,23 @@ final class Endpoint: Sendable {
 
     var isAlive: Bool { alive.load(ordering: .relaxed) }
 
-    /// From now on it sends and answers nothing.
-    func die() { alive.store(false, ordering: .relaxed) }
+    /// From now on it sends and answers nothing; returns the calls it was answering.
+    @discardableResult
+    func die() -> [Answer] {
+        alive.store(false, ordering: .relaxed)
+        return answering.withLock { calls in
+            defer { calls.removeAll() }
+            return calls
+        }
+    }
+
+    func began(_ answer: Answer) { answering.withLock { $0.append(answer) } }
+
+    func ended(_ answer: Answer) {
+        answering.withLock { calls in
+            if let index = calls.firstIndex(where: { $0 === answer }) { calls.remove(at: index) }
+        }
+    }
 
     func serve(_ list: [ServerMethod]) {
         methods.withLock { methods in for method in list { methods[method.path] = method } }
@@ -31,8 +48,9 @@ final class Endpoint: Sendable {
     func method(_ path: String) -> ServerMethod? { methods.withLock { $0[path] } }
 }
 
-/// The network between simulated nodes: every call is delayed by a seeded latency, and the
-/// scenario cuts links (both ways or one way) and drops a share of a node's messages.
+/// The network between simulated nodes: every call is delayed by a seeded latency (so some
+/// overtake others), a few calls between nodes arrive twice, and the scenario cuts links
+/// (both ways or one way) and drops a share of a node's messages.
 ///
 /// A request that is dropped, or whose answer is, ends in the caller's timeout, as a real
 /// lost packet on a connection that stays up does; a call to an address where no node
@@ -51,6 +69,7 @@ final class SimulatedNetwork: Sendable {
     /// Messages sent and dropped, for the run's figures.
     let sent = Atomic<Int>(0)
     let dropped = Atomic<Int>(0)
+    let duplicated = Atomic<Int>(0)
 
     init(scheduler: SimulationScheduler) {
         self.scheduler = scheduler
@@ -61,6 +80,18 @@ final class SimulatedNetwork: Sendable {
     func detach(_ endpoint: Endpoint) {
         state.withLock { state in
             if state.endpoints[endpoint.address] === endpoint { state.endpoints[endpoint.address] = nil }
+        }
+    }
+
+    /// kill -9 of `endpoint`: it answers nothing more, and the calls it was answering fail
+    /// as their connections reset (they may have been applied).
+    func kill(_ endpoint: Endpoint) {
+        let cut = endpoint.die()
+        detach(endpoint)
+        for answer in cut {
+            scheduler.after(latency()) {
+                answer.give(.failure(RPCError(.unavailable, "\(endpoint.name) closed the connection (it died)")))
+            }
         }
     }
 
@@ -111,12 +142,35 @@ final class SimulatedNetwork: Sendable {
             return
         }
         if drops(caller.name, target.name) { return }
-        scheduler.after(latency()) { [self] in
+        deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer, after: latency())
+        // Now and then a peer call that is safe to repeat (replication, gossip, reads,
+        // digests, streaming: not a join, not a client's call a node relays) arrives twice,
+        // the copy later, as a retry that crossed its answer; the first answer is the caller's.
+        if caller.isPeer && Self.repeatable(path) && scheduler.chance(1) {
+            duplicated.add(1, ordering: .relaxed)
+            deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer,
+                    after: latency() + .milliseconds(scheduler.pick(1...200)))
+        }
+    }
+
+    /// Whether the simulation may deliver a call to `path` twice: a peer method that a node
+    /// would send again after a lost answer.
+    static func repeatable(_ path: String) -> Bool {
+        path.hasPrefix("/aerocache.v1.Peer/") && path != "/aerocache.v1.Peer/Join"
+    }
+
+    /// Hands the request to `target` after `delay`, and its answer back over the network.
+    private func deliver(_ path: String, _ payload: [UInt8], timeout: Duration, from caller: Endpoint, to target: Endpoint,
+                         answer: Answer, after delay: Duration) {
+        scheduler.after(delay) { [self] in
             guard target.isAlive else { return }
+            target.began(answer)
             target.environment.spawn { [self] in
                 let respond: @Sendable (Result<[UInt8], RPCError>) -> Void = { [self] result in
                     // A node that died since sends nothing; the answer's way back may be cut too.
-                    guard target.isAlive, !drops(target.name, caller.name) else { return }
+                    guard target.isAlive else { return }
+                    target.ended(answer)
+                    guard !drops(target.name, caller.name) else { return }
                     scheduler.after(latency()) { answer.give(result) }
                 }
                 guard let method = target.method(path) else {
@@ -148,7 +202,7 @@ final class SimulatedNetwork: Sendable {
 
 /// A call's outcome, handed to its caller once (the answer or the timeout, whichever is
 /// first), as a task of the caller.
-private final class Answer: Sendable {
+final class Answer: Sendable {
     private let caller: Endpoint
     private let completion: Mutex<(@Sendable (Result<[UInt8], RPCError>) -> Void)?>
 

@@ -87,8 +87,7 @@ final class SimulatedNode: Sendable {
             }
             if let ended {
                 stoppedByItself.store(true, ordering: .relaxed)
-                ended.die()
-                network.detach(ended)
+                network.kill(ended)
             }
         }
     }
@@ -96,8 +95,7 @@ final class SimulatedNode: Sendable {
     /// kill -9: the life ends now, and everything it held with it.
     func crash() {
         guard let ended = life.withLock({ life in defer { life = nil }; return life }) else { return }
-        ended.endpoint.die()
-        network.detach(ended.endpoint)
+        network.kill(ended.endpoint)
         ended.core.finishJobs()
         ended.task.cancel()
     }

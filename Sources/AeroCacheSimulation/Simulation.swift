@@ -58,6 +58,8 @@ public struct SimulationReport: Sendable {
     public var virtualSeconds: Double
     public var messages = 0
     public var dropped = 0
+    /// Calls between nodes delivered twice.
+    public var duplicated = 0
     /// A hash of everything the run did: the same seed gives the same trace.
     public var trace: UInt64
 
@@ -483,8 +485,9 @@ final class SimulationRun: Sendable {
             report.unknown = history.unknown
             report.messages = network.sent.load(ordering: .relaxed)
             report.dropped = network.dropped.load(ordering: .relaxed)
+            report.duplicated = network.duplicated.load(ordering: .relaxed)
             let trace = state.events.joined(separator: "\n")
-                + "\n\(history.operations) \(history.acknowledged) \(history.failed) \(history.unknown) \(report.messages) \(report.dropped) \(scheduler.now)"
+                + "\n\(history.operations) \(history.acknowledged) \(history.failed) \(history.unknown) \(report.messages) \(report.dropped) \(report.duplicated) \(scheduler.now)"
             report.trace = XXHash64.hash(trace)
             return report
         }

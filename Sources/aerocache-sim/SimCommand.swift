@@ -78,7 +78,7 @@ struct SimCommand: ParsableCommand {
             .map { $0.split(separator: " ", maxSplits: 2).last.map(String.init) ?? $0 }
         return "seed \(report.seed): \(report.passed ? "passed" : "FAILED"); \(report.operations) calls "
             + "(\(report.acknowledged) ok, \(report.failed) failed, \(report.unknown) unknown); \(verdict); \(converged); "
-            + "\(String(format: "%.0f", report.virtualSeconds)) s virtual, \(report.messages) messages (\(report.dropped) lost); "
+            + "\(String(format: "%.0f", report.virtualSeconds)) s virtual, \(report.messages) messages (\(report.dropped) lost, \(report.duplicated) twice); "
             + "faults: \(faults.joined(separator: ", ")); trace \(String(report.trace, radix: 16))"
     }
 

@@ -10,11 +10,11 @@ import Testing
     /// (4 nodes, 3 faults, 4 workers). A change to the simulation's schedule (a new fault, say)
     /// changes what every seed runs: the seeds are then found again with the fix undone.
     static let pinned: [(seed: UInt64, found: String)] = [
-        (3, "a delete acknowledged right after a set through another coordinator lost to it: both in one millisecond, ordered by node number"),
-        (32, "the same, with one node's clock 940 ms ahead"),
-        (36, "the same, with one node's clock 828 ms ahead (two keys came back)"),
-        (41, "the same, with one node's clock 775 ms ahead"),
-        (82, "the same, with one node's clock 1,416 ms ahead"),
+        (8, "a delete acknowledged right after a set through another coordinator lost to it (a clock 224 ms behind; two keys came back)"),
+        (20, "the same, with a clock 907 ms ahead"),
+        (22, "the same, with a clock 474 ms ahead"),
+        (54, "the same with no skew: set and delete in one millisecond, ordered by node number"),
+        (71, "the same, with a clock 1,236 ms behind"),
     ]
 
     @Test(arguments: pinned.map(\.seed))
@@ -28,8 +28,8 @@ import Testing
     }
 
     @Test func aSeedReplaysExactly() {
-        let first = Simulation.run(seed: 3)
-        let second = Simulation.run(seed: 3)
+        let first = Simulation.run(seed: 54)
+        let second = Simulation.run(seed: 54)
         let (one, other) = (first.trace, second.trace)
         #expect(one == other, "\(first.events) != \(second.events)")
         #expect(first.operations == second.operations && first.messages == second.messages)

@@ -141,13 +141,16 @@ public final class StorageEngine: Sendable {
         }
     }
 
-    /// The version of the set or delete `key` holds, dead or alive (no value is copied); nil
-    /// when nothing is held.
+    /// The newest version of a set, a delete or a counter's window that `key` holds, dead or
+    /// alive (no value is copied; a counter's windows are read); nil when nothing is held.
     public func valueVersion(_ key: String) -> Version? {
         withKey(key) { keyBytes, keyHash in
             shard(keyHash).withLock { table -> Version? in
                 guard let (_, index) = table.find(keyBytes, hash: keyHash) else { return nil }
-                return table.entry(at: index).version
+                let entry = table.entry(at: index)
+                guard entry.isCounter else { return entry.version }
+                let record = StoredForm.record(of: entry, key: key)
+                return (record.counter?.windows ?? []).reduce(record.version) { max($0, $1.id) }
             }
         }
     }

@@ -139,11 +139,9 @@ struct PeerService: Sendable {
         for (index, proto) in request.records.enumerated() {
             let record = EntryRecord(proto)
             var refusal = limits.check(record, now: now, maxClockSkewMillis: store.configuration.maxClockSkewMillis)
-            var applied = false
             if refusal == nil {
                 do throws(StorageError) {
-                    applied = try store.merge(record)
-                    if applied { response.applied += 1 }
+                    if try store.merge(record) { response.applied += 1 }
                 } catch {
                     if case .clockSkew = error { refusal = .clockSkew } else { refusal = .memory }
                 }
@@ -159,9 +157,10 @@ struct PeerService: Sendable {
                 merged.index = UInt32(index)
                 merged.record = held.proto
                 response.merged.append(merged)
-            } else if !applied, record.version != .zero, let held = store.valueVersion(record.key), held > record.version {
-                // A set's or a delete's learns the version of the later write that beat it
-                // here (the key and the version alone): ``CacheService`` may stamp it again.
+            } else if record.version != .zero, let held = store.valueVersion(record.key), held > record.version {
+                // A set's or a delete's learns the version of the later write that beat it here,
+                // a counter's window included (the key and the version alone): ``CacheService``
+                // may stamp it again.
                 var merged = Aerocache_V1_MergedRecord()
                 merged.index = UInt32(index)
                 merged.record.key = record.key
