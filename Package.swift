@@ -215,7 +215,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AeroCacheSimulationTests",
-            dependencies: ["AeroCacheChecking", "AeroCacheSimulation"],
+            dependencies: ["AeroCacheChecking", "AeroCacheProto", "AeroCacheSimulation"],
             swiftSettings: strict
         ),
         .testTarget(

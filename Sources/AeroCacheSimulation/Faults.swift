@@ -7,10 +7,14 @@ enum Fault: CaseIterable, Sendable {
     /// One node cut off from the others, then killed while cut off (what it took alone dies
     /// with it), restarted empty once the network heals.
     case isolateThenCrash
+    /// The nodes split in two groups that cannot reach each other.
+    case split
     /// One link cut in one direction only.
     case oneWayCut
     /// A fifth of the messages to and from one node lost.
     case packetLoss
+    /// One node's links 0.1–1.5 s slower, both ways.
+    case slowLinks
     /// One node's wall clock off by up to the allowed skew.
     case skewWithinLimit
     /// One node's wall clock five minutes ahead or behind (it must refuse to coordinate writes).

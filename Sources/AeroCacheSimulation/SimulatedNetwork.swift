@@ -33,13 +33,12 @@ final class Endpoint: Sendable {
         }
     }
 
-    func began(_ answer: Answer) { answering.withLock { $0.append(answer) } }
-
-    func ended(_ answer: Answer) {
-        answering.withLock { calls in
-            if let index = calls.firstIndex(where: { $0 === answer }) { calls.remove(at: index) }
-        }
+    func began(_ answer: Answer) {
+        answering.withLock { calls in if !calls.contains(where: { $0 === answer }) { calls.append(answer) } }
     }
+
+    /// It answered (or the answer's copy did): a reset no longer concerns the call.
+    func ended(_ answer: Answer) { answering.withLock { $0.removeAll { $0 === answer } } }
 
     func serve(_ list: [ServerMethod]) {
         methods.withLock { methods in for method in list { methods[method.path] = method } }
@@ -60,19 +59,24 @@ final class SimulatedNetwork: Sendable {
         var endpoints: [String: Endpoint] = [:]
         /// Cut links, as "from>to" of node names.
         var cuts: Set<String> = []
-        /// Percent of messages to or from a node that are lost.
+        /// Percent of the messages on a link ("from>to") that are lost.
         var loss: [String: Int] = [:]
+        /// Milliseconds a link ("from>to") adds to every message.
+        var slowness: [String: Int] = [:]
     }
 
     let scheduler: SimulationScheduler
+    /// Latencies, losses and repeats.
+    private let random: SeededRandom
     private let state = Mutex(State())
     /// Messages sent and dropped, for the run's figures.
     let sent = Atomic<Int>(0)
     let dropped = Atomic<Int>(0)
     let duplicated = Atomic<Int>(0)
 
-    init(scheduler: SimulationScheduler) {
+    init(scheduler: SimulationScheduler, random: SeededRandom) {
         self.scheduler = scheduler
+        self.random = random
     }
 
     func attach(_ endpoint: Endpoint) { state.withLock { $0.endpoints[endpoint.address] = endpoint } }
@@ -89,7 +93,7 @@ final class SimulatedNetwork: Sendable {
         let cut = endpoint.die()
         detach(endpoint)
         for answer in cut {
-            scheduler.after(latency()) {
+            scheduler.after(latency(endpoint.name, answer.callerName)) {
                 answer.give(.failure(RPCError(.unavailable, "\(endpoint.name) closed the connection (it died)")))
             }
         }
@@ -97,31 +101,37 @@ final class SimulatedNetwork: Sendable {
 
     func cut(from: String, to: String) { _ = state.withLock { $0.cuts.insert("\(from)>\(to)") } }
 
-    func setLoss(_ percent: Int, at node: String) { state.withLock { $0.loss[node] = percent == 0 ? nil : percent } }
+    func setLoss(_ percent: Int, from: String, to: String) { state.withLock { $0.loss["\(from)>\(to)"] = percent } }
 
-    /// Every link whole again, nothing lost.
+    func slow(from: String, to: String, byMillis millis: Int) { state.withLock { $0.slowness["\(from)>\(to)"] = millis } }
+
+    /// Every link whole again: nothing cut, lost or slowed.
     func heal() {
         state.withLock { state in
             state.cuts.removeAll()
             state.loss.removeAll()
+            state.slowness.removeAll()
         }
     }
 
     /// Whether a message from `from` to `to` is lost.
     private func drops(_ from: String, _ to: String) -> Bool {
-        let (cut, loss) = state.withLock { ($0.cuts.contains("\(from)>\(to)"), max($0.loss[from] ?? 0, $0.loss[to] ?? 0)) }
+        let link = "\(from)>\(to)"
+        let (cut, loss) = state.withLock { ($0.cuts.contains(link), $0.loss[link] ?? 0) }
         sent.add(1, ordering: .relaxed)
-        if cut || (loss > 0 && scheduler.chance(loss)) {
+        if cut || (loss > 0 && random.chance(loss)) {
             dropped.add(1, ordering: .relaxed)
             return true
         }
         return false
     }
 
-    /// How long a message takes: mostly under a millisecond, sometimes far longer (so later
-    /// messages overtake it).
-    private func latency() -> Duration {
-        scheduler.chance(3) ? .milliseconds(scheduler.pick(5...80)) : .microseconds(scheduler.pick(50...900))
+    /// How long a message from `from` to `to` takes: mostly under a millisecond, sometimes far
+    /// longer (so later messages overtake it), plus what a slowed link adds.
+    private func latency(_ from: String, _ to: String) -> Duration {
+        let extra = state.withLock { $0.slowness["\(from)>\(to)"] ?? 0 }
+        let base: Duration = random.chance(3) ? .milliseconds(random.pick(5...80)) : .microseconds(random.pick(50...900))
+        return base + .milliseconds(extra)
     }
 
     /// A call from `caller` to whatever node listens at `address` now.
@@ -136,20 +146,19 @@ final class SimulatedNetwork: Sendable {
             answer.give(.failure(RPCError(.deadlineExceeded, "\(address) did not answer \(path) within \(timeout)")))
         }
         guard let target = state.withLock({ $0.endpoints[address] }) else {
-            scheduler.after(latency()) {
+            scheduler.after(latency(caller.name, address)) {
                 answer.give(.failure(RPCError(.unavailable, "nothing listens at \(address)", neverSent: true)))
             }
             return
         }
-        if drops(caller.name, target.name) { return }
-        deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer, after: latency())
+        deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer, after: .zero)
         // Now and then a peer call that is safe to repeat (replication, gossip, reads,
         // digests, streaming: not a join, not a client's call a node relays) arrives twice,
         // the copy later, as a retry that crossed its answer; the first answer is the caller's.
-        if caller.isPeer && Self.repeatable(path) && scheduler.chance(1) {
+        if caller.isPeer && Self.repeatable(path) && random.chance(1) {
             duplicated.add(1, ordering: .relaxed)
             deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer,
-                    after: latency() + .milliseconds(scheduler.pick(1...200)))
+                    after: .milliseconds(random.pick(1...200)))
         }
     }
 
@@ -161,9 +170,13 @@ final class SimulatedNetwork: Sendable {
 
     /// Hands the request to `target` after `delay`, and its answer back over the network.
     private func deliver(_ path: String, _ payload: [UInt8], timeout: Duration, from caller: Endpoint, to target: Endpoint,
-                         answer: Answer, after delay: Duration) {
-        scheduler.after(delay) { [self] in
-            guard target.isAlive else { return }
+                         answer: Answer, after wait: Duration) {
+        if drops(caller.name, target.name) { return }
+        scheduler.after(wait + latency(caller.name, target.name)) { [self] in
+            // Sent to a node that died on the way: the connection resets.
+            guard target.isAlive else {
+                return answer.give(.failure(RPCError(.unavailable, "\(target.name) closed the connection (it died)")))
+            }
             target.began(answer)
             target.environment.spawn { [self] in
                 let respond: @Sendable (Result<[UInt8], RPCError>) -> Void = { [self] result in
@@ -171,7 +184,7 @@ final class SimulatedNetwork: Sendable {
                     guard target.isAlive else { return }
                     target.ended(answer)
                     guard !drops(target.name, caller.name) else { return }
-                    scheduler.after(latency()) { answer.give(result) }
+                    scheduler.after(latency(target.name, caller.name)) { answer.give(result) }
                 }
                 guard let method = target.method(path) else {
                     return respond(.failure(RPCError(.unimplemented, "\(path) is not a method of \(target.name)")))
@@ -204,6 +217,7 @@ final class SimulatedNetwork: Sendable {
 /// first), as a task of the caller.
 final class Answer: Sendable {
     private let caller: Endpoint
+    var callerName: String { caller.name }
     private let completion: Mutex<(@Sendable (Result<[UInt8], RPCError>) -> Void)?>
 
     init(caller: Endpoint, completion: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) {

@@ -42,10 +42,7 @@ final class SimulatedNode: Sendable {
 
     var core: NodeCore? { life.withLock { $0?.core } }
     var isRunning: Bool { life.withLock { $0 != nil } }
-    /// Set when the node was removed from the cluster: it never runs again.
-    let isRetired = Atomic<Bool>(false)
 
-    func retire() { isRetired.store(true, ordering: .relaxed) }
 
     /// Starts a new life joining through `seeds` (none: it founds the cluster).
     func start(seeds: [String]) async throws {

@@ -29,24 +29,44 @@ public enum Simulation {
 
     /// Runs the simulation for `seed` on this thread.
     public static func run(seed: UInt64, settings: Settings = .init()) -> SimulationReport {
+        run(seed: seed, settings: settings) { await $0.scenario() }
+    }
+
+    /// Runs `scenario` (as the client) instead of the seeded one: a test's own steps.
+    static func run(seed: UInt64, settings: Settings = .init(),
+                    scenario: @escaping @Sendable (SimulationRun) async -> Void) -> SimulationReport {
         let scheduler = SimulationScheduler(seed: seed)
         let run = SimulationRun(seed: seed, settings: settings, scheduler: scheduler)
         let finished = Atomic<Bool>(false)
         let client = run.client.environment
         Task(executorPreference: scheduler) {
-            await NodeRuntime.$environment.withValue(client) { await run.scenario() }
+            await NodeRuntime.$environment.withValue(client) { await scenario(run) }
             finished.store(true, ordering: .relaxed)
         }
-        let completed = scheduler.run(until: 900 * 1_000_000_000) { finished.load(ordering: .relaxed) }
-        return run.report(completed: completed, escapes: scheduler.escapes.load(ordering: .relaxed))
+        let limit: UInt64 = 900 * 1_000_000_000
+        let completed = scheduler.run(until: limit) { finished.load(ordering: .relaxed) }
+        let stalled = !completed && scheduler.now < limit
+        let report = run.report(completed: completed, stalled: stalled, escapes: scheduler.escapes.load(ordering: .relaxed))
+        // Every node stops, and what its tasks still wait for runs out, so nothing of this
+        // run stays in memory (or on an executor nobody runs) while the next seed runs.
+        run.crashAll()
+        _ = scheduler.run(until: scheduler.now + 60 * 1_000_000_000) { false }
+        scheduler.discardTimers()
+        return report
     }
 }
 
 /// What one seed's run did and found.
 public struct SimulationReport: Sendable {
     public var seed: UInt64
-    /// The faults as they ran, with their virtual times.
+    /// What happened, with virtual times: the faults, nodes coming up, the heal, the verdict.
     public var events: [String]
+    /// The faults as the seed planned them (what, where, how long).
+    public var schedule: [String] = []
+    /// The kinds of the faults injected, and of those that ran their course (a node back up,
+    /// a decommission done).
+    public var planned: [String] = []
+    public var completed: [String] = []
     public var operations = 0
     public var acknowledged = 0
     public var failed = 0
@@ -72,6 +92,10 @@ final class SimulationRun: Sendable {
     let settings: Simulation.Settings
     let scheduler: SimulationScheduler
     let network: SimulatedNetwork
+    /// The fault schedule: which faults, on which nodes, for how long.
+    let plan: SeededRandom
+    /// The clients: their pauses, keys' TTLs, the nodes they call.
+    let clients: SeededRandom
     let client: Endpoint
     private let nodes = Mutex<[SimulatedNode]>([])
     private let state = Mutex(State())
@@ -86,6 +110,13 @@ final class SimulationRun: Sendable {
         var convergedAfter: Double?
         /// Keys set with a TTL, and the virtual time their TTL runs out.
         var expiring: [(key: String, at: UInt64)] = []
+        /// The faults as planned (what, where, how long), without their times.
+        var schedule: [String] = []
+        /// The kinds of the faults injected, and of those that ran their course.
+        var planned: [String] = []
+        var completed: [String] = []
+        /// Every key the clients have called on so far.
+        var touched: Set<String> = []
         /// Set when the faults are over: the workers stop.
         var workloadOver = false
     }
@@ -94,7 +125,9 @@ final class SimulationRun: Sendable {
         self.seed = seed
         self.settings = settings
         self.scheduler = scheduler
-        network = SimulatedNetwork(scheduler: scheduler)
+        network = SimulatedNetwork(scheduler: scheduler, random: SeededRandom(seed: seed, stream: 1))
+        plan = SeededRandom(seed: seed, stream: 2)
+        clients = SeededRandom(seed: seed, stream: 3)
         client = Endpoint(name: "client", address: "10.0.1.1:1", environment: SimulatedEnvironment(scheduler: scheduler, name: "client"),
                           isPeer: false)
         let verbose = settings.verbose
@@ -106,17 +139,14 @@ final class SimulationRun: Sendable {
     // MARK: Scenario
 
     func scenario() async {
-        for index in 1...settings.nodes {
-            _ = await addNode(index: index, seeds: index == 1 ? [] : ["10.0.0.1:7400"], wait: false)
-        }
-        guard await waitUntil("the cluster forms", within: .seconds(60), { self.allUp(count: self.settings.nodes) }) else { return }
+        guard await startCluster() else { return }
         await withTaskGroup(of: Void.self) { group in
             for worker in 0..<settings.workers {
                 group.addTask { await self.work(worker) }
             }
             group.addTask {
                 for _ in 0..<self.settings.faults {
-                    try? await NodeRuntime.sleep(for: .milliseconds(self.scheduler.pick(500...3_000)))
+                    try? await NodeRuntime.sleep(for: .milliseconds(self.plan.pick(500...3_000)))
                     await self.inject(self.pickFault())
                 }
                 try? await NodeRuntime.sleep(for: .seconds(2))
@@ -135,70 +165,128 @@ final class SimulationRun: Sendable {
         await verify()
     }
 
+    /// Starts ``Simulation/Settings/nodes`` nodes and waits until each is up and sees them all.
+    func startCluster() async -> Bool {
+        for index in 1...settings.nodes {
+            do {
+                try await addNode(index: index).start(seeds: index == 1 ? [] : ["10.0.0.1:7400"])
+            } catch {
+                problem("node-\(index) did not start: \(error)")
+                return false
+            }
+        }
+        return await waitUntil("the cluster forms", within: .seconds(60)) { self.allUp(count: self.settings.nodes) }
+    }
+
+    /// The machine `node-index`.
+    func node(_ index: Int) -> SimulatedNode { nodes.withLock { $0[index - 1] } }
+
+    /// A call from the client straight to `node`.
+    func call<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request,
+                                 via node: SimulatedNode) async -> Result<Response, RPCError> {
+        do {
+            return .success(try await SimulatedChannel(network: network, caller: client, address: node.address)
+                .unary(method, request, timeout: .seconds(2)))
+        } catch let error as RPCError {
+            return .failure(error)
+        } catch {
+            return .failure(RPCError(.unknown, "\(error)"))
+        }
+    }
+
     private func pickFault() -> Fault {
         let count = running().count
         var choices = Fault.allCases
         if count >= 6 { choices.removeAll { $0 == .join } }
         if count <= Self.replicationFactor { choices.removeAll { $0 == .decommission || $0 == .crashAndRemove } }
-        return choices[scheduler.pick(0...(choices.count - 1))]
+        return plan.element(of: choices)
     }
 
+    /// Injects `fault` and waits until it is over (healed, or the node back up); records it
+    /// in the schedule, and as completed when it ran its course.
     private func inject(_ fault: Fault) async {
+        state.withLock { $0.planned.append("\(fault)") }
+        let completed = await run(fault)
+        if completed { state.withLock { $0.completed.append("\(fault)") } }
+    }
+
+    private func run(_ fault: Fault) async -> Bool {
         let nodes = running()
-        let victim = nodes[scheduler.pick(0...(nodes.count - 1))]
+        let victim = plan.element(of: nodes)
         let others = nodes.filter { $0 !== victim }
-        let hold = Duration.milliseconds(scheduler.pick(2_000...8_000))
+        let hold = Duration.milliseconds(plan.pick(2_000...8_000))
         switch fault {
         case .crashAndRestart:
-            note("crash \(victim.name) for \(hold)")
+            schedule("crash \(victim.name) for \(hold)")
             victim.crash()
             try? await NodeRuntime.sleep(for: hold)
             note("restart \(victim.name)")
-            await start(victim, seeds: others.map(\.address))
+            return await start(victim, seeds: others.map(\.address))
         case .isolate:
-            note("isolate \(victim.name) for \(hold)")
-            for other in others {
-                network.cut(from: victim.name, to: other.name)
-                network.cut(from: other.name, to: victim.name)
-            }
+            schedule("isolate \(victim.name) for \(hold)")
+            split([victim], from: others)
             try? await NodeRuntime.sleep(for: hold)
             network.heal()
+            return true
         case .isolateThenCrash:
-            note("isolate \(victim.name), then crash it, for \(hold)")
-            for other in others {
-                network.cut(from: victim.name, to: other.name)
-                network.cut(from: other.name, to: victim.name)
-            }
+            schedule("isolate \(victim.name), then crash it, for \(hold)")
+            split([victim], from: others)
             try? await NodeRuntime.sleep(for: hold / 2)
             victim.crash()
             try? await NodeRuntime.sleep(for: hold / 2)
             network.heal()
             note("restart \(victim.name)")
-            await start(victim, seeds: others.map(\.address))
+            return await start(victim, seeds: others.map(\.address))
+        case .split:
+            let half = nodes.filter { _ in plan.chance(50) }
+            let side = half.isEmpty || half.count == nodes.count ? [victim] : half
+            let rest = nodes.filter { node in !side.contains { $0 === node } }
+            schedule("split \(side.map(\.name).joined(separator: " ")) | \(rest.map(\.name).joined(separator: " ")) for \(hold)")
+            split(side, from: rest)
+            try? await NodeRuntime.sleep(for: hold)
+            network.heal()
+            return true
         case .oneWayCut:
-            let other = others[scheduler.pick(0...(others.count - 1))]
-            note("cut \(victim.name) -> \(other.name) for \(hold)")
+            let other = plan.element(of: others)
+            schedule("cut \(victim.name) -> \(other.name) for \(hold)")
             network.cut(from: victim.name, to: other.name)
             try? await NodeRuntime.sleep(for: hold)
             network.heal()
+            return true
         case .packetLoss:
-            note("lose 20% at \(victim.name) for \(hold)")
-            network.setLoss(20, at: victim.name)
+            schedule("lose 20% at \(victim.name) for \(hold)")
+            for other in others {
+                network.setLoss(20, from: victim.name, to: other.name)
+                network.setLoss(20, from: other.name, to: victim.name)
+            }
             try? await NodeRuntime.sleep(for: hold)
             network.heal()
+            return true
+        case .slowLinks:
+            let extra = plan.pick(100...1_500)
+            schedule("slow \(victim.name)'s links by \(extra) ms for \(hold)")
+            for other in others {
+                network.slow(from: victim.name, to: other.name, byMillis: extra)
+                network.slow(from: other.name, to: victim.name, byMillis: extra)
+            }
+            try? await NodeRuntime.sleep(for: hold)
+            network.heal()
+            return true
         case .skewWithinLimit, .skewFarOut:
-            let millis = fault == .skewFarOut ? 300_000 : Int64(scheduler.pick(100...1_500))
-            let skew = scheduler.chance(50) ? millis : -millis
-            note("skew \(victim.name) \(skew) ms for \(hold)")
+            let millis = fault == .skewFarOut ? 300_000 : Int64(plan.pick(100...1_500))
+            let skew = plan.chance(50) ? millis : -millis
+            schedule("skew \(victim.name) \(skew) ms for \(hold)")
             victim.environment.skewMillis.store(skew, ordering: .relaxed)
             try? await NodeRuntime.sleep(for: hold)
             victim.environment.skewMillis.store(0, ordering: .relaxed)
+            return true
         case .join:
             let index = (self.nodes.withLock { $0.count }) + 1
-            note("join node-\(index)")
-            _ = await addNode(index: index, seeds: nodes.map(\.address), wait: true)
+            schedule("join node-\(index)")
+            let node = addNode(index: index)
+            return await start(node, seeds: nodes.map(\.address))
         case .decommission:
-            note("decommission \(victim.name)")
+            schedule("decommission \(victim.name)")
             var request = Aerocache_V1_DecommissionRequest()
             request.nodeID = victim.name
             do {
@@ -206,20 +294,23 @@ final class SimulationRun: Sendable {
                     .unary(AdminMethods.decommission, request, timeout: .seconds(5))
             } catch {
                 // Another move may still be finishing: the operator would try again later.
-                return note("decommission of \(victim.name) refused: \(error)")
+                note("decommission of \(victim.name) refused: \(error)")
+                return false
             }
-            if await waitUntil("\(victim.name) leaves", within: .seconds(180), { victim.stoppedByItself.load(ordering: .relaxed) }) {
-                note("\(victim.name) left")
+            guard await waitUntil("\(victim.name) leaves", within: .seconds(180), { victim.stoppedByItself.load(ordering: .relaxed) }) else {
+                return false
             }
+            note("\(victim.name) left")
+            return true
         case .crashAndRemove:
-            note("crash \(victim.name) for good")
+            schedule("crash \(victim.name) for good")
             victim.crash()
             let seenDown = await waitUntil("\(victim.name) is seen down", within: .seconds(30)) {
                 others.allSatisfy { other in
                     other.core?.cluster.view.statuses.contains { $0.id == victim.name && $0.status == .down } ?? false
                 }
             }
-            guard seenDown else { return }
+            guard seenDown else { return false }
             var request = Aerocache_V1_RemoveRequest()
             request.nodeID = victim.name
             // As an operator would: again while another move finishes.
@@ -228,18 +319,30 @@ final class SimulationRun: Sendable {
                     _ = try await SimulatedChannel(network: network, caller: client, address: others[0].address)
                         .unary(AdminMethods.remove, request, timeout: .seconds(5))
                     note("removed \(victim.name)")
-                    victim.retire()
-                    return
+                    // Its ranges are copied again from the replicas left; until then some keys
+                    // have one copy fewer, and the next fault must not take another.
+                    return await waitUntil("the replicas agree after the removal", within: .seconds(60)) { self.disagreements().isEmpty }
                 } catch {
-                    if attempt == 60 { return problem("remove \(victim.name) refused: \(error)") }
+                    if attempt == 60 { problem("remove \(victim.name) refused: \(error)") }
                     try? await NodeRuntime.sleep(for: .seconds(1))
                 }
+            }
+            return false
+        }
+    }
+
+    /// Cuts every link between `side` and `rest`, both ways.
+    private func split(_ side: [SimulatedNode], from rest: [SimulatedNode]) {
+        for one in side {
+            for other in rest {
+                network.cut(from: one.name, to: other.name)
+                network.cut(from: other.name, to: one.name)
             }
         }
     }
 
-    @discardableResult
-    private func addNode(index: Int, seeds: [String], wait: Bool) async -> SimulatedNode {
+    /// A new machine (not started).
+    private func addNode(index: Int) -> SimulatedNode {
         var configuration = CacheNode.Configuration()
         configuration.cluster.replicationFactor = Self.replicationFactor
         configuration.cluster.tokensPerNode = 16
@@ -249,23 +352,28 @@ final class SimulationRun: Sendable {
         configuration.sweepInterval = .milliseconds(500)
         let node = SimulatedNode(index: index, network: network, configuration: configuration, logger: logger)
         nodes.withLock { $0.append(node) }
-        if wait { await start(node, seeds: seeds) } else { try? await node.start(seeds: seeds) }
         return node
     }
 
     /// Starts a life of `node` and waits until it is up (joined and streamed).
-    private func start(_ node: SimulatedNode, seeds: [String]) async {
+    private func start(_ node: SimulatedNode, seeds: [String]) async -> Bool {
         do {
             try await node.start(seeds: seeds)
         } catch {
-            return problem("\(node.name) did not start: \(error)")
+            problem("\(node.name) did not start: \(error)")
+            return false
         }
-        if await waitUntil("\(node.name) is up", within: .seconds(120), { node.core?.isUp == true }) {
-            note("\(node.name) up")
-        }
+        guard await waitUntil("\(node.name) is up", within: .seconds(120), { node.core?.isUp == true }) else { return false }
+        note("\(node.name) up")
+        return true
     }
 
     private func running() -> [SimulatedNode] { nodes.withLock { $0.filter(\.isRunning) } }
+
+    /// Ends every node's life (the run is over).
+    func crashAll() {
+        for node in nodes.withLock({ $0 }) { node.crash() }
+    }
 
     /// Whether `count` nodes run, each up and seeing all of them alive.
     private func allUp(count: Int) -> Bool {
@@ -300,7 +408,7 @@ final class SimulationRun: Sendable {
         var expiring: [(key: String, at: UInt64)] = []
         var call = 0
         while !state.withLock({ $0.workloadOver }) {
-            try? await NodeRuntime.sleep(for: .milliseconds(scheduler.pick(20...120)))
+            try? await NodeRuntime.sleep(for: .milliseconds(clients.pick(20...120)))
             call += 1
             switch call % 10 {
             case 0:
@@ -340,7 +448,7 @@ final class SimulationRun: Sendable {
                 }
             case 3:
                 let key = "sim:ttl:\(worker):\(call)"
-                let ttl = scheduler.pick(500...3_000)
+                let ttl = clients.pick(500...3_000)
                 let outcome = await set(key, "\(worker):\(call)", ttlMillis: Int64(ttl))
                 history.count(outcome)
                 if outcome == .ok { expiring.append((key, scheduler.now + UInt64(ttl) * 1_000_000)) }
@@ -377,10 +485,11 @@ final class SimulationRun: Sendable {
     private func call<Request, Response>(_ method: MethodDescriptor<Request, Response>, _ request: Request,
                                          key: String) async -> Outcome {
         let all = nodes.withLock { $0.map(\.address) }
+        state.withLock { _ = $0.touched.insert(key) }
         var lastError = RPCError(.unavailable, "no node", neverSent: true)
         let traced = key == settings.traceKey
         for _ in 0..<3 {
-            let address = all[scheduler.pick(0...(all.count - 1))]
+            let address = clients.element(of: all)
             do {
                 _ = try await SimulatedChannel(network: network, caller: client, address: address)
                     .unary(method, request, timeout: .seconds(2))
@@ -405,10 +514,16 @@ final class SimulationRun: Sendable {
         guard let view = nodes.first?.core?.cluster.view else { return ["no node runs"] }
         let byID = Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0) })
         var found: [String] = []
-        for key in state.withLock({ $0.history.keys }) {
+        for key in state.withLock({ $0.touched.union($0.history.keys).sorted() }) {
             let replicas = view.ring.preferenceList(forKey: key, count: Self.replicationFactor)
-            let records = replicas.map { byID[$0.id]?.core?.store.record(key) }
-            if Set(records.map { $0.map { "\($0.version)" } ?? "none" }).count > 1 || records.contains(where: { $0 != records.first! }) {
+            // A value whose TTL ran out is as good as none (a replica that streamed its range
+            // afterwards never gets it); a delete's tombstone is not.
+            let now = client.environment.wallMillis()
+            let records = replicas.map { replica -> EntryRecord? in
+                guard let record = byID[replica.id]?.core?.store.record(key) else { return nil }
+                return record.isTombstone || record.counter != nil || record.visible(at: now) != nil ? record : nil
+            }
+            if records.contains(where: { $0 != records.first! }) {
                 found.append("\(key): " + zip(replicas, records).map { "\($0.id) \($1.map { "\($0.version)" } ?? "none")" }.joined(separator: ", "))
             }
         }
@@ -460,6 +575,12 @@ final class SimulationRun: Sendable {
 
     // MARK: Reporting
 
+    /// Notes a fault as it starts, and keeps it in the schedule.
+    private func schedule(_ fault: String) {
+        state.withLock { $0.schedule.append(fault) }
+        note(fault)
+    }
+
     private func note(_ event: String) {
         let line = String(format: "%.3f", Double(scheduler.now) / 1e9) + " s " + event
         state.withLock { $0.events.append(line) }
@@ -471,14 +592,21 @@ final class SimulationRun: Sendable {
         note("PROBLEM: \(text)")
     }
 
-    func report(completed: Bool, escapes: Int) -> SimulationReport {
+    func report(completed: Bool, stalled: Bool, escapes: Int) -> SimulationReport {
         state.withLock { state in
             var problems = state.problems
-            if !completed { problems.append("the scenario did not finish within 900 s of virtual time") }
+            if stalled {
+                problems.append("the scenario stalled at \(Double(scheduler.now) / 1e9) s: nothing left to run, no timer set")
+            } else if !completed {
+                problems.append("the scenario did not finish within 900 s of virtual time")
+            }
             if escapes > 0 { problems.append("\(escapes) jobs ran outside the simulation: the run is not deterministic") }
             let history = state.history
             var report = SimulationReport(seed: seed, events: state.events, verdict: state.verdict, convergedAfter: state.convergedAfter,
                                           problems: problems, virtualSeconds: Double(scheduler.now) / 1e9, trace: 0)
+            report.schedule = state.schedule
+            report.planned = state.planned
+            report.completed = state.completed
             report.operations = history.operations
             report.acknowledged = history.acknowledged
             report.failed = history.failed

@@ -24,6 +24,7 @@ final class SimulationScheduler: TaskExecutor, @unchecked Sendable {
         var timers: [Timer] = []
         var sequence: UInt64 = 0
         var now: UInt64 = 0
+        /// Picks the next job among the ready ones.
         var random: SplitMix64
     }
 
@@ -35,22 +36,11 @@ final class SimulationScheduler: TaskExecutor, @unchecked Sendable {
     let escapes = Atomic<Int>(0)
 
     init(seed: UInt64) {
-        state = Mutex(State(random: SplitMix64(seed: seed)))
+        state = Mutex(State(random: SplitMix64(seed: XXHash64.hash("\(seed)/jobs"))))
     }
 
     /// Virtual nanoseconds since the simulation began.
     var now: UInt64 { state.withLock { $0.now } }
-
-    /// A pseudo-random number from the run's generator.
-    func next() -> UInt64 { state.withLock { $0.random.next() } }
-
-    /// A pseudo-random integer in `range`.
-    func pick(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.count))
-    }
-
-    /// Whether a pseudo-random event of probability `percent` / 100 happens.
-    func chance(_ percent: Int) -> Bool { pick(0...99) < percent }
 
     func enqueue(_ job: UnownedJob) {
         if let owner = owner.withLock({ $0 }), pthread_equal(owner, pthread_self()) == 0 {
@@ -74,6 +64,11 @@ final class SimulationScheduler: TaskExecutor, @unchecked Sendable {
             }
             state.timers.insert(timer, at: low)
         }
+    }
+
+    /// Drops the timers left (sleeps of tasks that ended, timeouts of calls answered).
+    func discardTimers() {
+        state.withLock { $0.timers.removeAll() }
     }
 
     /// Runs ready jobs, advancing virtual time to each next timer, until `done()` says so or

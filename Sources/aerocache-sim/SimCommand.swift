@@ -54,15 +54,21 @@ struct SimCommand: ParsableCommand {
         settings.verbose = verbose
         settings.traceKey = traceKey
         var failing: [UInt64] = []
+        var planned: [String: Int] = [:]
+        var completed: [String: Int] = [:]
         for seed in range {
             let report = Simulation.run(seed: seed, settings: settings)
             print(Self.line(report))
+            for kind in report.planned { planned[kind, default: 0] += 1 }
+            for kind in report.completed { completed[kind, default: 0] += 1 }
             if !report.passed {
                 failing.append(seed)
                 for event in report.events { print("    \(event)") }
                 for problem in report.problems + (report.verdict?.problems ?? []) { print("    problem: \(problem)") }
             }
         }
+        print("faults injected (ran their course): "
+              + planned.keys.sorted().map { "\($0) \(planned[$0]!) (\(completed[$0] ?? 0))" }.joined(separator: ", "))
         print("\(range.count - failing.count) of \(range.count) seeds passed")
         if !failing.isEmpty {
             print("failing seeds: \(failing.map(String.init).joined(separator: " ")) (replay one: aerocache-sim --seed N --verbose)")
@@ -74,8 +80,7 @@ struct SimCommand: ParsableCommand {
         let verdict = report.verdict.map { "lost \($0.lost), wrong \($0.wrong), stale \($0.staleRegisters), counters off \($0.countersOutOfBounds), came back \($0.resurrected)" }
             ?? "not verified"
         let converged = report.convergedAfter.map { String(format: "agreed %.1f s after the heal", $0) } ?? "never agreed"
-        let faults = report.events.filter { !$0.hasSuffix(" up") && !$0.contains("verified") && !$0.hasSuffix("healed") }
-            .map { $0.split(separator: " ", maxSplits: 2).last.map(String.init) ?? $0 }
+        let faults = report.schedule
         return "seed \(report.seed): \(report.passed ? "passed" : "FAILED"); \(report.operations) calls "
             + "(\(report.acknowledged) ok, \(report.failed) failed, \(report.unknown) unknown); \(verdict); \(converged); "
             + "\(String(format: "%.0f", report.virtualSeconds)) s virtual, \(report.messages) messages (\(report.dropped) lost, \(report.duplicated) twice); "
@@ -89,6 +94,7 @@ struct SimCommand: ParsableCommand {
         setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
         let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", arguments)
-        // execv returned: go on, replays may differ between processes.
+        // execv returned: go on, but a seed may then run differently in another process.
+        FileHandle.standardError.write(Data("aerocache-sim: could not re-run with SWIFT_DETERMINISTIC_HASHING=1: a replay may differ\n".utf8))
     }
 }
