@@ -28,6 +28,7 @@ SWIFT_DETERMINISTIC_HASHING=1 swift test --skip-build
 
 echo "== simulation: 200 seeds (replay one: .build/debug/aerocache-sim --seed N --verbose)"
 sim_log=$(mktemp)
+trap 'rm -f "$sim_log" "$sim_log.1" "$sim_log.2"' EXIT
 .build/debug/aerocache-sim --seeds 1-200 | tee "$sim_log"
 # A seed found in the run of 200 replays exactly, alone, in other processes: the same line,
 # to the trace.
@@ -38,7 +39,6 @@ if [[ "$found" != "seed 7: passed"* || "$first" != "$found" || "$second" != "$fo
   echo "seed 7 did not replay exactly:"; printf '  %s\n' "$found" "$first" "$second"; cat "$sim_log.1"; exit 1
 fi
 echo "seed 7 replayed exactly in two more processes: ${found##*; }"
-rm -f "$sim_log" "$sim_log.1" "$sim_log.2"
 
 echo "== interop and robustness (grpcio, h2) against .build/debug/aerocache-node"
 scripts/interop-test.sh .build/debug/aerocache-node --ignore=Tests/interop/test_faults.py

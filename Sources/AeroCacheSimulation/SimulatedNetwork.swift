@@ -158,7 +158,7 @@ final class SimulatedNetwork: Sendable {
         if caller.isPeer && Self.repeatable(path) && random.chance(1) {
             duplicated.add(1, ordering: .relaxed)
             deliver(path, payload, timeout: timeout, from: caller, to: target, answer: answer,
-                    after: .milliseconds(random.pick(1...200)))
+                    after: .milliseconds(random.pick(1...200)), isCopy: true)
         }
     }
 
@@ -169,15 +169,18 @@ final class SimulatedNetwork: Sendable {
     }
 
     /// Hands the request to `target` after `delay`, and its answer back over the network.
+    /// A `copy` (a repeated call) never stands for the call: a reset of its connection, or
+    /// the death of the node answering it, tells its caller nothing.
     private func deliver(_ path: String, _ payload: [UInt8], timeout: Duration, from caller: Endpoint, to target: Endpoint,
-                         answer: Answer, after wait: Duration) {
+                         answer: Answer, after wait: Duration, isCopy: Bool = false) {
         if drops(caller.name, target.name) { return }
         scheduler.after(wait + latency(caller.name, target.name)) { [self] in
             // Sent to a node that died on the way: the connection resets.
             guard target.isAlive else {
+                if isCopy { return }
                 return answer.give(.failure(RPCError(.unavailable, "\(target.name) closed the connection (it died)")))
             }
-            target.began(answer)
+            if !isCopy { target.began(answer) }
             target.environment.spawn { [self] in
                 let respond: @Sendable (Result<[UInt8], RPCError>) -> Void = { [self] result in
                     // A node that died since sends nothing; the answer's way back may be cut too.

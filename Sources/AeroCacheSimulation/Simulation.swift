@@ -45,7 +45,7 @@ public enum Simulation {
         }
         let limit: UInt64 = 900 * 1_000_000_000
         let completed = scheduler.run(until: limit) { finished.load(ordering: .relaxed) }
-        let stalled = !completed && scheduler.now < limit
+        let stalled = !completed && !scheduler.hasTimers
         let report = run.report(completed: completed, stalled: stalled, escapes: scheduler.escapes.load(ordering: .relaxed))
         // Every node stops, and what its tasks still wait for runs out, so nothing of this
         // run stays in memory (or on an executor nobody runs) while the next seed runs.
@@ -255,9 +255,9 @@ final class SimulationRun: Sendable {
             return true
         case .packetLoss:
             schedule("lose 20% at \(victim.name) for \(hold)")
-            for other in others {
-                network.setLoss(20, from: victim.name, to: other.name)
-                network.setLoss(20, from: other.name, to: victim.name)
+            for other in others.map(\.name) + [client.name] {
+                network.setLoss(20, from: victim.name, to: other)
+                network.setLoss(20, from: other, to: victim.name)
             }
             try? await NodeRuntime.sleep(for: hold)
             network.heal()
@@ -265,9 +265,9 @@ final class SimulationRun: Sendable {
         case .slowLinks:
             let extra = plan.pick(100...1_500)
             schedule("slow \(victim.name)'s links by \(extra) ms for \(hold)")
-            for other in others {
-                network.slow(from: victim.name, to: other.name, byMillis: extra)
-                network.slow(from: other.name, to: victim.name, byMillis: extra)
+            for other in others.map(\.name) + [client.name] {
+                network.slow(from: victim.name, to: other, byMillis: extra)
+                network.slow(from: other, to: victim.name, byMillis: extra)
             }
             try? await NodeRuntime.sleep(for: hold)
             network.heal()

@@ -66,6 +66,9 @@ final class SimulationScheduler: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Whether any timer is still set.
+    var hasTimers: Bool { state.withLock { !$0.timers.isEmpty } }
+
     /// Drops the timers left (sleeps of tasks that ended, timeouts of calls answered).
     func discardTimers() {
         state.withLock { $0.timers.removeAll() }
