@@ -79,6 +79,32 @@ public struct History: Codable, Sendable {
         }
     }
 
+    /// Records an increment by 1 of the counter `key` and its outcome.
+    public mutating func incremented(_ key: String, _ outcome: Outcome) {
+        count(outcome)
+        counters[key, default: .init()].attempted += outcome == .failed ? 0 : 1
+        if outcome == .ok { counters[key]!.acknowledged += 1 }
+    }
+
+    /// Records a set of the register `key` to `value` and its outcome (a register tried is
+    /// read back even when every set of it failed: it must then be missing).
+    public mutating func setRegister(_ key: String, to value: Int64, _ outcome: Outcome) {
+        count(outcome)
+        if registers[key] == nil { registers[key] = .init() }
+        if outcome != .failed { registers[key]!.attempted = value }
+        if outcome == .ok { registers[key]!.acknowledged = value }
+    }
+
+    /// Records a set of the write-once key `key` to `value` and its outcome.
+    public mutating func wroteOnce(_ key: String, _ value: String, _ outcome: Outcome) {
+        count(outcome)
+        switch outcome {
+        case .ok: written[key] = value
+        case .unknown: writtenMaybe.append(key)
+        case .failed: writtenFailed.append(key)
+        }
+    }
+
     /// Folds another worker's history into this one.
     public mutating func merge(_ other: History) {
         written.merge(other.written) { first, _ in first }

@@ -413,24 +413,13 @@ final class SimulationRun: Sendable {
             switch call % 10 {
             case 0:
                 let key = "sim:counter:\(worker % 2)"
-                history.counters[key, default: .init()].attempted += 1
                 var request = Aerocache_V1_IncrementRequest()
                 request.key = key
                 request.delta = 1
-                let outcome = await self.call(CacheMethods.increment, request, key: key)
-                history.count(outcome)
-                switch outcome {
-                case .ok: history.counters[key]!.acknowledged += 1
-                case .failed: history.counters[key]!.attempted -= 1
-                case .unknown: break
-                }
+                history.incremented(key, await self.call(CacheMethods.increment, request, key: key))
             case 1:
                 let key = "sim:register:\(worker)"
-                let outcome = await set(key, "\(call)")
-                history.count(outcome)
-                if history.registers[key] == nil { history.registers[key] = .init() }
-                if outcome != .failed { history.registers[key]!.attempted = Int64(call) }
-                if outcome == .ok { history.registers[key]!.acknowledged = Int64(call) }
+                history.setRegister(key, to: Int64(call), await set(key, "\(call)"))
             case 2:
                 let key = "sim:deleted:\(worker):\(call)"
                 let outcome = await set(key, "\(worker):\(call)")
@@ -455,13 +444,7 @@ final class SimulationRun: Sendable {
             default:
                 let key = "sim:once:\(worker):\(call)"
                 let value = "\(worker):\(call)"
-                let outcome = await set(key, value)
-                history.count(outcome)
-                switch outcome {
-                case .ok: history.written[key] = value
-                case .unknown: history.writtenMaybe.append(key)
-                case .failed: history.writtenFailed.append(key)
-                }
+                history.wroteOnce(key, value, await set(key, value))
             }
         }
         let expired = expiring

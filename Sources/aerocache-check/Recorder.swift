@@ -41,33 +41,15 @@ struct Recorder: Sendable {
             switch call % 10 {
             case 0:
                 let key = "\(prefix):counter:\(worker % Self.counters)"
-                history.counters[key, default: .init()].attempted += 1
-                let outcome = await outcome { _ = try await cache.increment(key) }
-                history.count(outcome)
-                switch outcome {
-                case .ok: history.counters[key]!.acknowledged += 1
-                case .failed: history.counters[key]!.attempted -= 1
-                case .unknown: break
-                }
+                history.incremented(key, await outcome { _ = try await cache.increment(key) })
             case 1:
                 let key = "\(prefix):register:\(worker)"
-                let outcome = await outcome { _ = try await cache.set(key, "\(call)", consistency: consistency) }
-                history.count(outcome)
-                // Every register tried is read back: one whose sets all failed must be missing.
-                if history.registers[key] == nil { history.registers[key] = .init() }
-                if outcome != .failed { history.registers[key]!.attempted = Int64(call) }
-                if outcome == .ok { history.registers[key]!.acknowledged = Int64(call) }
+                history.setRegister(key, to: Int64(call), await outcome { _ = try await cache.set(key, "\(call)", consistency: consistency) })
             default:
                 let key = "\(prefix):once:\(worker):\(call)"
                 let value = "\(worker):\(call)"
                 let stored = history.stored(value)
-                let outcome = await outcome { _ = try await cache.set(key, stored, consistency: consistency) }
-                history.count(outcome)
-                switch outcome {
-                case .ok: history.written[key] = value
-                case .unknown: history.writtenMaybe.append(key)
-                case .failed: history.writtenFailed.append(key)
-                }
+                history.wroteOnce(key, value, await outcome { _ = try await cache.set(key, stored, consistency: consistency) })
             }
         }
         return history
