@@ -54,6 +54,11 @@ public final class AeroCache: Service, Sendable {
         public var routesToReplicas = true
         /// How typed values that are neither text nor bytes are stored.
         public var valueCoder: any CacheValueCoder = JSONValueCoder()
+        /// Sent with every call as `authorization: Bearer TOKEN`, for nodes started with
+        /// `--auth-token-file`; nil: no token.
+        public var token: String?
+        /// TLS to the nodes (`ClientTLS(trustedCA: "ca.pem")`); nil: plaintext.
+        public var tls: ClientTLS?
 
         public init(seeds: [HostPort]) {
             self.seeds = seeds
@@ -89,6 +94,8 @@ public final class AeroCache: Service, Sendable {
         var connection = GRPCClientConnection.Configuration()
         connection.connectTimeout = .milliseconds(500)
         connection.endsCallsOnTaskCancellation = true
+        connection.tls = configuration.tls
+        if let token = configuration.token { connection.extraHeaders = [("authorization", "Bearer \(token)")] }
         self.connections = NodeConnections(group: eventLoopGroup, perNode: configuration.connectionsPerNode,
                                            configuration: connection)
     }

@@ -23,9 +23,16 @@ public final class CacheClient: Sendable {
     /// Deadline applied to every call.
     public let timeout: Duration?
 
-    public init(endpoint: HostPort, eventLoopGroup: any EventLoopGroup, timeout: Duration? = .seconds(5)) {
+    /// A client of the node at `endpoint`; `token` goes with every call (`authorization:
+    /// Bearer TOKEN`), and `tls` connects over TLS.
+    public init(endpoint: HostPort, eventLoopGroup: any EventLoopGroup, timeout: Duration? = .seconds(5),
+                token: String? = nil, tls: ClientTLS? = nil) {
         self.endpoint = endpoint
-        self.connection = GRPCClientConnection(host: endpoint.host, port: endpoint.port, eventLoopGroup: eventLoopGroup)
+        var configuration = GRPCClientConnection.Configuration()
+        configuration.tls = tls
+        if let token { configuration.extraHeaders = [("authorization", "Bearer \(token)")] }
+        self.connection = GRPCClientConnection(host: endpoint.host, port: endpoint.port, eventLoopGroup: eventLoopGroup,
+                                               configuration: configuration)
         self.timeout = timeout
     }
 

@@ -15,17 +15,17 @@ struct AdminService: Sendable {
 
     var methods: [ServerMethod] {
         [
-            ServerMethod(AdminMethods.status) { _, _ throws(RPCError) in .now(status()) },
-            ServerMethod(AdminMethods.ring) { _, _ throws(RPCError) in .now(ring()) },
+            ServerMethod(AdminMethods.status, permission: .role(.read)) { _, _ throws(RPCError) in .now(status()) },
+            ServerMethod(AdminMethods.ring, permission: .role(.read)) { _, _ throws(RPCError) in .now(ring()) },
             // A round scans and merges: on the background thread, never on an event loop.
-            ServerMethod(AdminMethods.repair) { request, _ throws(RPCError) in
+            ServerMethod(AdminMethods.repair, permission: .role(.admin)) { request, _ throws(RPCError) in
                 .later {
                     let round = Task.detached { try await repair(request) }
                     return try await withTaskCancellationHandler { try await round.value } onCancel: { round.cancel() }
                 }
             },
-            ServerMethod(AdminMethods.decommission) { request, _ throws(RPCError) in .now(try decommission(request)) },
-            ServerMethod(AdminMethods.remove) { request, _ throws(RPCError) in
+            ServerMethod(AdminMethods.decommission, permission: .role(.admin)) { request, _ throws(RPCError) in .now(try decommission(request)) },
+            ServerMethod(AdminMethods.remove, permission: .role(.admin)) { request, _ throws(RPCError) in
                 .later {
                     try await coordinator.cluster.remove(request.nodeID)
                     return Aerocache_V1_RemoveResponse()

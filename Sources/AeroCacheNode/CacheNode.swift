@@ -43,6 +43,13 @@ public final class CacheNode: Service, Sendable {
         /// Connections open at once; more are closed as they arrive.
         public var maxConnections: Int = 10_000
         public var shutdownGracePeriod: TimeAmount = .seconds(10)
+        /// TLS for clients and peers; nil: plaintext.
+        public var serverTLS: ServerTLS?
+        /// How this node connects to its peers over TLS (its own certificate presented, for
+        /// mutual TLS); nil: plaintext.
+        public var peerTLS: ClientTLS?
+        /// Tokens clients must present (`--auth-token-file`); nil: calls need none.
+        public var tokens: TokenRegistry?
         public init() {}
     }
 
@@ -63,7 +70,7 @@ public final class CacheNode: Service, Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Peer connections come from the listen address when peers dial the node there (no
         // --advertise): a firewall rule naming it then cuts the node off both ways.
-        peers = PeerPool(group: group, credential: configuration.cluster.credential,
+        peers = PeerPool(group: group, credential: configuration.cluster.credential, tls: configuration.peerTLS,
                          listenHost: configuration.advertise.isEmpty ? configuration.host : nil)
         let core = NodeCore(configuration: configuration, peers: peers, backgroundExecutor: backgroundThread.executor,
                             logger: logger)
@@ -81,13 +88,17 @@ public final class CacheNode: Service, Sendable {
         } else {
             metricsServer = nil
         }
+        var serverConfiguration = GRPCServer.Configuration(
+            host: configuration.host, port: configuration.port,
+            maxRequestMessageBytes: core.maxRequestBytes,
+            shutdownGracePeriod: configuration.shutdownGracePeriod,
+            maxHeldBytesPerConnection: configuration.maxHeldBytesPerConnection,
+            maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
+            peerCredential: configuration.cluster.credential)
+        serverConfiguration.tls = configuration.serverTLS
+        serverConfiguration.tokens = configuration.tokens
         server = GRPCServer(
-            configuration: .init(host: configuration.host, port: configuration.port,
-                                 maxRequestMessageBytes: core.maxRequestBytes,
-                                 shutdownGracePeriod: configuration.shutdownGracePeriod,
-                                 maxHeldBytesPerConnection: configuration.maxHeldBytesPerConnection,
-                                 maxHeldBytes: configuration.maxHeldBytes, maxConnections: configuration.maxConnections,
-                                 peerCredential: configuration.cluster.credential),
+            configuration: serverConfiguration,
             methods: core.methods,
             eventLoopGroup: group,
             logger: logger)

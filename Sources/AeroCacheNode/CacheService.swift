@@ -34,28 +34,28 @@ public struct CacheService: Sendable {
     /// from anyone else the flag is ignored.
     public var methods: [ServerMethod] {
         [
-            ServerMethod(CacheMethods.get) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.get, permission: .role(.read)) { request, context throws(RPCError) in
                 try measured(.get) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.set) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.set, permission: .role(.write)) { request, context throws(RPCError) in
                 try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context), deadline: context.deadline) }
             },
-            ServerMethod(CacheMethods.delete) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.delete, permission: .role(.write)) { request, context throws(RPCError) in
                 try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context), deadline: context.deadline) }
             },
-            ServerMethod(CacheMethods.has) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.has, permission: .role(.read)) { request, context throws(RPCError) in
                 try measured(.has) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.increment) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.increment, permission: .role(.write)) { request, context throws(RPCError) in
                 try measured(.increment) { () throws(RPCError) in try increment(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.touch) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.touch, permission: .role(.write)) { request, context throws(RPCError) in
                 try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.batchGet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.batchGet, permission: .role(.read), limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, context throws(RPCError) in
                 try measured(.batchGet) { () throws(RPCError) in try batchGet(Self.peerOnly(request, context)) }
             },
-            ServerMethod(CacheMethods.batchSet, limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
+            ServerMethod(CacheMethods.batchSet, permission: .role(.write), limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer, deadline: context.deadline) }
             },
         ]

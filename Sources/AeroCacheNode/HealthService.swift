@@ -12,7 +12,7 @@ public struct HealthService: Sendable {
 
     public var methods: [ServerMethod] {
         [
-            ServerMethod(HealthMethods.check) { request, _ throws(RPCError) in
+            ServerMethod(HealthMethods.check, permission: .anyone) { request, _ throws(RPCError) in
                 var response = Grpc_Health_V1_HealthCheckResponse()
                 switch request.service {
                 case "", CacheMethods.service:

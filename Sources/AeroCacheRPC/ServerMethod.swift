@@ -5,12 +5,16 @@ public struct ServerCallContext: Sendable {
     /// When the caller stops waiting (from `grpc-timeout`), if it said: nanoseconds of the
     /// monotonic clock (`CLOCK_MONOTONIC`, as `NIODeadline.uptimeNanoseconds`).
     public var deadline: UInt64?
-    /// Whether the caller proved it is a member of the cluster (``PeerCredential``).
+    /// Whether the caller proved it is a member of the cluster (``PeerCredential``, or a
+    /// client certificate the cluster's CA signed).
     public var isPeer: Bool
+    /// What the caller's token proved (``TokenRegistry``).
+    public var token: TokenCheck
 
-    public init(deadline: UInt64? = nil, isPeer: Bool = false) {
+    public init(deadline: UInt64? = nil, isPeer: Bool = false, token: TokenCheck = .notRequired) {
         self.deadline = deadline
         self.isPeer = isPeer
+        self.token = token
     }
 }
 
@@ -30,20 +34,18 @@ public struct ServerMethod: Sendable {
 
     /// A method answering `method` with `handler`.
     ///
-    /// `membersOnly`: the call must come from a cluster member (``ServerCallContext/isPeer``);
-    /// from anyone else it is `UNAUTHENTICATED` before its request is even decoded.
+    /// `permission`: who may call it (by default, admin tokens and cluster members); anyone
+    /// else gets `UNAUTHENTICATED` or `PERMISSION_DENIED` before the request is even decoded.
     /// `limit`: a repeated field counted (and refused when over) before decoding.
     public init<Request, Response>(
-        _ method: MethodDescriptor<Request, Response>, membersOnly: Bool = false, limiting limit: RepeatedLimit? = nil,
+        _ method: MethodDescriptor<Request, Response>, permission: Permission = .role(.admin), limiting limit: RepeatedLimit? = nil,
         _ handler: @escaping @Sendable (Request, ServerCallContext) throws(RPCError) -> Reply<Response>
     ) {
         let path = method.path
         self.path = path
         self.pathBytes = Array(path.utf8)
         self.body = { bytes, context throws(RPCError) in
-            if membersOnly && !context.isPeer {
-                throw RPCError(.unauthenticated, "\(path) takes calls from cluster members only: send the cluster secret")
-            }
+            if let refusal = permission.refusal(path: path, context) { throw refusal }
             try limit?.check(bytes)
             let reply = try handler(try decode(Request.self, from: bytes), context)
             // The common answer, ready now, is encoded without building a closure.

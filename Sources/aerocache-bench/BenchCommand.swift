@@ -32,6 +32,8 @@ struct BenchCommand: AsyncParsableCommand {
             p99 each second.
             """)
 
+    @OptionGroup var security: ClientSecurityOptions
+
     @Option(help: "Nodes to learn the cluster from, HOST:PORT[,HOST:PORT...] (env AEROCACHE_ENDPOINTS).")
     var endpoints: String = ProcessInfo.processInfo.environment["AEROCACHE_ENDPOINTS"] ?? "127.0.0.1:7400"
     @Option(help: "Measured time (seconds, or 500ms, 1m...).") var duration: String = "10s"
@@ -81,6 +83,8 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.timeout = .milliseconds(try DurationText.milliseconds(timeout))
         configuration.connectionsPerNode = connections
         configuration.routesToReplicas = !noRouting
+        configuration.tls = try security.tls()
+        configuration.token = try security.token()
         var logger = Logger(label: "aerocache-bench")
         logger.logLevel = .warning
         let client = AeroCache(configuration: configuration, eventLoopGroup: group, logger: logger)

@@ -2,6 +2,7 @@ import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheNode
 import AeroCacheRPC
+import AeroCacheTransport
 import Foundation
 import ArgumentParser
 import Logging
@@ -71,6 +72,18 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "File holding the cluster secret that every node of the cluster shares (printable, 16+ characters). Required with --seeds; without it the node takes no peer calls.")
     var clusterSecretFile: String = environment("cluster-secret-file") ?? ""
 
+    @Option(help: "PEM certificate chain this node serves TLS with (clients and peers); with --tls-key. Default: plaintext (h2c).")
+    var tlsCert: String = environment("tls-cert") ?? ""
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String = environment("tls-key") ?? ""
+
+    @Option(help: "PEM CA that signs the cluster's node certificates: peers' certificates are verified against it, and a connection presenting one it signed is a cluster member (mutual TLS between nodes).")
+    var tlsCa: String = environment("tls-ca") ?? ""
+
+    @Option(help: "File of `TOKEN ROLE` lines (roles: read, write, admin): every call must then carry `authorization: Bearer TOKEN`. Reloaded on SIGHUP.")
+    var authTokenFile: String = environment("auth-token-file") ?? ""
+
     @Option(help: "Records stamped further ahead of this node's clock are refused (500ms, 2s, ...).")
     var maxClockSkew: String = environment("max-clock-skew") ?? "2s"
 
@@ -105,6 +118,12 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         }
         guard ["on", "off"].contains(hintedHandoff), ["on", "off"].contains(readRepair), ["on", "off"].contains(bootstrap) else {
             throw ArgumentParser.ValidationError("--hinted-handoff, --read-repair and --bootstrap take on or off")
+        }
+        guard tlsCert.isEmpty == tlsKey.isEmpty else {
+            throw ArgumentParser.ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard tlsCa.isEmpty || !tlsCert.isEmpty else {
+            throw ArgumentParser.ValidationError("--tls-ca needs --tls-cert and --tls-key: the node presents its certificate to its peers")
         }
         guard replicationFactor > 0 else { throw ArgumentParser.ValidationError("--replication-factor must be at least 1") }
         guard eventLoopThreads > 0 else { throw ArgumentParser.ValidationError("--event-loop-threads must be at least 1") }
@@ -161,9 +180,27 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         configuration.cluster.linkBudgetBytes = max(configuration.storage.maxMemoryBytes / 8, 8 << 20)
         if !clusterSecretFile.isEmpty {
             configuration.cluster.credential = try Self.readSecret(clusterSecretFile)
-        } else if !configuration.cluster.seeds.isEmpty {
+        } else if !configuration.cluster.seeds.isEmpty && tlsCa.isEmpty {
             throw ArgumentParser.ValidationError(
-                "--seeds needs --cluster-secret-file: every node of a cluster shares one secret (scripts/cluster.sh makes one)")
+                "--seeds needs --cluster-secret-file (or mutual TLS: --tls-cert, --tls-key and --tls-ca): every node of a cluster proves it is one (scripts/cluster.sh makes a secret)")
+        }
+        if !tlsCert.isEmpty {
+            do {
+                configuration.serverTLS = try ServerTLS(certificateFile: tlsCert, keyFile: tlsKey,
+                                                        clientCA: tlsCa.isEmpty ? nil : tlsCa)
+                configuration.peerTLS = try ClientTLS(trustedCA: tlsCa.isEmpty ? nil : tlsCa,
+                                                      certificateFile: tlsCert, keyFile: tlsKey)
+            } catch {
+                throw ArgumentParser.ValidationError("--tls-cert/--tls-key/--tls-ca: \(error.message)")
+            }
+        }
+        var tokenReloader: TokenFileReloader?
+        if !authTokenFile.isEmpty {
+            let tokens = try TokenFileReloader.load(authTokenFile)
+            let registry = TokenRegistry(tokens)
+            configuration.tokens = registry
+            tokenReloader = TokenFileReloader(path: authTokenFile, registry: registry, logger: logger)
+            logger.info("calls need a token", metadata: ["tokens": "\(tokens.count)", "file": "\(authTokenFile)"])
         }
         if !metricsListen.isEmpty {
             do {
@@ -184,8 +221,11 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         configuration.cluster.readRepair = readRepair == "on"
 
         let node = CacheNode(configuration: configuration, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)]
+        if let tokenReloader { services.append(.init(service: tokenReloader, successTerminationBehavior: .ignore)) }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
@@ -199,25 +239,30 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
 extension AeroCacheNodeCommand {
     /// The cluster secret in `path` (surrounding whitespace and newlines ignored).
     static func readSecret(_ path: String) throws -> PeerCredential {
-        guard let file = fopen(path, "r") else {
-            throw ArgumentParser.ValidationError("--cluster-secret-file: cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-            if bytes.count > 4096 { throw ArgumentParser.ValidationError("--cluster-secret-file: \(path) is over 4 KiB") }
-        }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = try readSmallFile(path, flag: "--cluster-secret-file", limit: 4096).trimmingCharacters(in: .whitespacesAndNewlines)
         do {
             return try PeerCredential(secret: text)
         } catch {
             throw ArgumentParser.ValidationError("--cluster-secret-file: \(error.message)")
         }
     }
+}
+
+/// The text of a small file; the error names the flag it came from.
+func readSmallFile(_ path: String, flag: String, limit: Int) throws -> String {
+    guard let file = fopen(path, "r") else {
+        throw ArgumentParser.ValidationError("\(flag): cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, file)
+        if count <= 0 { break }
+        bytes.append(contentsOf: chunk[..<count])
+        if bytes.count > limit { throw ArgumentParser.ValidationError("\(flag): \(path) is over \(limit / 1024) KiB") }
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// The value of `AEROCACHE_<FLAG>` for a flag name such as `max-value-size`.

@@ -1,4 +1,5 @@
 import AeroCacheClient
+import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheRPC
 import ArgumentParser
@@ -35,6 +36,8 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Deadline for each call (seconds, or with a unit: 500ms, 2s).")
     var timeout: String = "5s"
 
+    @OptionGroup var security: ClientSecurityOptions
+
     /// Runs `body` with a client that sends each call to its key's replicas, learning the
     /// cluster from the endpoints.
     func withCache<Result>(_ body: (AeroCache) async throws -> Result) async throws -> Result {
@@ -42,6 +45,8 @@ struct GlobalOptions: ParsableArguments {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var configuration = AeroCache.Configuration(seeds: addresses)
         configuration.timeout = .milliseconds(timeoutMillis)
+        configuration.tls = try security.tls()
+        configuration.token = try security.token()
         let cache = AeroCache(configuration: configuration, eventLoopGroup: group, logger: Logger(label: "aerocachectl") { _ in SwiftLogNoOpLogHandler() })
         let outcome: Swift.Result<Result, any Error>
         do { outcome = .success(try await body(cache)) } catch { outcome = .failure(error) }
@@ -67,10 +72,12 @@ struct GlobalOptions: ParsableArguments {
     /// (for commands that ask a node about itself).
     func withClient<Result>(_ body: (CacheClient) async throws -> Result) async throws -> Result {
         let (addresses, timeoutMillis) = try parsed()
+        let (tls, token) = (try security.tls(), try security.token())
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var outcome: Swift.Result<Result, any Error> = .failure(RPCError(.unavailable, "no endpoint answered"))
         for address in addresses {
-            let client = CacheClient(endpoint: address, eventLoopGroup: group, timeout: .milliseconds(timeoutMillis))
+            let client = CacheClient(endpoint: address, eventLoopGroup: group, timeout: .milliseconds(timeoutMillis),
+                                     token: token, tls: tls)
             do {
                 outcome = .success(try await body(client))
             } catch let error as RPCError where error.code == .unavailable {

@@ -17,8 +17,10 @@ public final class PeerPool: Sendable {
 
     /// HTTP/2 connections made on `group`, from `listenHost` when that is one address (not
     /// 0.0.0.0 or ::, not a name).
-    public convenience init(group: any EventLoopGroup, credential: PeerCredential?, listenHost: String? = nil) {
+    public convenience init(group: any EventLoopGroup, credential: PeerCredential?, tls: ClientTLS? = nil,
+                            listenHost: String? = nil) {
         var configuration = GRPCClientConnection.Configuration()
+        configuration.tls = tls
         configuration.maximumBackoff = .milliseconds(500)
         if let host = listenHost, !["0.0.0.0", "::"].contains(host), let address = try? SocketAddress(ipAddress: host, port: 0) {
             configuration.localAddress = address

@@ -25,18 +25,18 @@ struct PeerService: Sendable {
 
     var methods: [ServerMethod] {
         [
-            ServerMethod(PeerMethods.join, membersOnly: true) { request, _ throws(RPCError) in
+            ServerMethod(PeerMethods.join, permission: .membersOnly) { request, _ throws(RPCError) in
                 .now(try cluster.handleJoin(request))
             },
-            ServerMethod(PeerMethods.gossip, membersOnly: true,
+            ServerMethod(PeerMethods.gossip, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 2, limit: Self.maxMembers, name: "members")) { request, _ throws(RPCError) in
                 .now(try cluster.handleGossip(request))
             },
-            ServerMethod(PeerMethods.replicate, membersOnly: true,
+            ServerMethod(PeerMethods.replicate, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 1, limit: Self.maxRecords, name: "records")) { request, _ throws(RPCError) in
                 .now(replicate(request))
             },
-            ServerMethod(PeerMethods.read, membersOnly: true,
+            ServerMethod(PeerMethods.read, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 1, limit: Self.maxReadKeys, name: "keys")) { request, _ throws(RPCError) in
                 // A coordinator whose view lags may still ask a node streaming its ranges in:
                 // "not found" from it would count as an answer.
@@ -44,22 +44,22 @@ struct PeerService: Sendable {
                 return .now(try read(request))
             },
             // Anti-entropy scans and merges: on the background thread, never on an event loop.
-            ServerMethod(PeerMethods.digestRoots, membersOnly: true,
+            ServerMethod(PeerMethods.digestRoots, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxPieces, name: "pieces")) { request, context throws(RPCError) in
                 inBackground(context) { compareRoots(request) }
             },
-            ServerMethod(PeerMethods.digestKeys, membersOnly: true,
+            ServerMethod(PeerMethods.digestKeys, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 1, limit: PeerReplica.maxListedPieces, name: "requests")) { request, context throws(RPCError) in
                 inBackground(context) { listKeys(request) }
             },
-            ServerMethod(PeerMethods.syncRecords, membersOnly: true,
+            ServerMethod(PeerMethods.syncRecords, permission: .membersOnly,
                          limiting: RepeatedLimit(field: 1, limit: ReplicaSync.maxPushRecords, name: "push")) { request, context throws(RPCError) in
                 guard request.want.count <= PeerReplica.maxWant else {
                     throw RPCError(.invalidArgument, "want names \(request.want.count) keys, over the limit of \(PeerReplica.maxWant)")
                 }
                 return inBackground(context) { syncRecords(request) }
             },
-            ServerMethod(PeerMethods.streamRange, membersOnly: true) { request, context throws(RPCError) in
+            ServerMethod(PeerMethods.streamRange, permission: .membersOnly) { request, context throws(RPCError) in
                 // A node that has not joined holds nothing to stream: an empty answer would read as
                 // an empty range.
                 guard cluster.view.isJoined else { throw RPCError(.unavailable, "this node has not joined its cluster yet") }

@@ -6,6 +6,7 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+import NIOSSL
 import NIOPosix
 import SwiftProtobuf
 import Synchronization
@@ -42,6 +43,8 @@ public final class GRPCClientConnection: PeerChannel {
         /// makes its peer connections from the address it listens on, so its peers see it
         /// there (and a firewall rule naming that address cuts it off both ways).
         public var localAddress: SocketAddress?
+        /// Connect over TLS; nil: plaintext (h2c).
+        public var tls: ClientTLS?
         public init() {}
     }
 
@@ -257,6 +260,8 @@ public final class GRPCClientConnection: PeerChannel {
         let maxResponse = configuration.maxResponseMessageBytes
         let extraHeaders = configuration.extraHeaders
         let slack = configuration.deadlineSlack
+        let tls = configuration.tls
+        let serverHostname = ClientTLS.serverHostname(host)
         // The handler goes in before the connection opens: bytes read before it was added
         // (the server's SETTINGS) would be lost and the session would fail.
         var bootstrap = ClientBootstrap(group: promise.futureResult.eventLoop)
@@ -264,6 +269,9 @@ public final class GRPCClientConnection: PeerChannel {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname))
+                    }
                     // A strong reference (a weak one would slow every retain of `self`); the cycle
                     // ends when the channel closes and its pipeline lets go of the handler.
                     let handler = ClientConnectionHandler(authority: authority, maxResponseMessageBytes: maxResponse,

@@ -1,6 +1,7 @@
 import AeroCacheRPC
 import Logging
 import NIOCore
+import NIOSSL
 import NIOPosix
 import Synchronization
 #if canImport(Glibc)
@@ -42,6 +43,10 @@ public final class GRPCServer: Sendable {
         /// size at 1 MiB/s, to send it; later it is answered `DEADLINE_EXCEEDED` (its share of
         /// the budget goes to the next).
         public var requestBodyGrace: TimeAmount = .seconds(10)
+        /// Serve over TLS; nil: plaintext (h2c).
+        public var tls: ServerTLS?
+        /// Tokens calls must carry (`authorization: Bearer TOKEN`); nil: calls need none.
+        public var tokens: TokenRegistry?
 
         public init(host: String = "127.0.0.1", port: Int = 7400, maxRequestMessageBytes: Int = 4 << 20,
                     maxConcurrentStreams: UInt32 = 1024, shutdownGracePeriod: TimeAmount = .seconds(10),
@@ -138,6 +143,7 @@ public final class GRPCServer: Sendable {
             maxHeldBytes: max(configuration.maxHeldBytesPerConnection, 2 * configuration.maxRequestMessageBytes + 64 * 1024),
             total: HeldBytes(limit: configuration.maxHeldBytes),
             peerCredential: configuration.peerCredential,
+            tokens: configuration.tokens,
             requestBodyGrace: configuration.requestBodyGrace)
         let listener: any Channel
         do {
@@ -148,6 +154,9 @@ public final class GRPCServer: Sendable {
                 .childChannelInitializer { [self] channel in
                     self.register(channel)
                     return channel.eventLoop.makeCompletedFuture {
+                        if let tls = self.configuration.tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        }
                         try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(
                             router: self.router, settings: settings, jobs: self.jobs(on: channel.eventLoop), logger: self.logger))
                     }

@@ -81,11 +81,14 @@ struct ServerCallMachine {
         let router: ServerRouter
         /// How peer calls are recognised; nil: no call is a peer call.
         let credential: PeerCredential?
+        /// The tokens callers present; nil: calls need none.
+        let tokens: TokenRegistry?
         let maxMessageBytes: Int
 
-        init(router: ServerRouter, credential: PeerCredential?, maxMessageBytes: Int) {
+        init(router: ServerRouter, credential: PeerCredential?, tokens: TokenRegistry? = nil, maxMessageBytes: Int) {
             self.router = router
             self.credential = credential
+            self.tokens = tokens
             self.maxMessageBytes = maxMessageBytes
         }
     }
@@ -95,6 +98,8 @@ struct ServerCallMachine {
     private(set) var method: ServerMethod?
     /// The call carried the cluster's credential.
     private(set) var isPeer = false
+    /// What the call's `authorization` header proved.
+    private(set) var token: TokenCheck
     /// When the caller stops waiting, in ``nanoseconds`` of the monotonic clock.
     private(set) var deadline: UInt64?
     private(set) var collector: UnaryMessageCollector
@@ -112,6 +117,7 @@ struct ServerCallMachine {
 
     init(rules: Rules) {
         self.rules = rules
+        token = rules.tokens == nil ? .notRequired : .missing
         collector = UnaryMessageCollector(maxMessageBytes: rules.maxMessageBytes)
     }
 
@@ -124,7 +130,7 @@ struct ServerCallMachine {
         case 5: name.equals(":path")
         case 7: name.equals(":method")
         case 12: name.equals("content-type") || name.equals("grpc-timeout")
-        case 13: name.equals("grpc-encoding")
+        case 13: name.equals("grpc-encoding") || name.equals("authorization")
         default: name.equals(PeerCredential.headerName)
         }
     }
@@ -148,6 +154,8 @@ struct ServerCallMachine {
             unsupportedEncoding = value.equals("identity") ? nil : Self.quote(value)
         } else if let credential = rules.credential, name.equals(PeerCredential.headerName) {
             isPeer = credential.admits(value)
+        } else if let tokens = rules.tokens, name.equals("authorization") {
+            token = tokens.role(ofAuthorization: value).map { .valid($0) } ?? .invalid
         }
     }
 

@@ -2,6 +2,8 @@ import AeroCacheRPC
 import CNghttp2
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// One server-side HTTP/2 connection: bytes in, gRPC calls dispatched, bytes out.
 ///
@@ -44,6 +46,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         var total: HeldBytes
         /// Recognises peer calls (``ServerCallContext/isPeer``); nil: no call is a peer call.
         var peerCredential: PeerCredential?
+        /// The tokens calls must carry; nil: calls need none.
+        var tokens: TokenRegistry?
         /// A request given the window for its whole message has this long, plus its size at
         /// ``minRequestBodyBytesPerSecond``, to send it; later it is answered
         /// `DEADLINE_EXCEEDED`, and its share of the budget freed (a stalled or trickling
@@ -100,6 +104,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     /// oldest first; ones that ended meanwhile are skipped (and compacted away).
     private var awaitingWindow: [ServerStream] = []
     private var awaitingWindowHead = 0
+    /// The client proved with a certificate that it is a cluster member (mutual TLS).
+    private var connectionIsMember = false
     /// Names this connection to ``HeldBytes`` when it takes the one exemption from the total.
     private let owner = HeldBytes.newOwner()
     /// Looks for requests given their window that stopped sending; scheduled while there are some.
@@ -107,7 +113,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     init(router: ServerRouter, settings: Settings,
          jobs: AsyncStream<ServerJob>.Continuation, logger: Logger) {
-        self.rules = ServerCallMachine.Rules(router: router, credential: settings.peerCredential,
+        self.rules = ServerCallMachine.Rules(router: router, credential: settings.peerCredential, tokens: settings.tokens,
                                              maxMessageBytes: settings.maxRequestMessageBytes)
         self.settings = settings
         self.jobs = jobs
@@ -133,6 +139,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         start()
         context.fireChannelActive()
     }
+
 
     /// Sends the server's SETTINGS, which must be its first frame; once, whichever of
     /// `handlerAdded` (channel already active) and `channelActive` comes first.
@@ -220,9 +227,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                                   nghttp2_session_get_last_proc_stream_id(session.raw),
                                   NGHTTP2_NO_ERROR.rawValue, nil, 0)
             flush()
-        } else {
-            context.fireUserInboundEventTriggered(event)
+            return
         }
+        // Under mutual TLS a client certificate is verified against the cluster's CA during
+        // the handshake (one that fails to verify ends the connection): a connection that
+        // presented one comes from a cluster member.
+        if case .handshakeCompleted = event as? TLSUserEvent,
+           let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+           tls.peerCertificate != nil {
+            connectionIsMember = true
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func close() {
@@ -504,7 +519,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
     /// Hands a complete request to its method.
     private func run(_ stream: ServerStream, method: ServerMethod, request: [UInt8]) {
         let callContext = ServerCallContext(deadline: stream.call.deadline,
-                                            isPeer: stream.call.isPeer)
+                                            isPeer: stream.call.isPeer || connectionIsMember,
+                                            token: stream.call.token)
         do {
             switch try method.body(request, callContext) {
             case .now(let response): respond(stream, .success(response))
