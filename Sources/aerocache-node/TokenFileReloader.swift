@@ -6,10 +6,12 @@ import UnixSignals
 
 /// Reads `--auth-token-file` again on every SIGHUP. A file that no longer parses leaves the
 /// tokens as they were (and says why, by line number: tokens never reach the log).
-struct TokenFileReloader: Service {
+struct TokenFileReloader: Service, CustomStringConvertible {
     let path: String
     let registry: TokenRegistry
     let logger: Logger
+
+    var description: String { "TokenFileReloader(\(path))" }
 
     /// The tokens in `path`; the error names the file and the first bad line.
     static func load(_ path: String) throws -> AccessTokens {
