@@ -12,7 +12,7 @@ if [[ ! -x $venv/bin/python ]]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check \
-  grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 h2==4.4.1 xxhash==3.6.0 pytest
+  grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 h2==4.4.1 xxhash==3.6.0 pyyaml==6.0.2 pytest
 
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT

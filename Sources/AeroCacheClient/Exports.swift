@@ -2,5 +2,5 @@
 // call throws and the consistency levels a call may ask for.
 @_exported import struct AeroCacheRPC.RPCError
 @_exported import enum AeroCacheCore.Consistency
-@_exported import struct AeroCacheTransport.ClientTLS
+@_exported import class AeroCacheTransport.ClientTLS
 @_exported import struct AeroCacheTransport.TLSFileError

@@ -75,19 +75,6 @@ public final class CacheNode: Service, Sendable {
         let core = NodeCore(configuration: configuration, peers: peers, backgroundExecutor: backgroundThread.executor,
                             logger: logger)
         self.core = core
-        if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
-            let (store, cluster, metrics) = (core.store, core.cluster, core.metrics)
-            metricsServer = MetricsServer(host: listen.host, port: listen.port) {
-                metrics.keys.record(store.liveKeyCount())
-                metrics.memory.record(store.memoryBytes)
-                metrics.hintsPending.record(cluster.hints.count)
-                metrics.reportEvictions(total: store.statistics.evictions)
-                metrics.reportHintsDropped(total: cluster.hints.droppedCount)
-                return registry.emitToBuffer()
-            }
-        } else {
-            metricsServer = nil
-        }
         var serverConfiguration = GRPCServer.Configuration(
             host: configuration.host, port: configuration.port,
             maxRequestMessageBytes: core.maxRequestBytes,
@@ -97,11 +84,26 @@ public final class CacheNode: Service, Sendable {
             peerCredential: configuration.cluster.credential)
         serverConfiguration.tls = configuration.serverTLS
         serverConfiguration.tokens = configuration.tokens
-        server = GRPCServer(
+        let server = GRPCServer(
             configuration: serverConfiguration,
             methods: core.methods,
             eventLoopGroup: group,
             logger: logger)
+        self.server = server
+        if let listen = configuration.metricsListen, let registry = configuration.metricsRegistry {
+            let (store, cluster, metrics) = (core.store, core.cluster, core.metrics)
+            metricsServer = MetricsServer(host: listen.host, port: listen.port) {
+                metrics.keys.record(store.liveKeyCount())
+                metrics.memory.record(store.memoryBytes)
+                metrics.hintsPending.record(cluster.hints.count)
+                metrics.reportEvictions(total: store.statistics.evictions)
+                metrics.reportHintsDropped(total: cluster.hints.droppedCount)
+                metrics.connections.record(server.openConnections)
+                return registry.emitToBuffer()
+            }
+        } else {
+            metricsServer = nil
+        }
     }
 
     /// The address the node listens on, once bound.

@@ -73,22 +73,37 @@ public struct CacheService: Sendable {
     private func measured<Response>(_ op: NodeMetrics.Operation, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
         metrics.request(op)
         let start = NodeRuntime.monotonicNanoseconds()
-        let reply = try body()
+        let reply: Reply<Response>
+        do {
+            reply = try body()
+        } catch {
+            metrics.answered(op, failure: error.code)
+            throw error
+        }
         switch reply {
         case .now:
             metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
+            metrics.answered(op, failure: nil)
             return reply
         case .later(let work):
             let metrics = self.metrics
             return .later {
                 defer { metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start)) }
-                return try await work()
+                do {
+                    let response = try await work()
+                    metrics.answered(op, failure: nil)
+                    return response
+                } catch {
+                    metrics.answered(op, failure: (error as? RPCError)?.code ?? .internalError)
+                    throw error
+                }
             }
         case .callback(let begin):
             let metrics = self.metrics
             return .callback { completion in
                 begin { result in
                     metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
+                    if case .failure(let error) = result { metrics.answered(op, failure: error.code) } else { metrics.answered(op, failure: nil) }
                     completion(result)
                 }
             }

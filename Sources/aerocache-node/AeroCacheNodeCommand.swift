@@ -105,12 +105,18 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads serving connections.")
     var eventLoopThreads: Int = environment("event-loop-threads").flatMap { Int($0) } ?? 1
 
+    @Option(help: "text (readable lines) or json (one JSON object per line, for log shippers).")
+    var logFormat: String = environment("log-format") ?? "text"
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = environment("log-level") ?? "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ArgumentParser.ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard ["text", "json"].contains(logFormat) else {
+            throw ArgumentParser.ValidationError("--log-format must be text or json")
         }
         guard EvictionPolicy(rawValue: evictionPolicy) != nil else {
             throw ArgumentParser.ValidationError(
@@ -144,7 +150,13 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -194,12 +206,12 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
                 throw ArgumentParser.ValidationError("--tls-cert/--tls-key/--tls-ca: \(error.message)")
             }
         }
-        var tokenReloader: TokenFileReloader?
+        var reloadedTokens: (path: String, registry: TokenRegistry)?
         if !authTokenFile.isEmpty {
-            let tokens = try TokenFileReloader.load(authTokenFile)
+            let tokens = try ReloadOnHangup.load(authTokenFile)
             let registry = TokenRegistry(tokens)
             configuration.tokens = registry
-            tokenReloader = TokenFileReloader(path: authTokenFile, registry: registry, logger: logger)
+            reloadedTokens = (authTokenFile, registry)
             logger.info("calls need a token", metadata: ["tokens": "\(tokens.count)", "file": "\(authTokenFile)"])
         }
         if !metricsListen.isEmpty {
@@ -223,7 +235,13 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         let node = CacheNode(configuration: configuration, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)]
-        if let tokenReloader { services.append(.init(service: tokenReloader, successTerminationBehavior: .ignore)) }
+        var reloadedTLS: [ReloadableTLS] = []
+        if let server = configuration.serverTLS { reloadedTLS.append(ReloadableTLS(use: "serving") { try server.reload() }) }
+        if let peers = configuration.peerTLS { reloadedTLS.append(ReloadableTLS(use: "calling peers") { try peers.reload() }) }
+        if reloadedTokens != nil || !reloadedTLS.isEmpty {
+            let reloader = ReloadOnHangup(tokens: reloadedTokens, tls: reloadedTLS, logger: logger)
+            services.append(.init(service: reloader, successTerminationBehavior: .ignore))
+        }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

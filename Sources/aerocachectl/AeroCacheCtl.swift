@@ -22,7 +22,7 @@ struct AeroCacheCtl: AsyncParsableCommand {
             """,
         subcommands: [SetCommand.self, GetCommand.self, HasCommand.self, DelCommand.self,
                       IncrCommand.self, TtlCommand.self, StatusCommand.self, RingCommand.self, OwnersCommand.self,
-                      RepairCommand.self, DecommissionCommand.self, RemoveCommand.self])
+                      RepairCommand.self, DecommissionCommand.self, RemoveCommand.self, HealthCommand.self])
 }
 
 /// Options every command takes.

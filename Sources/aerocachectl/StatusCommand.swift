@@ -1,4 +1,5 @@
 import AeroCacheClient
+import AeroCacheCommandLine
 import AeroCacheCore
 import AeroCacheProto
 import AeroCacheRPC
@@ -13,6 +14,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
+        let (tls, token) = (try global.security.tls(), try global.security.token())
         let nodes = try await global.withClient { client in
             let view = try await client.connection.unary(AdminMethods.status, Aerocache_V1_StatusRequest(), timeout: client.timeout)
             // Each node reports its own keys and memory: ask every member the view names.
@@ -20,7 +22,8 @@ struct StatusCommand: AsyncParsableCommand {
                 for member in view.nodes {
                     group.addTask {
                         guard member.state != "down", let address = try? HostPort(parsing: member.address) else { return member }
-                        let peer = CacheClient(endpoint: address, eventLoopGroup: client.connection.eventLoopGroup, timeout: .seconds(2))
+                        let peer = CacheClient(endpoint: address, eventLoopGroup: client.connection.eventLoopGroup, timeout: .seconds(2),
+                                               token: token, tls: tls)
                         let own = try? await peer.connection.unary(AdminMethods.status, Aerocache_V1_StatusRequest(), timeout: .seconds(2))
                         await peer.close()
                         guard var mine = own?.nodes.first(where: { $0.id == member.id }) else { return member }

@@ -114,9 +114,24 @@ import Testing
         _ = wrong.headersEnded(endStream: true, now: 0)
     }
 
+    @Test func theAuthorizationHeaderIsCheckedOnlyWhenTokensAreRequired() throws {
+        let tokens = TokenRegistry(try AccessTokens(parsing: "writer-0123456789abcdef write\n"))
+        func call(tokens: TokenRegistry?, _ headers: [(String, String)]) -> ServerCallMachine {
+            var call = ServerCallMachine(rules: .init(router: router, credential: nil, tokens: tokens, maxMessageBytes: 16))
+            for (name, value) in headers { header(&call, name, value) }
+            return call
+        }
+        #expect(call(tokens: nil, [("authorization", "Bearer anything-at-all-here")]).token == .notRequired)
+        #expect(call(tokens: tokens, []).token == .missing)
+        #expect(call(tokens: tokens, [("authorization", "Bearer writer-0123456789abcdef")]).token == .valid(.write))
+        #expect(call(tokens: tokens, [("authorization", "Bearer writer-0123456789abcdeF")]).token == .invalid)
+        // With two headers, the last counts.
+        #expect(call(tokens: tokens, [("authorization", "Bearer x"), ("authorization", "Bearer writer-0123456789abcdef")]).token == .valid(.write))
+    }
+
     @Test func onlyTheHeadersThatCanChangeACallAreWanted() {
         func wants(_ name: String) -> Bool { Array(name.utf8).withUnsafeBytes { ServerCallMachine.wants(headerNamed: $0) } }
-        for name in [":path", ":method", "content-type", "grpc-timeout", "grpc-encoding", PeerCredential.headerNameString] {
+        for name in [":path", ":method", "content-type", "grpc-timeout", "grpc-encoding", "authorization", PeerCredential.headerNameString] {
             #expect(wants(name), "\(name)")
         }
         for name in [":authority", ":scheme", "te", "user-agent", "content-typf", "grpc-timeouts", ""] {

@@ -104,15 +104,27 @@ public final class ClusterShell: Sendable {
                                replicationFactor: configuration.replicationFactor)
         // Tasks publish side by side: a snapshot older than the one out already stays unseen.
         // The ring change goes out under the lock, so changes arrive in the order of the views.
-        published.withLock { published in
-            guard view.revision >= published.revision else { return }
+        let changes = published.withLock { published -> [(id: String, from: Membership.Status?, to: Membership.Status)] in
+            guard view.revision >= published.revision else { return [] }
             store.checkStamps(against: check)
             let old = published.ring
+            let before = Dictionary(published.statuses.map { ($0.id, $0.status) }, uniquingKeysWith: { first, _ in first })
+            let changes = view.statuses.compactMap { member -> (id: String, from: Membership.Status?, to: Membership.Status)? in
+                before[member.id] == member.status ? nil : (member.id, before[member.id], member.status)
+            }
             published = view
             if old.members != view.ring.members && !old.isEmpty {
                 let removed = Set(old.members.map(\.id)).filter { instance.records[$0]?.phase == .removed }
                 ringChangesContinuation.yield(RingChange(old: old, new: view.ring, removed: removed))
             }
+            return changes
+        }
+        // One line per change of a member's state, as this node sees it.
+        for change in changes {
+            metrics.membershipChanged(to: change.to)
+            logger.notice("member \(change.id) is now \(change.to.rawValue)",
+                          metadata: ["member": "\(change.id)", "state": "\(change.to.rawValue)",
+                                     "was": "\(change.from?.rawValue ?? "unknown")"])
         }
     }
 

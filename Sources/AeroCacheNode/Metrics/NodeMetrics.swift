@@ -1,4 +1,5 @@
 import AeroCacheCore
+import AeroCacheRPC
 import CoreMetrics
 import Synchronization
 
@@ -44,6 +45,14 @@ final class NodeMetrics: Sendable {
     let rangesPending: CoreMetrics.Gauge
     /// Peer records refused, indexed by ``RecordRejection``'s position in `allCases`.
     private let rejectedRecords: [CoreMetrics.Counter]
+    /// Answers per Cache operation and gRPC status (`aerocache_responses_total{op, code}`):
+    /// `OK` made up front, the others on their first use.
+    private let answeredOK: [CoreMetrics.Counter]
+    private let answeredFailing = Mutex<[String: CoreMetrics.Counter]>([:])
+    /// Changes of a member's state seen by this node, by the state entered.
+    private let membershipChanges: [Membership.Status: CoreMetrics.Counter]
+    /// Client and peer connections open now.
+    let connections: CoreMetrics.Gauge
 
     init() {
         requests = Operation.allCases.map {
@@ -66,7 +75,30 @@ final class NodeMetrics: Sendable {
         streamBytesOut = CoreMetrics.Counter(label: "aerocache_stream_bytes_total", dimensions: [("direction", "out")])
         rangesPending = CoreMetrics.Gauge(label: "aerocache_stream_ranges_pending")
         rangesPending.record(0)
+        answeredOK = Operation.allCases.map {
+            CoreMetrics.Counter(label: "aerocache_responses_total", dimensions: [("op", $0.label), ("code", "OK")])
+        }
+        membershipChanges = Dictionary(uniqueKeysWithValues: Membership.Status.allCases.map {
+            ($0, CoreMetrics.Counter(label: "aerocache_membership_changes_total", dimensions: [("state", $0.rawValue)]))
+        })
+        connections = CoreMetrics.Gauge(label: "aerocache_connections")
     }
+
+    /// Counts the answer to one call of `op`: its gRPC status, nil for OK.
+    func answered(_ op: Operation, failure code: RPCError.Code?) {
+        guard let code else { return answeredOK[op.rawValue].increment() }
+        let name = "\(code)"
+        answeredFailing.withLock { counters in
+            let key = op.label + " " + name
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: "aerocache_responses_total", dimensions: [("op", op.label), ("code", name)])
+            counters[key] = counter
+            return counter
+        }.increment()
+    }
+
+    /// Counts a member (this node included) entering `state` in this node's view.
+    func membershipChanged(to state: Membership.Status) { membershipChanges[state]?.increment() }
 
     /// Evictions and dropped hints already added to their counters (the engine and the hint
     /// store keep the running totals).

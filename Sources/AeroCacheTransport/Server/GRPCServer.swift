@@ -216,6 +216,9 @@ public final class GRPCServer: Sendable {
         finishIfIdle()
     }
 
+    /// Connections open now (clients and peers).
+    public var openConnections: Int { state.withLock { $0.connections.count } }
+
     private func register(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
         let refuse = state.withLock { state in

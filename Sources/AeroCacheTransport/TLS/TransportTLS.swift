@@ -1,14 +1,30 @@
 import NIOSSL
+import Synchronization
 
 /// TLS a server serves with, from PEM files. HTTP/2 is agreed by ALPN (`h2`), as gRPC requires.
-public struct ServerTLS: Sendable {
-    let context: NIOSSLContext
+/// ``reload()`` reads the files again: connections made after it use the new certificate.
+public final class ServerTLS: Sendable {
+    private let current: Mutex<NIOSSLContext>
+    private let load: @Sendable () throws(TLSFileError) -> NIOSSLContext
+
+    var context: NIOSSLContext { current.withLock { $0 } }
+
+    /// Reads the files again; on an error the TLS in use stays as it was.
+    public func reload() throws(TLSFileError) {
+        let fresh = try load()
+        current.withLock { $0 = fresh }
+    }
 
     /// The server's certificate chain and key. With `clientCA`, a client may present a
     /// certificate, which must then verify against it: mutual TLS, how cluster members prove
     /// who they are. Clients without one are served as before (they present tokens).
     public init(certificateFile: String, keyFile: String, clientCA: String?) throws(TLSFileError) {
-        context = try TLSFileError.wrapping {
+        load = { () throws(TLSFileError) in try Self.context(certificateFile: certificateFile, keyFile: keyFile, clientCA: clientCA) }
+        current = Mutex(try load())
+    }
+
+    private static func context(certificateFile: String, keyFile: String, clientCA: String?) throws(TLSFileError) -> NIOSSLContext {
+        try TLSFileError.wrapping {
             var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)))
@@ -23,15 +39,30 @@ public struct ServerTLS: Sendable {
     }
 }
 
-/// TLS a client connects with, from PEM files.
-public struct ClientTLS: Sendable {
-    let context: NIOSSLContext
+/// TLS a client connects with, from PEM files. ``reload()`` reads the files again: connections
+/// made after it (reconnections included) use them.
+public final class ClientTLS: Sendable {
+    private let current: Mutex<NIOSSLContext>
+    private let load: @Sendable () throws(TLSFileError) -> NIOSSLContext
+
+    var context: NIOSSLContext { current.withLock { $0 } }
+
+    /// Reads the files again; on an error the TLS in use stays as it was.
+    public func reload() throws(TLSFileError) {
+        let fresh = try load()
+        current.withLock { $0 = fresh }
+    }
 
     /// The server's certificate must verify against `trustedCA` (the system's roots when nil)
     /// and name the host dialled (an IP address in its subject alternative names when an
     /// address is dialled). With a certificate and key, the client presents them (mutual TLS).
     public init(trustedCA: String?, certificateFile: String? = nil, keyFile: String? = nil) throws(TLSFileError) {
-        context = try TLSFileError.wrapping {
+        load = { () throws(TLSFileError) in try Self.context(trustedCA: trustedCA, certificateFile: certificateFile, keyFile: keyFile) }
+        current = Mutex(try load())
+    }
+
+    private static func context(trustedCA: String?, certificateFile: String?, keyFile: String?) throws(TLSFileError) -> NIOSSLContext {
+        try TLSFileError.wrapping {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.applicationProtocols = ["h2"]
             configuration.minimumTLSVersion = .tlsv12
