@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 need_packages libnghttp2-dev libjemalloc-dev pkg-config iproute2
+need_command openssl openssl
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing_packages+=(python3-venv)
 install_needed
 
