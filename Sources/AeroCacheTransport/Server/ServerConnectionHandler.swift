@@ -620,6 +620,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Answers a call once: a message then `grpc-status: 0`, or a Trailers-Only error.
     private func respond(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
+        let ran = stream.call.phase == .running
         guard isOpen, let answering = stream.call.answer() else { return }
         if answering.leftWaitQueue { forgetWaiting(stream) }
         // Answered before its request arrived whole: what the client still sends is dropped,
@@ -636,6 +637,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
                 resetStream(stream)
             }
         case .failure(let error):
+            // A fault of this node's own, met by a method it ran (not a malformed request, a
+            // missing token or a peer that is down): one line each, at error level.
+            if ran && (error.code == .internalError || error.code == .unknown || error.code == .dataLoss) {
+                logger.error("a call failed here", metadata: ["method": "\(stream.call.method?.path ?? "?")",
+                                                              "code": "\(error.code)", "error": "\(error.message)"])
+            }
             submitTrailersOnly(stream, httpStatus: HeaderField.status200, error)
         }
     }
