@@ -7,34 +7,24 @@ import Glibc
 
 /// The TLS and token options of every command that calls nodes (`aerocachectl`,
 /// `aerocache-bench`). A token is never taken from the command line, where `ps` shows it: from
-/// `--token-file` or the environment (`AEROCACHE_TOKEN`).
+/// `--token-file` or the environment (`AEROCACHE_TOKEN`). Clients present no certificate: one
+/// the cluster's CA signed would make its holder a cluster member.
 public struct ClientSecurityOptions: ParsableArguments {
     @Option(help: "PEM CA to verify the nodes' certificates with: connect over TLS (env AEROCACHE_TLS_CA).")
     var tlsCa: String? = getenv("AEROCACHE_TLS_CA").map { String(cString: $0) }
-
-    @Option(help: "PEM client certificate to present (mutual TLS), with --tls-key.")
-    var tlsCert: String?
-
-    @Option(help: "PEM private key of --tls-cert.")
-    var tlsKey: String?
 
     @Option(help: "File holding the token sent with every call (env AEROCACHE_TOKEN holds one directly).")
     var tokenFile: String? = getenv("AEROCACHE_TOKEN_FILE").map { String(cString: $0) }
 
     public init() {}
 
-    public func validate() throws {
-        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        guard tlsCert == nil || tlsCa != nil else { throw ValidationError("--tls-cert needs --tls-ca") }
-    }
-
     /// TLS to the nodes, or nil for plaintext; a usage error names a file that cannot be used.
     public func tls() throws -> ClientTLS? {
         guard let tlsCa else { return nil }
         do {
-            return try ClientTLS(trustedCA: tlsCa, certificateFile: tlsCert, keyFile: tlsKey)
+            return try ClientTLS(trustedCA: tlsCa)
         } catch {
-            throw ValidationError("--tls-ca/--tls-cert/--tls-key: \(error.message)")
+            throw ValidationError("--tls-ca: \(error.message)")
         }
     }
 

@@ -35,25 +35,25 @@ public struct CacheService: Sendable {
     public var methods: [ServerMethod] {
         [
             ServerMethod(CacheMethods.get, permission: .role(.read)) { request, context throws(RPCError) in
-                try measured(.get) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
+                try measured(.get, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try get(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.set, permission: .role(.write)) { request, context throws(RPCError) in
-                try measured(.set) { () throws(RPCError) in try set(Self.peerOnly(request, context), deadline: context.deadline) }
+                try measured(.set, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try set(Self.peerOnly(request, context), deadline: context.deadline) }
             },
             ServerMethod(CacheMethods.delete, permission: .role(.write)) { request, context throws(RPCError) in
-                try measured(.delete) { () throws(RPCError) in try delete(Self.peerOnly(request, context), deadline: context.deadline) }
+                try measured(.delete, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try delete(Self.peerOnly(request, context), deadline: context.deadline) }
             },
             ServerMethod(CacheMethods.has, permission: .role(.read)) { request, context throws(RPCError) in
-                try measured(.has) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
+                try measured(.has, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try has(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.increment, permission: .role(.write)) { request, context throws(RPCError) in
-                try measured(.increment) { () throws(RPCError) in try increment(Self.peerOnly(request, context)) }
+                try measured(.increment, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try increment(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.touch, permission: .role(.write)) { request, context throws(RPCError) in
-                try measured(.touch) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
+                try measured(.touch, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try touch(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.batchGet, permission: .role(.read), limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "keys")) { request, context throws(RPCError) in
-                try measured(.batchGet) { () throws(RPCError) in try batchGet(Self.peerOnly(request, context)) }
+                try measured(.batchGet, forwarded: request.forwarded && context.isPeer) { () throws(RPCError) in try batchGet(Self.peerOnly(request, context)) }
             },
             ServerMethod(CacheMethods.batchSet, permission: .role(.write), limiting: RepeatedLimit(field: 1, limit: Self.maxBatchKeys, name: "entries")) { request, context throws(RPCError) in
                 try measured(.batchSet) { () throws(RPCError) in try batchSet(request, fromPeer: context.isPeer, deadline: context.deadline) }
@@ -69,8 +69,11 @@ public struct CacheService: Sendable {
         return cleared
     }
 
-    /// Counts a call and records how long it took (to its answer, when that comes later).
-    private func measured<Response>(_ op: NodeMetrics.Operation, _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
+    /// Counts a call and records how long it took (to its answer, when that comes later). A
+    /// call a peer `forwarded` was counted where it arrived: not again here.
+    private func measured<Response>(_ op: NodeMetrics.Operation, forwarded: Bool = false,
+                                    _ body: () throws(RPCError) -> Reply<Response>) throws(RPCError) -> Reply<Response> {
+        if forwarded { return try body() }
         metrics.request(op)
         let start = NodeRuntime.monotonicNanoseconds()
         let reply: Reply<Response>
@@ -82,13 +85,13 @@ public struct CacheService: Sendable {
         }
         switch reply {
         case .now:
-            metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
+            metrics.took(op, since: start)
             metrics.answered(op, failure: nil)
             return reply
         case .later(let work):
             let metrics = self.metrics
             return .later {
-                defer { metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start)) }
+                defer { metrics.took(op, since: start) }
                 do {
                     let response = try await work()
                     metrics.answered(op, failure: nil)
@@ -102,7 +105,7 @@ public struct CacheService: Sendable {
             let metrics = self.metrics
             return .callback { completion in
                 begin { result in
-                    metrics.duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() - start))
+                    metrics.took(op, since: start)
                     if case .failure(let error) = result { metrics.answered(op, failure: error.code) } else { metrics.answered(op, failure: nil) }
                     completion(result)
                 }

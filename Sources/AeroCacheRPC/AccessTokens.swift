@@ -45,7 +45,8 @@ public struct AccessTokens: Sendable {
                 throw CredentialError("line \(lineNumber): expected `TOKEN ROLE`, found \(fields.count) field(s)")
             }
             guard let role = Role(name: fields[1]) else {
-                throw CredentialError("line \(lineNumber): unknown role \"\(fields[1].prefix(32))\"; roles are read, write and admin")
+                // The field is not quoted: a line written `ROLE TOKEN` would put a token in the log.
+                throw CredentialError("line \(lineNumber): the second field is not a role; roles are read, write and admin (`TOKEN ROLE`)")
             }
             let token = Array(first.utf8)
             guard token.count >= Self.minimumLength else {

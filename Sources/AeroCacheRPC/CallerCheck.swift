@@ -29,23 +29,24 @@ public enum Permission: Sendable, Equatable {
     /// Anyone, token or not (the health check, which probes call without one).
     case anyone
     /// A caller whose token has this role or a higher one (any caller when the server takes
-    /// no tokens), or a cluster member.
+    /// no tokens). A cluster member passes for `read` and `write`: it forwards its clients'
+    /// calls, checked where they arrived. Admin commands come from operators, with a token.
     case role(Role)
     /// Cluster members only (``ServerCallContext/isPeer``).
     case membersOnly
 
     /// Nil when `context` may call the method `path`; else the error to answer.
-    func refusal(path: String, _ context: ServerCallContext) -> RPCError? {
+    public func refusal(path: String, _ context: ServerCallContext) -> RPCError? {
         switch self {
         case .anyone:
             return nil
         case .membersOnly:
             guard context.isPeer else {
-                return RPCError(.unauthenticated, "\(path) takes calls from cluster members only: send the cluster secret")
+                return RPCError(.unauthenticated, "\(path) takes calls from cluster members only: send the cluster secret, or connect with a node certificate")
             }
             return nil
         case .role(let needed):
-            if context.isPeer { return nil }
+            if context.isPeer && needed < .admin { return nil }
             switch context.token {
             case .notRequired:
                 return nil

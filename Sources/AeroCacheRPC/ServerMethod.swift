@@ -29,6 +29,9 @@ public struct ServerMethod: Sendable {
     public typealias Body = @Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(RPCError) -> Reply<[UInt8]>
 
     public let path: String
+    /// Who may call it; checked as soon as the request's headers are in (before its body is
+    /// taken), and again by ``body``.
+    public let permission: Permission
     package let body: Body
     @usableFromInline let pathBytes: [UInt8]
 
@@ -43,6 +46,7 @@ public struct ServerMethod: Sendable {
     ) {
         let path = method.path
         self.path = path
+        self.permission = permission
         self.pathBytes = Array(path.utf8)
         self.body = { bytes, context throws(RPCError) in
             if let refusal = permission.refusal(path: path, context) { throw refusal }

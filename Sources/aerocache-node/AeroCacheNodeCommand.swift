@@ -149,6 +149,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // SIGHUP reads files again (``ReloadFiles``); until that service listens, it is
+        // ignored rather than ending the node (its default action).
+        signal(SIGHUP, SIG_IGN)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
@@ -202,13 +205,14 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
                                                         clientCA: tlsCa.isEmpty ? nil : tlsCa)
                 configuration.peerTLS = try ClientTLS(trustedCA: tlsCa.isEmpty ? nil : tlsCa,
                                                       certificateFile: tlsCert, keyFile: tlsKey)
+                configuration.cluster.membersUseCertificates = !tlsCa.isEmpty
             } catch {
                 throw ArgumentParser.ValidationError("--tls-cert/--tls-key/--tls-ca: \(error.message)")
             }
         }
         var reloadedTokens: (path: String, registry: TokenRegistry)?
         if !authTokenFile.isEmpty {
-            let tokens = try ReloadOnHangup.load(authTokenFile)
+            let tokens = try ReloadFiles.load(authTokenFile)
             let registry = TokenRegistry(tokens)
             configuration.tokens = registry
             reloadedTokens = (authTokenFile, registry)
@@ -221,7 +225,14 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
                 throw ArgumentParser.ValidationError("--metrics-listen: \(error.message)")
             }
             let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            var factory = PrometheusMetricsFactory(registry: registry)
+            // Calls take tens of microseconds to a few milliseconds: the default buckets start at 5 ms.
+            factory.durationHistogramBuckets["aerocache_request_duration_seconds"] = [
+                .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+            ]
+            MetricsSystem.bootstrap(factory)
             configuration.metricsRegistry = registry
         }
         configuration.eventLoopThreads = eventLoopThreads
@@ -236,12 +247,16 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)]
         var reloadedTLS: [ReloadableTLS] = []
-        if let server = configuration.serverTLS { reloadedTLS.append(ReloadableTLS(use: "serving") { try server.reload() }) }
-        if let peers = configuration.peerTLS { reloadedTLS.append(ReloadableTLS(use: "calling peers") { try peers.reload() }) }
-        if reloadedTokens != nil || !reloadedTLS.isEmpty {
-            let reloader = ReloadOnHangup(tokens: reloadedTokens, tls: reloadedTLS, logger: logger)
-            services.append(.init(service: reloader, successTerminationBehavior: .ignore))
+        let tlsFiles = [tlsCert, tlsKey, tlsCa].filter { !$0.isEmpty }
+        if let server = configuration.serverTLS {
+            reloadedTLS.append(ReloadableTLS(use: "serving", files: tlsFiles) { try server.reload() })
         }
+        if let peers = configuration.peerTLS {
+            reloadedTLS.append(ReloadableTLS(use: "calling peers", files: []) { try peers.reload() })
+        }
+        // Always: SIGHUP's default action ends the process, and `systemctl reload` sends it.
+        services.append(.init(service: ReloadFiles(tokens: reloadedTokens, tls: reloadedTLS, logger: logger),
+                              successTerminationBehavior: .ignore))
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -39,7 +39,7 @@ enum CLIMain {
 
     /// Where the arguments stop being global options (`--endpoints X`, `--timeout=2s`, `--json`).
     static func firstIndexAfterGlobalOptions(_ arguments: [String]) -> Int {
-        let takesValue: Set<String> = ["--endpoints", "--timeout", "--tls-ca", "--tls-cert", "--tls-key", "--token-file"]
+        let takesValue: Set<String> = ["--endpoints", "--timeout", "--tls-ca", "--token-file"]
         let flags: Set<String> = ["--json"]
         var index = 0
         while index < arguments.count {

@@ -35,10 +35,17 @@ import Testing
             ("reader-0123456789abcdef\n", "line 1"),
             ("reader-0123456789abcdef read extra\n", "line 1"),
             ("ok-token-0123456789abc read\nshort write\n", "line 2: a token must be at least 16"),
-            ("reader-0123456789abcdef reader\n", "unknown role"),
+            ("reader-0123456789abcdef reader\n", "not a role"),
             ("reader-0123456789abcdef read\nreader-0123456789abcdef admin\n", "twice"),
             ("reader-0123456789abcdéf read\n", "printable ASCII"),
         ]
+        // A line written ROLE TOKEN: the error must not quote the token.
+        #expect {
+            try AccessTokens(parsing: "admin secret-token-0123456789\n")
+        } throws: { error in
+            let message = (error as? CredentialError)?.message ?? ""
+            return message.contains("line 1") && !message.contains("secret-token")
+        }
         for (text, message) in cases {
             #expect {
                 try AccessTokens(parsing: text)
@@ -62,9 +69,13 @@ import Testing
         #expect(refusal(.role(.admin), .valid(.write)) == .permissionDenied)
         #expect(refusal(.role(.write), .valid(.write)) == nil)
         #expect(refusal(.role(.read), .valid(.admin)) == nil)
-        // An admin token is no cluster member; a member needs no token.
+        // An admin token is no cluster member; a member needs no token to read or write (it
+        // forwards calls checked where they arrived), but admin commands need an admin token.
         #expect(refusal(.membersOnly, .valid(.admin)) == .unauthenticated)
-        #expect(refusal(.role(.admin), .missing, isPeer: true) == nil)
+        #expect(refusal(.role(.write), .missing, isPeer: true) == nil)
+        #expect(refusal(.role(.admin), .missing, isPeer: true) == .unauthenticated)
+        #expect(refusal(.role(.admin), .valid(.write), isPeer: true) == .permissionDenied)
+        #expect(refusal(.role(.admin), .notRequired, isPeer: true) == nil)
         #expect(refusal(.anyone, .invalid) == nil)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 /// Every transition of ``ServerCallMachine``, driven without a socket.
 @Suite struct ServerCallMachineTests {
-    private static let get = ServerMethod(CacheMethods.get) { _, _ in .now(Aerocache_V1_GetResponse()) }
+    private static let get = ServerMethod(CacheMethods.get, permission: .role(.read)) { _, _ in .now(Aerocache_V1_GetResponse()) }
     private let router = ServerRouter([Self.get])
     private let credential = try! PeerCredential(secret: "0123456789abcdef-secret")
 
@@ -125,8 +125,15 @@ import Testing
         #expect(call(tokens: tokens, []).token == .missing)
         #expect(call(tokens: tokens, [("authorization", "Bearer writer-0123456789abcdef")]).token == .valid(.write))
         #expect(call(tokens: tokens, [("authorization", "Bearer writer-0123456789abcdeF")]).token == .invalid)
-        // With two headers, the last counts.
-        #expect(call(tokens: tokens, [("authorization", "Bearer x"), ("authorization", "Bearer writer-0123456789abcdef")]).token == .valid(.write))
+        // A call without the right token is refused when its headers end, before its body is taken.
+        var anonymous = call(tokens: tokens, [(":method", "POST"), (":path", CacheMethods.get.path), ("content-type", "application/grpc")])
+        #expect(refusal(anonymous.headersEnded(endStream: false, now: 0))?.error.code == .unauthenticated)
+        var member = call(tokens: tokens, [(":method", "POST"), (":path", CacheMethods.get.path), ("content-type", "application/grpc")])
+        #expect(member.headersEnded(endStream: false, now: 0, memberConnection: true) == .receive(watchDeadline: false),
+                "a member's connection needs no token for a data call")
+        // Two headers are refused, whichever is valid.
+        #expect(call(tokens: tokens, [("authorization", "Bearer x"), ("authorization", "Bearer writer-0123456789abcdef")]).token == .invalid)
+        #expect(call(tokens: tokens, [("authorization", "Bearer writer-0123456789abcdef"), ("authorization", "Bearer x")]).token == .invalid)
     }
 
     @Test func onlyTheHeadersThatCanChangeACallAreWanted() {

@@ -7,8 +7,10 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 import urllib.request
 
 import pytest
@@ -48,7 +50,13 @@ def kubernetes():
 
 
 def test_the_statefulset_has_stable_names_probes_limits_and_a_decommissioning_prestop(kubernetes):
-    assert {"StatefulSet", "Service", "PodDisruptionBudget", "Secret", "Certificate", "Issuer"} <= kubernetes.keys()
+    assert {"Namespace", "StatefulSet", "Service", "PodDisruptionBudget", "Secret", "Certificate", "Issuer"} <= kubernetes.keys()
+    # One namespace, the one the certificate's names assume.
+    (namespace,) = kubernetes["Namespace"]
+    for kind, objects in kubernetes.items():
+        for obj in objects:
+            if kind != "Namespace":
+                assert obj["metadata"].get("namespace") == namespace["metadata"]["name"], (kind, obj["metadata"])
     (statefulset,) = kubernetes["StatefulSet"]
     headless = [s for s in kubernetes["Service"] if s["spec"].get("clusterIP") == "None"]
     assert len(headless) == 1 and statefulset["spec"]["serviceName"] == headless[0]["metadata"]["name"]
@@ -64,6 +72,7 @@ def test_the_statefulset_has_stable_names_probes_limits_and_a_decommissioning_pr
     assert {"cpu", "memory"} <= limits.keys() and {"cpu", "memory"} <= container["resources"]["requests"].keys()
     pre_stop = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
     assert "decommission" in pre_stop and "$POD_NAME" in pre_stop
+    assert '*-0) exit 0' in pre_stop, "the founding pod never decommissions (it would found a new cluster)"
     grace = statefulset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= 9 * 60, "room for the decommission's --wait"
     env = {item["name"]: item.get("value") for item in container["env"]}
@@ -77,6 +86,9 @@ def test_the_statefulset_has_stable_names_probes_limits_and_a_decommissioning_pr
     mounts = [mount["mountPath"] for mount in container["volumeMounts"]]
     for name in ["AEROCACHE_TLS_CERT", "AEROCACHE_TLS_KEY", "AEROCACHE_TLS_CA", "AEROCACHE_AUTH_TOKEN_FILE", "AEROCACHE_TOKEN_FILE"]:
         assert any(env[name].startswith(path + "/") for path in mounts), name
+    # Keys and tokens are not world-readable.
+    for volume in statefulset["spec"]["template"]["spec"]["volumes"]:
+        assert volume["secret"]["defaultMode"] & 0o007 == 0, volume
     (budget,) = kubernetes["PodDisruptionBudget"]
     assert budget["spec"]["maxUnavailable"] == 1 and budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
@@ -169,8 +181,26 @@ def test_the_certificate_script_makes_what_a_tls_node_serves_with():
         node = Node(NODE, "--tls-cert", f"{files}/node.pem", "--tls-key", f"{files}/node.key",
                     "--tls-ca", f"{directory}/ca.pem")
         try:
-            result = subprocess.run([CTL, "--endpoints", node.address, "--tls-ca", f"{directory}/ca.pem", "health"],
-                                    capture_output=True, text=True, timeout=30)
-            assert (result.returncode, result.stdout.strip()) == (0, "SERVING"), result.stderr
+            # With a CA and no seeds it waits 3 s for members that may know it, then founds.
+            def health():
+                result = subprocess.run([CTL, "--endpoints", node.address, "--tls-ca", f"{directory}/ca.pem", "health"],
+                                        capture_output=True, text=True, timeout=30)
+                assert result.returncode in (0, 1), result.stderr
+                return result.stdout.strip() == "SERVING"
+            wait_for(health, 20, "the TLS node serving")
         finally:
             assert node.stop() == 0
+
+
+def test_systemctl_reload_never_stops_a_node():
+    # ExecReload sends SIGHUP, whose default action ends a process: a node with nothing to
+    # read again keeps serving.
+    node = Node(NODE, "--log-level", "notice")
+    try:
+        for _ in range(3):
+            node.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)  # a signal's default action is immediate; half a second is ample
+        result = subprocess.run([CTL, "--endpoints", node.address, "health"], capture_output=True, text=True, timeout=30)
+        assert node.alive() and result.returncode == 0, result.stderr
+    finally:
+        assert node.stop() == 0

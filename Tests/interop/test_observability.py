@@ -50,11 +50,17 @@ def test_every_metric_of_the_contract_is_served(cluster):
              if line and not line.startswith("#")}
     missing = [name for name in CONTRACT_METRICS if name not in names]
     assert not missing, f"not served: {missing}"
+    # Latency buckets fine enough for calls of tens of microseconds (the default starts at 5 ms).
+    assert re.search(r'aerocache_request_duration_seconds_bucket\{le="0\.0001"\}', scrape(cluster, 0))
 
 
 def test_answers_are_counted_by_op_and_status(cluster):
     stub = cluster.stub(1)
-    before_ok = cluster.metric(1, "aerocache_responses_total", {"op": "get", "code": "OK"})
+
+    def gets_answered():
+        return sum(cluster.metric(i, "aerocache_responses_total", {"op": op, "code": "OK"})
+                   for i in range(3) for op in ("get", "batch_get"))
+    before_ok = gets_answered()
     before_bad = cluster.metric(1, "aerocache_responses_total", {"op": "set", "code": "INVALID_ARGUMENT"})
     for index in range(10):
         stub.Get(cache_pb2.GetRequest(key=f"obs:get:{index}", consistency=cache_pb2.CONSISTENCY_ONE), timeout=5)
@@ -62,9 +68,8 @@ def test_answers_are_counted_by_op_and_status(cluster):
         with pytest.raises(grpc.RpcError) as error:
             stub.Set(cache_pb2.SetRequest(key="", value=b"v"), timeout=5)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    # Gets at `one` run where they arrive only on a replica; the others are forwarded and
-    # answered there as well: at least the ones answered here.
-    assert cluster.metric(1, "aerocache_responses_total", {"op": "get", "code": "OK"}) - before_ok >= 1
+    # A Get that node-1 forwards to the key's replica is counted once, where it arrived.
+    assert gets_answered() - before_ok == 10
     assert cluster.metric(1, "aerocache_responses_total", {"op": "set", "code": "INVALID_ARGUMENT"}) - before_bad == 3
 
 
@@ -86,7 +91,6 @@ def test_logs_are_json_with_one_line_per_membership_change(cluster):
             assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line["time"]), line
     def node_1_lines():
         return [line for line in json_lines(cluster, 0) if line.get("member") == "node-1"]
-    node_1_before = node_1_lines()
     before = cluster.metric(0, "aerocache_membership_changes_total", {"state": "down"})
     cluster.kill(2)
     try:
@@ -101,5 +105,6 @@ def test_logs_are_json_with_one_line_per_membership_change(cluster):
         cluster.wait_converged()
     wait_for(lambda: any(line.get("member") == "node-2" and line.get("state") == "up" and line.get("was") != "unknown"
                          for line in json_lines(cluster, 0)), 30, "node-0 logs node-2 up again")
-    # node-1 stayed up throughout: node-0 logged nothing more about it.
-    assert node_1_lines() == node_1_before
+    # node-1's lines each say something new: never the state it was already in.
+    states = [line["state"] for line in node_1_lines()]
+    assert all(a != b for a, b in zip(states, states[1:])), states

@@ -20,6 +20,9 @@ public struct ClusterConfiguration: Sendable {
     public var peerTimeout: Duration = .seconds(2)
     /// The secret every peer call carries; nil: this node takes no peer calls (and cannot join one).
     public var credential: PeerCredential?
+    /// Members prove who they are with certificates (mutual TLS, `--tls-ca`), with or without
+    /// a secret: like a secret, it lets peers reach a node started without seeds.
+    public var membersUseCertificates = false
     /// Records (and member records) stamped further ahead of this node's clock are refused,
     /// and a node whose clock is this far from most of its peers' coordinates no writes.
     public var maxClockSkewMillis: Int64 = 2_000

@@ -57,9 +57,10 @@ public final class ClusterShell: Sendable {
         settings.tokensPerNode = UInt32(configuration.tokensPerNode)
         self.settings = settings
         // A joiner gets its tokens from a seed. A node without seeds takes its own: at once
-        // when it stands alone (no secret: no peer can reach it), else after ``foundingWindow``
-        // (``foundOrRejoin()``), unless the others reach it first and it was their member.
-        let founding = configuration.seeds.isEmpty && configuration.credential != nil
+        // when it stands alone (no secret and no mutual TLS: no peer can reach it), else after
+        // ``foundingWindow`` (``foundOrRejoin()``), unless the others reach it first and it was
+        // their member.
+        let founding = configuration.seeds.isEmpty && (configuration.credential != nil || configuration.membersUseCertificates)
         let tokens = configuration.seeds.isEmpty && !founding
             ? TokenAllocator.tokens(for: selfID, joining: [], count: configuration.tokensPerNode) : []
         let me = Membership.Record(id: selfID, address: address, zone: configuration.zone, tokens: tokens,

@@ -29,7 +29,8 @@ final class NodeMetrics: Sendable {
     /// Calls per Cache operation, indexed by ``Operation/rawValue`` (no string hashing per call).
     private let requests: [CoreMetrics.Counter]
     let forwarded: CoreMetrics.Counter
-    let duration: CoreMetrics.Timer
+    /// Latency of Cache calls (one histogram, as the contract names it).
+    private let duration: CoreMetrics.Timer
     let keys: CoreMetrics.Gauge
     let memory: CoreMetrics.Gauge
     let evictions: CoreMetrics.Counter
@@ -106,6 +107,11 @@ final class NodeMetrics: Sendable {
     private let hintsDroppedReported = TotalCursor()
 
     func request(_ op: Operation) { requests[op.rawValue].increment() }
+
+    /// Records how long a call of `op` took, from its start (monotonic nanoseconds).
+    func took(_ op: Operation, since start: UInt64) {
+        duration.recordNanoseconds(Int64(NodeRuntime.monotonicNanoseconds() &- start))
+    }
 
     /// Counts one anti-entropy round with one peer.
     func antiEntropyRound(repairedKeys: Int, bytes: Int) {

@@ -155,14 +155,16 @@ struct ServerCallMachine {
         } else if let credential = rules.credential, name.equals(PeerCredential.headerName) {
             isPeer = credential.admits(value)
         } else if let tokens = rules.tokens, name.equals("authorization") {
-            token = tokens.role(ofAuthorization: value).map { .valid($0) } ?? .invalid
+            // Two headers are refused, not resolved: which one counts is not the caller's choice.
+            token = token == .missing ? tokens.role(ofAuthorization: value).map { .valid($0) } ?? .invalid : .invalid
         }
     }
 
     /// The request's headers are complete (`now`: the monotonic clock): refused at once if
     /// the call cannot be served, in the order gRPC checks (method, content type, timeout,
-    /// encoding, path).
-    mutating func headersEnded(endStream: Bool, now: @autoclosure () -> UInt64) -> HeadersAction {
+    /// encoding, path), then when the caller may not call the method (before its body is
+    /// taken). `memberConnection`: the connection proved it is a cluster member's (mutual TLS).
+    mutating func headersEnded(endStream: Bool, now: @autoclosure () -> UInt64, memberConnection: Bool = false) -> HeadersAction {
         guard phase == .receivingHeaders else { return .ignore }
         phase = .receivingMessage
         let refusal: Refusal? =
@@ -174,10 +176,11 @@ struct ServerCallMachine {
                 Refusal(httpStatus: 200, error: RPCError(.internalError, "malformed grpc-timeout header"))
             } else if let unsupportedEncoding {
                 Refusal(httpStatus: 200, error: RPCError(.unimplemented, "grpc-encoding \(unsupportedEncoding) is not supported; use identity"))
-            } else if method == nil {
-                Refusal(httpStatus: 200, error: RPCError(.unimplemented, "unknown method \(unknownPath ?? "")"))
+            } else if let method {
+                method.permission.refusal(path: method.path, context(memberConnection: memberConnection))
+                    .map { Refusal(httpStatus: 200, error: $0) }
             } else {
-                nil
+                Refusal(httpStatus: 200, error: RPCError(.unimplemented, "unknown method \(unknownPath ?? "")"))
             }
         if let refusal {
             phase = .responding
@@ -188,6 +191,11 @@ struct ServerCallMachine {
             return .receive(watchDeadline: !endStream)
         }
         return .receive(watchDeadline: false)
+    }
+
+    /// What the method is told about the call.
+    func context(memberConnection: Bool) -> ServerCallContext {
+        ServerCallContext(deadline: deadline, isPeer: isPeer || memberConnection, token: token)
     }
 
     /// A chunk of the request body.

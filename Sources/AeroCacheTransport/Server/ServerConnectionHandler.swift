@@ -429,7 +429,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
         let stream = receivingHeaders?.id == streamID ? receivingHeaders : streams[streamID]
         receivingHeaders = nil
         guard let stream else { return }
-        switch stream.call.headersEnded(endStream: endStream, now: Self.now()) {
+        switch stream.call.headersEnded(endStream: endStream, now: Self.now(), memberConnection: connectionIsMember) {
         case .receive(let watchDeadline):
             if watchDeadline, let context { armDeadline(stream, on: context.eventLoop) }
         case .refuse(let refusal):
@@ -518,9 +518,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, Nghttp2SessionDelega
 
     /// Hands a complete request to its method.
     private func run(_ stream: ServerStream, method: ServerMethod, request: [UInt8]) {
-        let callContext = ServerCallContext(deadline: stream.call.deadline,
-                                            isPeer: stream.call.isPeer || connectionIsMember,
-                                            token: stream.call.token)
+        let callContext = stream.call.context(memberConnection: connectionIsMember)
         do {
             switch try method.body(request, callContext) {
             case .now(let response): respond(stream, .success(response))
