@@ -293,6 +293,38 @@ def test_the_token_file_is_reloaded_on_sighup(cluster):
     assert cluster.serving(0)
 
 
+def test_a_changed_token_file_is_read_again_without_a_signal(cluster):
+    # As a Kubernetes Secret volume changes it: a new file renamed over the old one.
+    added = "n" * 8 + "-noticed-token-001"
+    with cluster.channel(2) as channel:
+        cache = cache_pb2_grpc.CacheStub(channel)
+        request = cache_pb2.GetRequest(key="tls:role")
+        assert code_of(lambda: cache.Get(request, timeout=5, metadata=bearer(added))) == grpc.StatusCode.UNAUTHENTICATED
+        try:
+            write_tokens(cluster.tokens_file + ".new", {**TOKENS, "read": added})
+            os.rename(cluster.tokens_file + ".new", cluster.tokens_file)
+
+            def accepted():
+                try:
+                    cache.Get(request, timeout=5, metadata=bearer(added))
+                    return True
+                except grpc.RpcError:
+                    return False
+            wait_for(accepted, 30, "node-2 taking the token added to its file")
+        finally:
+            write_tokens(cluster.tokens_file + ".new", TOKENS)
+            os.rename(cluster.tokens_file + ".new", cluster.tokens_file)
+    wait_for(lambda: cluster.log(2).count("token file reloaded") >= 2, 30, "the first tokens back")
+
+
+def test_a_connection_that_never_finishes_its_handshake_is_closed(cluster):
+    with socket.create_connection(("127.0.0.1", cluster.ports[1]), timeout=20) as raw:
+        started = time.monotonic()
+        assert raw.recv(1) == b"", "closed, nothing sent"
+        assert 8 < time.monotonic() - started < 19
+    assert cluster.serving(1)
+
+
 def served_certificate(cluster, index):
     """The DER certificate node `index` presents to a new TLS connection."""
     context = ssl.create_default_context(cafile=cluster.path("ca.pem"))
