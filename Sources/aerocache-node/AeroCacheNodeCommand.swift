@@ -84,6 +84,9 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
     @Option(help: "File of `TOKEN ROLE` lines (roles: read, write, admin): every call must then carry `authorization: Bearer TOKEN`. Reloaded on SIGHUP.")
     var authTokenFile: String = environment("auth-token-file") ?? ""
 
+    @Option(help: "Without seeds, with a secret or mutual TLS: how long to wait for the members' gossip before founding a cluster (a restarted founder is found again in that time; 3s, 15s, ...).")
+    var foundingWindow: String = environment("founding-window") ?? "3s"
+
     @Option(help: "Records stamped further ahead of this node's clock are refused (500ms, 2s, ...).")
     var maxClockSkew: String = environment("max-clock-skew") ?? "2s"
 
@@ -180,6 +183,7 @@ struct AeroCacheNodeCommand: AsyncParsableCommand {
             configuration.storage.maxMemoryBytes = try ByteSize.parse(maxMemory)
             configuration.storage.evictionPolicy = EvictionPolicy(rawValue: evictionPolicy) ?? .sampledLRU
             configuration.cluster.maxClockSkewMillis = try DurationText.milliseconds(maxClockSkew)
+            configuration.cluster.foundingWindow = .milliseconds(try DurationText.milliseconds(foundingWindow))
             configuration.storage.tombstoneGraceMillis = try DurationText.milliseconds(tombstoneGrace)
             configuration.cluster.antiEntropyInterval = .milliseconds(try DurationText.milliseconds(antiEntropyInterval))
             configuration.cluster.antiEntropyBytesPerSecond = try ByteSize.parse(antiEntropyRate)

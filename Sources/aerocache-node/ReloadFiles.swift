@@ -47,7 +47,7 @@ struct ReloadFiles: Service, CustomStringConvertible {
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {
                         if watched.isEmpty { logger.notice("SIGHUP: no token file and no TLS files to read again") }
-                        reload(because: "SIGHUP")
+                        _ = reload(because: "SIGHUP")
                     }
                 }
                 guard !watched.isEmpty else { return }
@@ -56,23 +56,24 @@ struct ReloadFiles: Service, CustomStringConvertible {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: Self.pollInterval)
                         let now = Self.fingerprint(of: watched)
-                        if now != seen {
-                            seen = now
-                            reload(because: "a file changed")
-                        }
+                        // A reload that failed (a file caught half-written) is tried again.
+                        if now != seen && reload(because: "a file changed") { seen = now }
                     }
                 }
             }
         }
     }
 
-    private func reload(because reason: String) {
+    /// Reads every file again; whether all of them loaded.
+    private func reload(because reason: String) -> Bool {
+        var loaded = true
         if let (path, registry) = tokens {
             do {
                 let fresh = try Self.load(path)
                 registry.replace(with: fresh)
                 logger.notice("token file reloaded", metadata: ["file": "\(path)", "tokens": "\(fresh.count)", "why": "\(reason)"])
             } catch {
+                loaded = false
                 logger.error("token file not reloaded; the tokens stay as they were", metadata: ["reason": "\(error)"])
             }
         }
@@ -81,9 +82,11 @@ struct ReloadFiles: Service, CustomStringConvertible {
                 try item.reload()
                 logger.notice("TLS files reloaded", metadata: ["use": "\(item.use)", "why": "\(reason)"])
             } catch {
+                loaded = false
                 logger.error("TLS files not reloaded; the certificate in use stays", metadata: ["use": "\(item.use)", "reason": "\(error)"])
             }
         }
+        return loaded
     }
 
     /// What identifies each file's content on disk (following symbolic links, as a

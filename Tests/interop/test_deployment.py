@@ -88,7 +88,7 @@ def test_the_statefulset_has_stable_names_probes_limits_and_a_decommissioning_pr
         assert any(env[name].startswith(path + "/") for path in mounts), name
     # Keys and tokens are not world-readable.
     for volume in statefulset["spec"]["template"]["spec"]["volumes"]:
-        assert volume["secret"]["defaultMode"] & 0o007 == 0, volume
+        assert volume["secret"]["defaultMode"] == 0o440, volume
     (budget,) = kubernetes["PodDisruptionBudget"]
     assert budget["spec"]["maxUnavailable"] == 1 and budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 

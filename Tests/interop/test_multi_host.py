@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from cluster import wait_or_kill
-from test_partition import can_make_namespaces, ip
+from netns import attach, can_make_namespaces, make_hub
 
 pytestmark = pytest.mark.skipif(not can_make_namespaces(), reason="needs root and network namespaces (ip netns)")
 
@@ -44,18 +44,9 @@ class Machines:
         return f"{self.host(index)}:{PORT}"
 
     def build(self):
-        ip("netns", "add", self.hub)
-        ip("link", "add", "br0", "type", "bridge", namespace=self.hub)
-        ip("link", "set", "br0", "up", namespace=self.hub)
+        make_hub(self.hub, ("br0",))
         for index, namespace in enumerate(self.namespaces):
-            ip("netns", "add", namespace)
-            ip("link", "set", "lo", "up", namespace=namespace)
-            ip("link", "add", self.ports[index], "type", "veth", "peer", "name", "eth0", "netns", namespace,
-               namespace=self.hub)
-            ip("link", "set", self.ports[index], "master", "br0", namespace=self.hub)
-            ip("link", "set", self.ports[index], "up", namespace=self.hub)
-            ip("addr", "add", f"{self.host(index)}/24", "dev", "eth0", namespace=namespace)
-            ip("link", "set", "eth0", "up", namespace=namespace)
+            attach(self.hub, "br0", namespace, self.ports[index], f"{self.host(index)}/24")
         subprocess.run([CERTIFICATES, self.dir, *[self.host(i) for i in range(MACHINES)]], check=True, capture_output=True)
         with open(os.path.join(self.dir, "tokens"), "w") as f:
             f.writelines(f"{token} {role}\n" for role, token in TOKENS.items())

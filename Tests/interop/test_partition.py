@@ -14,24 +14,10 @@ import uuid
 import pytest
 
 from cluster import make_secret_file, wait_or_kill
+from netns import attach, can_make_namespaces, ip, make_hub
 
 NODES = 4
 PORT = 7400
-
-
-def ip(*args, namespace=None):
-    command = (["ip", "netns", "exec", namespace] if namespace else []) + ["ip", *args]
-    subprocess.run(command, check=True, capture_output=True, timeout=10)
-
-
-def can_make_namespaces():
-    if os.geteuid() != 0:
-        return False
-    probe = f"ac-probe-{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
-    if made:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return made
 
 
 pytestmark = pytest.mark.skipif(not can_make_namespaces(), reason="needs root and network namespaces (ip netns)")
@@ -52,20 +38,9 @@ class NamespacedCluster:
         return f"10.99.0.{index + 1}:{PORT}"
 
     def build_network(self):
-        ip("netns", "add", self.hub)
-        ip("link", "set", "lo", "up", namespace=self.hub)
-        for bridge in ("bra", "brb"):
-            ip("link", "add", bridge, "type", "bridge", namespace=self.hub)
-            ip("link", "set", bridge, "up", namespace=self.hub)
+        make_hub(self.hub, ("bra", "brb"))
         for index, namespace in enumerate(self.namespaces):
-            ip("netns", "add", namespace)
-            ip("link", "set", "lo", "up", namespace=namespace)
-            ip("link", "add", self.ports[index], "type", "veth", "peer", "name", "eth0", "netns", namespace,
-               namespace=self.hub)
-            ip("link", "set", self.ports[index], "master", "bra", namespace=self.hub)
-            ip("link", "set", self.ports[index], "up", namespace=self.hub)
-            ip("addr", "add", f"10.99.0.{index + 1}/24", "dev", "eth0", namespace=namespace)
-            ip("link", "set", "eth0", "up", namespace=namespace)
+            attach(self.hub, "bra", namespace, self.ports[index], f"10.99.0.{index + 1}/24")
 
     def start(self, index):
         seeds = [] if index == 0 else ["--seeds", self.address(0)]

@@ -24,7 +24,7 @@ def bench(cluster, tmp_path, *args, name="run"):
 
 
 def served(cluster, index):
-    """Cache calls node `index` received (from clients or forwarded by peers)."""
+    """Cache calls that arrived at node `index` from clients (a call a peer forwarded counts where it arrived)."""
     return cluster.metric(index, "aerocache_requests_total")
 
 

@@ -23,6 +23,11 @@ public struct ClusterConfiguration: Sendable {
     /// Members prove who they are with certificates (mutual TLS, `--tls-ca`), with or without
     /// a secret: like a secret, it lets peers reach a node started without seeds.
     public var membersUseCertificates = false
+    /// How long a node started without seeds, with a secret or mutual TLS, waits for the
+    /// others' gossip before it founds a cluster: members gossip to each member they see down
+    /// every second. Longer where a restarted node's address takes a while to resolve again
+    /// (a Kubernetes pod's DNS name).
+    public var foundingWindow = Duration.seconds(3)
     /// Records (and member records) stamped further ahead of this node's clock are refused,
     /// and a node whose clock is this far from most of its peers' coordinates no writes.
     public var maxClockSkewMillis: Int64 = 2_000

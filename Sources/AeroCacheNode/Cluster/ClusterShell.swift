@@ -58,7 +58,7 @@ public final class ClusterShell: Sendable {
         self.settings = settings
         // A joiner gets its tokens from a seed. A node without seeds takes its own: at once
         // when it stands alone (no secret and no mutual TLS: no peer can reach it), else after
-        // ``foundingWindow`` (``foundOrRejoin()``), unless the others reach it first and it was
+        // ``ClusterConfiguration/foundingWindow`` (``foundOrRejoin()``), unless the others reach it first and it was
         // their member.
         let founding = configuration.seeds.isEmpty && (configuration.credential != nil || configuration.membersUseCertificates)
         let tokens = configuration.seeds.isEmpty && !founding
@@ -240,16 +240,12 @@ public final class ClusterShell: Sendable {
         if let reason = stopReason.withLock({ $0 }) { throw JoinRefused(message: reason) }
     }
 
-    /// How long a node started without seeds, with a secret, waits for the others' gossip
-    /// before it founds a cluster: members gossip to each member they see down every second.
-    static let foundingWindow = Duration.seconds(3)
-
-    /// Founds a cluster, unless gossip shows within ``foundingWindow`` that this node is a member
+    /// Founds a cluster, unless gossip shows within ``ClusterConfiguration/foundingWindow`` that this node is a member
     /// restarted without seeds (``Membership/Instance/Directive/restartedWithoutSeeds``): then it
     /// has taken its tokens back and refills. Until then it has no tokens: it answers nothing,
     /// takes no write and admits no joiner.
     private func foundOrRejoin() async {
-        let deadline = NodeRuntime.now() + Self.foundingWindow
+        let deadline = NodeRuntime.now() + configuration.foundingWindow
         while membership.withLock({ $0.me.tokens.isEmpty }) && NodeRuntime.now() < deadline && !Task.isCancelled {
             try? await NodeRuntime.sleep(for: .milliseconds(50))
         }
@@ -262,7 +258,7 @@ public final class ClusterShell: Sendable {
         }
         if let founded {
             publish(founded)
-            logger.info("founded a cluster (no member reached it within \(Self.foundingWindow))")
+            logger.info("founded a cluster (no member reached it within \(configuration.foundingWindow))")
         }
     }
 

@@ -156,8 +156,8 @@ public final class GRPCServer: Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         if let tls = self.configuration.tls {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
-                            try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline())
                         }
+                        try channel.pipeline.syncOperations.addHandler(FirstBytesDeadline())
                         try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(
                             router: self.router, settings: settings, jobs: self.jobs(on: channel.eventLoop), logger: self.logger))
                     }

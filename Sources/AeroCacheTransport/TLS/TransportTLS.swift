@@ -4,23 +4,20 @@ import Synchronization
 /// TLS a server serves with, from PEM files. HTTP/2 is agreed by ALPN (`h2`), as gRPC requires.
 /// ``reload()`` reads the files again: connections made after it use the new certificate.
 public final class ServerTLS: Sendable {
-    private let current: Mutex<NIOSSLContext>
-    private let load: @Sendable () throws(TLSFileError) -> NIOSSLContext
+    private let files: FileBackedContext
 
-    var context: NIOSSLContext { current.withLock { $0 } }
+    var context: NIOSSLContext { files.context }
 
     /// Reads the files again; on an error the TLS in use stays as it was.
-    public func reload() throws(TLSFileError) {
-        let fresh = try load()
-        current.withLock { $0 = fresh }
-    }
+    public func reload() throws(TLSFileError) { try files.reload() }
 
     /// The server's certificate chain and key. With `clientCA`, a client may present a
     /// certificate, which must then verify against it: mutual TLS, how cluster members prove
     /// who they are. Clients without one are served as before (they present tokens).
     public init(certificateFile: String, keyFile: String, clientCA: String?) throws(TLSFileError) {
-        load = { () throws(TLSFileError) in try Self.context(certificateFile: certificateFile, keyFile: keyFile, clientCA: clientCA) }
-        current = Mutex(try load())
+        files = try FileBackedContext { () throws(TLSFileError) in
+            try Self.context(certificateFile: certificateFile, keyFile: keyFile, clientCA: clientCA)
+        }
     }
 
     private static func context(certificateFile: String, keyFile: String, clientCA: String?) throws(TLSFileError) -> NIOSSLContext {
@@ -42,23 +39,20 @@ public final class ServerTLS: Sendable {
 /// TLS a client connects with, from PEM files. ``reload()`` reads the files again: connections
 /// made after it (reconnections included) use them.
 public final class ClientTLS: Sendable {
-    private let current: Mutex<NIOSSLContext>
-    private let load: @Sendable () throws(TLSFileError) -> NIOSSLContext
+    private let files: FileBackedContext
 
-    var context: NIOSSLContext { current.withLock { $0 } }
+    var context: NIOSSLContext { files.context }
 
     /// Reads the files again; on an error the TLS in use stays as it was.
-    public func reload() throws(TLSFileError) {
-        let fresh = try load()
-        current.withLock { $0 = fresh }
-    }
+    public func reload() throws(TLSFileError) { try files.reload() }
 
     /// The server's certificate must verify against `trustedCA` (the system's roots when nil)
     /// and name the host dialled (an IP address in its subject alternative names when an
     /// address is dialled). With a certificate and key, the client presents them (mutual TLS).
     public init(trustedCA: String?, certificateFile: String? = nil, keyFile: String? = nil) throws(TLSFileError) {
-        load = { () throws(TLSFileError) in try Self.context(trustedCA: trustedCA, certificateFile: certificateFile, keyFile: keyFile) }
-        current = Mutex(try load())
+        files = try FileBackedContext { () throws(TLSFileError) in
+            try Self.context(trustedCA: trustedCA, certificateFile: certificateFile, keyFile: keyFile)
+        }
     }
 
     private static func context(trustedCA: String?, certificateFile: String?, keyFile: String?) throws(TLSFileError) -> NIOSSLContext {
@@ -82,6 +76,24 @@ public final class ClientTLS: Sendable {
     static func serverHostname(_ host: String) -> String? {
         let isAddress = host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
         return isAddress ? nil : host
+    }
+}
+
+/// A TLS context made from files, and made again from them on ``reload()``.
+private final class FileBackedContext: Sendable {
+    private let current: Mutex<NIOSSLContext>
+    private let load: @Sendable () throws(TLSFileError) -> NIOSSLContext
+
+    init(load: @escaping @Sendable () throws(TLSFileError) -> NIOSSLContext) throws(TLSFileError) {
+        self.load = load
+        current = Mutex(try load())
+    }
+
+    var context: NIOSSLContext { current.withLock { $0 } }
+
+    func reload() throws(TLSFileError) {
+        let fresh = try load()
+        current.withLock { $0 = fresh }
     }
 }
 
