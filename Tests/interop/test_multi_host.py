@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from cluster import wait_or_kill
+from cluster import wait_for, wait_or_kill
 from netns import attach, can_make_namespaces, make_hub
 
 pytestmark = pytest.mark.skipif(not can_make_namespaces(), reason="needs root and network namespaces (ip netns)")
@@ -90,13 +90,11 @@ class Machines:
         return len(nodes) == count and all(node["state"] == "up" for node in nodes.values())
 
     def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"{what}: not within {timeout}s; logs: " +
-                             " | ".join(self.log(i)[-600:] for i in self.processes))
+        """cluster.wait_for, with the tail of every node's log when it fails."""
+        try:
+            wait_for(predicate, timeout, what, interval=0.3)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; logs: " + " | ".join(self.log(i)[-600:] for i in self.processes)) from None
 
     def log(self, index):
         self.logs[index].seek(0)
