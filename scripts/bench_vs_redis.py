@@ -128,7 +128,8 @@ class Redis:
 
 
 def aerocache(bin_dir, cluster, op, seconds, concurrency=CONCURRENCY, prefill=False):
-    """aerocache-bench through the client: (ops/s, p50 µs, p99 µs, CPU µs per op: bench + nodes, of which the bench's)."""
+    """aerocache-bench through the client: (ops/s, p50 µs, p99 µs, CPU µs per op: bench + nodes; the bench's own during
+    the run; the nodes')."""
     report = os.path.join(WORK, "aero.json")
     args = [f"{bin_dir}/aerocache-bench", "--endpoints", cluster.endpoints, "--keys", str(KEYS),
             "--value-size", str(VALUE), "--concurrency", str(concurrency), "--mix", f"{op}=100",
@@ -139,7 +140,8 @@ def aerocache(bin_dir, cluster, op, seconds, concurrency=CONCURRENCY, prefill=Fa
         args += ["--prefill", "--duration", "0"]
     before, nodes_before = children_cpu(), cpu_seconds(cluster.pids)
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    cpu = children_cpu() - before + cpu_seconds(cluster.pids) - nodes_before
+    nodes = cpu_seconds(cluster.pids) - nodes_before
+    cpu = children_cpu() - before + nodes
     if prefill:
         return None
     with open(report) as f:
@@ -150,7 +152,7 @@ def aerocache(bin_dir, cluster, op, seconds, concurrency=CONCURRENCY, prefill=Fa
         sys.exit(f"aerocache-bench get: hit ratio {document['hit_ratio']}")
     total_ops = document["operations"] / document["config"]["duration_s"] * (document["config"]["duration_s"] + 1)
     return (document["ops_per_sec"], document["latency_us"]["p50"], document["latency_us"]["p99"], cpu / total_ops * 1e6,
-            document["bench_cpu_us_per_op"])
+            document["bench_cpu_us_per_op"], nodes / total_ops * 1e6)
 
 
 def redis(server, op, seconds, rate_hint, clients=CONCURRENCY):
@@ -267,7 +269,7 @@ def main():
         print(f"| {name} | {med(a[0] for a in aero):,.0f} | {med(r[0] for r in red):,.0f} | {ratio:.2f}x | {target} "
               f"| {med(a[1] for a in aero):.0f} / {med(a[2] for a in aero):.0f} | {med(r[1] for r in red):.0f} / "
               f"{med(r[2] for r in red):.0f} | {med(a[3] for a in aero):.1f} ({med(a[4] for a in aero):.1f} + "
-              f"{med(a[3] - a[4] for a in aero):.1f}) / {med(r[3] for r in red):.1f} |")
+              f"{med(a[5] for a in aero):.1f}) / {med(r[3] for r in red):.1f} |")
     single_rps = med(x[0] for x in h2["single"])
     print("\nclients that do not route (h2load, 50 streams on one connection, Get of one key):")
     for name, label in (("held", "a key it holds"), ("forwarded", "a key it must forward")):
